@@ -1,0 +1,63 @@
+"""The runtime's exception hierarchy.
+
+Every error a caller of :func:`taskpack.run_task` can see because of the task
+*system* (as opposed to an exception raised by the task's own code, which
+propagates unchanged) is a :class:`TaskError`. Each one carries the HTTP
+status the task API answers with, so the HTTP core, the CLI and the platform
+entry points map errors the same way.
+"""
+
+from __future__ import annotations
+
+
+class TaskError(Exception):
+    """Base class: a task could not be run as asked.
+
+    ``status_code`` is the HTTP status the task API answers with and
+    ``message`` the text it shows; both are plain data so a handler can
+    render the error without knowing its class.
+    """
+
+    status_code: int = 500
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class TaskNotFoundError(TaskError):
+    """No task of that name is registered (HTTP 404)."""
+
+    status_code = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Task `{name}` is not available!")
+        self.name = name
+
+
+class TaskNotImplementedError(TaskError):
+    """The task is listed (e.g. in config) but has no handler (HTTP 501)."""
+
+    status_code = 501
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Task `{name}` is not implemented!")
+        self.name = name
+
+
+class TaskLoadError(TaskError):
+    """The task's handler could not be imported or does not define one task.
+
+    ``handler`` is the handler location as written in the manifest
+    (``tasks/db/migrate.py`` or ``pkg.module:attr``).
+    """
+
+    status_code = 500
+
+    def __init__(self, name: str, handler: str, reason: str) -> None:
+        super().__init__(f"Task `{name}`: cannot load handler {handler}: {reason}")
+        self.name = name
+        self.handler = handler
+        self.reason = reason

@@ -1,0 +1,113 @@
+"""Importing task handlers from a project, without letting the project shadow
+anything.
+
+A handler is written either as a path relative to the project root
+(``tasks/db/migrate.py``) or as ``module:attr``. Path handlers are executed
+under a private module name derived from the path, so a user file called
+``tasks/json.py`` is never importable as ``json``. The project root is
+*appended* to ``sys.path`` (never prepended) so task modules can import the
+project's own helpers while a root ``json.py`` or ``builder.py`` cannot
+shadow the standard library or an installed package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import re
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+
+from .task import Task, as_task
+
+_import_lock = threading.Lock()
+
+
+class HandlerError(Exception):
+    """The handler could not be loaded; ``str()`` says why."""
+
+
+def private_module_name(relpath: str) -> str:
+    """The name a path handler is imported under: stable, unique per path,
+    and never a name a user could import by accident."""
+    stem = re.sub(r"\W", "_", relpath.removesuffix(".py"))
+    digest = hashlib.sha1(relpath.encode()).hexdigest()[:8]
+    return f"_taskpack_task_{stem}_{digest}"
+
+
+def add_root_to_path(root: Path) -> None:
+    """Make the project's own modules importable, after everything else."""
+    entry = str(root)
+    if entry not in sys.path:
+        sys.path.append(entry)
+
+
+def load_handler(root: Path, handler: str) -> Task:
+    """Import ``handler`` and return its task.
+
+    A path handler must define exactly one task at module level; a
+    ``module:attr`` handler names a :class:`Task` or a plain callable.
+    Raises :class:`HandlerError` with a one-line reason otherwise.
+    """
+    add_root_to_path(root)
+    with _import_lock:
+        if ":" in handler and not handler.endswith(".py"):
+            return _load_attr(handler)
+        return _load_path(root, handler)
+
+
+def _load_attr(handler: str) -> Task:
+    module_name, _, attr = handler.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise HandlerError(f"cannot import {module_name}: {exc}") from exc
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise HandlerError(f"module {module_name} has no attribute {attr!r}") from None
+    task = as_task(obj)
+    if task is None:
+        raise HandlerError(f"{handler} is not a task or a callable")
+    return task
+
+
+def _load_path(root: Path, relpath: str) -> Task:
+    name = private_module_name(relpath)
+    module = sys.modules.get(name)
+    if module is None:
+        module = _exec_file(name, root / relpath)
+    return _single_task(module, relpath)
+
+
+def _exec_file(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise HandlerError(f"{path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except FileNotFoundError:
+        del sys.modules[name]
+        raise HandlerError("file not found") from None
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _single_task(module: ModuleType, relpath: str) -> Task:
+    found: dict[int, tuple[str, Task]] = {}
+    for attr, value in vars(module).items():
+        if isinstance(value, Task) and getattr(value.run, "__module__", None) == module.__name__:
+            found.setdefault(id(value), (attr, value))
+    if not found:
+        raise HandlerError(f"{relpath} defines no task (decorate a function with @define_task)")
+    if len(found) > 1:
+        names = ", ".join(sorted(attr for attr, _ in found.values()))
+        raise HandlerError(f"{relpath} defines more than one task ({names}); keep one per file")
+    return next(iter(found.values()))[1]

@@ -1,0 +1,146 @@
+"""The task model: :func:`define_task`, :class:`Task`, and what a run receives."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+TaskFunction = Callable[["TaskEvent"], Any]
+
+
+class TaskContext:
+    """What the platform lends a run besides its payload.
+
+    ``trigger`` says who started the run (``manual``, ``http`` or
+    ``schedule:<cron>``). Platform entry points add their own objects as
+    attributes (Cloudflare: ``env`` and ``ctx``). :meth:`wait_until` keeps the
+    platform alive for background work started by the task: the awaitable is
+    handed to the platform's hook when there is one, else scheduled on the
+    running loop and awaited by whoever drains the registry (the server
+    before shutdown, the CLI before exit).
+    """
+
+    def __init__(
+        self,
+        *,
+        trigger: str = "manual",
+        wait_until: Callable[[Awaitable[Any]], None] | None = None,
+        **extra: Any,
+    ) -> None:
+        self.trigger = trigger
+        self._wait_until = wait_until
+        self.__dict__.update(extra)
+
+    def wait_until(self, awaitable: Awaitable[Any]) -> None:
+        """Let ``awaitable`` finish after the task returns."""
+        if self._wait_until is None:
+            raise RuntimeError("wait_until is only available while a task runs")
+        self._wait_until(awaitable)
+
+    def __repr__(self) -> str:
+        extra = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        return f"TaskContext({extra!r})"
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """The single argument of a task's ``run`` function."""
+
+    name: str
+    payload: dict[str, Any]
+    context: TaskContext = field(default_factory=TaskContext)
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """A task function with its metadata, as returned by :func:`define_task`.
+
+    ``name`` and ``description`` are optional: the name normally comes from
+    the file's path under ``tasks/`` and the description from config or the
+    ``description=`` literal, both read without importing the module.
+    """
+
+    run: TaskFunction
+    name: str | None = None
+    description: str | None = None
+
+    @property
+    def is_async(self) -> bool:
+        """Whether ``run`` returns an awaitable (it then runs on the loop)."""
+        return inspect.iscoroutinefunction(self.run) or inspect.iscoroutinefunction(
+            getattr(self.run, "__call__", None)  # noqa: B004 - callable objects
+        )
+
+    async def invoke(self, event: TaskEvent, *, threads: bool = True) -> Any:
+        """Run once for ``event``: async functions on the loop, sync ones in a
+        worker thread (inline when ``threads`` is false, as under Pyodide)."""
+        if self.is_async:
+            return await self.run(event)
+        if threads:
+            return await asyncio.to_thread(self.run, event)
+        result = self.run(event)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+
+@overload
+def define_task(
+    run: TaskFunction, *, name: str | None = None, description: str | None = None
+) -> Task: ...
+
+
+@overload
+def define_task(
+    run: None = None, *, name: str | None = None, description: str | None = None
+) -> Callable[[TaskFunction], Task]: ...
+
+
+def define_task(
+    run: TaskFunction | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+) -> Task | Callable[[TaskFunction], Task]:
+    """Define a task, as a decorator or as a call.
+
+    ``@define_task`` and ``@define_task(description=...)`` decorate a function
+    taking one :class:`TaskEvent`; ``define_task(run=fn, ...)`` wraps ``fn``.
+    The function may be sync or async. ``TypeError`` if ``run`` is not
+    callable or a metadata argument is not a string.
+    """
+    for key, value in (("name", name), ("description", description)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"define_task: {key} must be a string, got {type(value).__name__}")
+
+    def build(fn: TaskFunction) -> Task:
+        if isinstance(fn, Task):
+            raise TypeError("define_task: the function is already a task")
+        if not callable(fn):
+            raise TypeError(f"define_task: run must be callable, got {type(fn).__name__}")
+        return Task(run=fn, name=name, description=description)
+
+    if run is None:
+        return build
+    return build(run)
+
+
+def as_task(obj: object) -> Task | None:
+    """``obj`` if it is a :class:`Task`; a plain callable wrapped; else ``None``."""
+    if isinstance(obj, Task):
+        return obj
+    if callable(obj):
+        return Task(run=obj)  # type: ignore[arg-type]
+    return None
+
+
+def copy_payload(payload: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A fresh dict for one run, so a task cannot mutate its caller's payload."""
+    if payload is None:
+        return {}
+    if not isinstance(payload, Mapping):
+        raise TypeError(f"payload must be a mapping, got {type(payload).__name__}")
+    return dict(payload)
