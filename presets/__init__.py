@@ -1,0 +1,1 @@
+"""Deploy presets, one module each. Installed as ``taskpack.presets``."""
