@@ -1,0 +1,277 @@
+"""The run history: one record per run, in memory, in SQLite, or nowhere.
+
+Every run a :class:`~taskpack.Registry` executes (manual, HTTP or
+scheduled; a call that joins a running one is not a run of its own) ends
+with one :class:`RunRecord` handed to the registry's :class:`HistoryStore`.
+Three stores implement the same contract:
+
+* :class:`MemoryHistory`: per process, the default where there is no disk
+  worth keeping (Cloudflare, Vercel, library use);
+* :class:`SQLiteHistory`: a SQLite file in WAL mode, safe with several
+  processes writing (the ``server_cluster`` workers), the default for
+  ``taskpack dev`` and the server presets;
+* :class:`NoHistory`: records nothing.
+
+Each keeps at most ``limit`` runs per task, dropping the oldest. The module
+is standard library only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["ok", "error", "timeout", "invalid"]
+OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "timeout", "invalid")
+
+DEFAULT_LIMIT = 1000
+DEFAULT_PATH = ".taskpack/history.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One finished run.
+
+    ``id`` is unique across processes (hex); ``trigger`` is the context's
+    (``manual``, ``http``, ``schedule:<cron>``); ``payload_hash`` the first
+    16 hex digits of the SHA-256 of the payload's canonical JSON, as
+    received (before schema validation); ``started_at``/``finished_at`` are
+    epoch seconds; ``attempts`` is 0 when the payload was rejected;
+    ``outcome`` is ``ok``, ``error``, ``timeout`` (the last attempt timed
+    out) or ``invalid`` (rejected by the payload schema); ``error`` is
+    ``"ExceptionType: message"`` or ``None``.
+    """
+
+    id: str
+    task: str
+    trigger: str
+    payload_hash: str
+    started_at: float
+    finished_at: float
+    duration_ms: float
+    attempts: int
+    outcome: Outcome
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (the HTTP endpoint and ``--json``)."""
+        return asdict(self)
+
+
+class HistoryStore:
+    """The contract every history backend implements.
+
+    * :meth:`record` stores one finished run. It is called once per run,
+      on the event loop, after the run's outcome is known; it must be quick
+      and must not raise for a storage problem (log it instead: losing a
+      history row must never fail a task).
+    * :meth:`runs` returns stored runs, newest first, of one task or of
+      all, at most ``limit`` of them.
+    * :meth:`last_runs` returns each task's newest run.
+    * :meth:`close` releases resources; a closed store may be reopened by
+      using it again.
+
+    A store keeps at most ``limit`` runs per task (``self.limit``), dropping
+    the oldest when it records a new one. Implementations must be safe to
+    call from several threads.
+    """
+
+    limit: int = DEFAULT_LIMIT
+
+    def record(self, run: RunRecord) -> None:
+        raise NotImplementedError
+
+    def runs(self, task: str | None = None, limit: int = 20) -> list[RunRecord]:
+        raise NotImplementedError
+
+    def last_runs(self) -> dict[str, RunRecord]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Nothing to release by default."""
+
+
+class NoHistory(HistoryStore):
+    """Records nothing; every query is empty."""
+
+    def record(self, run: RunRecord) -> None:
+        pass
+
+    def runs(self, task: str | None = None, limit: int = 20) -> list[RunRecord]:
+        return []
+
+    def last_runs(self) -> dict[str, RunRecord]:
+        return {}
+
+
+class MemoryHistory(HistoryStore):
+    """Runs kept in this process's memory, ``limit`` per task."""
+
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        self.limit = _check_limit(limit)
+        self._runs: dict[str, deque[RunRecord]] = {}
+        self._lock = threading.Lock()
+
+    def record(self, run: RunRecord) -> None:
+        with self._lock:
+            runs = self._runs.get(run.task)
+            if runs is None:
+                runs = self._runs[run.task] = deque(maxlen=self.limit)
+            runs.append(run)
+
+    def runs(self, task: str | None = None, limit: int = 20) -> list[RunRecord]:
+        with self._lock:
+            if task is not None:
+                found = list(self._runs.get(task, ()))
+            else:
+                found = [run for runs in self._runs.values() for run in runs]
+        found.sort(key=lambda run: run.finished_at, reverse=True)
+        return found[:limit]
+
+    def last_runs(self) -> dict[str, RunRecord]:
+        with self._lock:
+            return {task: runs[-1] for task, runs in sorted(self._runs.items()) if runs}
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    task TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    payload_hash TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    duration_ms REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_task_seq ON runs (task, seq);
+"""
+
+_COLUMNS = ("id", "task", "trigger", "payload_hash", "started_at", "finished_at",
+            "duration_ms", "attempts", "outcome", "error")
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM runs"
+
+
+class SQLiteHistory(HistoryStore):
+    """Runs in a SQLite file, shared by every process that opens it.
+
+    The file (and its folder) is created on first use; it is put in WAL
+    mode so readers never block writers. Each record is one ``BEGIN
+    IMMEDIATE`` transaction that inserts the run and drops the task's runs
+    beyond ``limit``; writers from other processes wait for the lock (up to
+    ``busy_timeout`` seconds) instead of failing, so concurrent writers lose
+    no rows. The connection is opened lazily and reopened after ``fork``.
+    ``synchronous=NORMAL``: a power cut may lose the last runs, never
+    corrupt the file. Runs are ordered by when they were recorded.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], limit: int = DEFAULT_LIMIT,
+                 *, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.limit = _check_limit(limit)
+        self.busy_timeout = busy_timeout
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                               check_same_thread=False)
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:  # another process is creating it
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    conn.close()
+                    raise
+                time.sleep(0.01)
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def record(self, run: RunRecord) -> None:
+        row = (run.id, run.task, run.trigger, run.payload_hash, run.started_at,
+               run.finished_at, run.duration_ms, run.attempts, run.outcome, run.error)
+        try:
+            with self._lock:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                    conn.execute(
+                        "DELETE FROM runs WHERE task = ?1 AND seq <= (SELECT seq FROM runs "
+                        "WHERE task = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+                        (run.task, self.limit),
+                    )
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            logger.error("history: cannot record run %s of task %s in %s: %s",
+                         run.id, run.task, self.path, exc)
+
+    def runs(self, task: str | None = None, limit: int = 20) -> list[RunRecord]:
+        where, params = ("WHERE task = ?", (task,)) if task is not None else ("", ())
+        with self._lock:
+            rows = self._connection().execute(
+                f"{_SELECT} {where} ORDER BY seq DESC LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [RunRecord(*row) for row in rows]
+
+    def last_runs(self) -> dict[str, RunRecord]:
+        with self._lock:
+            rows = self._connection().execute(
+                f"{_SELECT} WHERE seq IN (SELECT MAX(seq) FROM runs GROUP BY task) ORDER BY task"
+            ).fetchall()
+        return {row[1]: RunRecord(*row) for row in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+
+HistoryKind = Literal["memory", "sqlite", "none"]
+
+
+def open_history(kind: HistoryKind | HistoryStore, root: Path,
+                 path: str = DEFAULT_PATH, limit: int = DEFAULT_LIMIT) -> HistoryStore:
+    """The store for ``kind``: a :class:`HistoryStore` is returned as is;
+    ``"sqlite"`` opens ``path`` (relative paths are under ``root``).
+    ``ValueError`` for an unknown kind."""
+    if isinstance(kind, HistoryStore):
+        return kind
+    if kind == "memory":
+        return MemoryHistory(limit)
+    if kind == "sqlite":
+        return SQLiteHistory(root / path, limit)
+    if kind == "none":
+        return NoHistory()
+    raise ValueError(f"unknown history kind {kind!r} (use 'memory', 'sqlite' or 'none')")
+
+
+def _check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"history limit must be an integer >= 1, got {limit!r}")
+    return limit
