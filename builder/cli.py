@@ -64,8 +64,9 @@ def open_project(root: Path) -> Project:
 
 
 def local_registry(project: Project) -> Registry:
-    """An in-process registry for ``project``, made current for ``run_task``."""
-    registry = Registry.from_manifest(build_manifest(project), project.root)
+    """An in-process registry for ``project``, made current for ``run_task``;
+    its runs go to the project's SQLite run history (``taskpack runs``)."""
+    registry = Registry.from_manifest(build_manifest(project), project.root, history="sqlite")
     set_registry(registry)
     return registry
 
@@ -165,3 +166,8 @@ def echo_result(name: str, result: Any) -> None:
             f"task `{name}` returned a value that is not JSON-serialisable: {exc}"
         ) from None
     click.echo(text)
+
+
+from .runs import runs  # noqa: E402  (commands in their own modules register last)
+
+main.add_command(runs)

@@ -239,7 +239,8 @@ def apply_overrides(label: str, options: TaskOptions, overrides: Mapping[str, An
 
     ``retries = n`` keeps the code's backoff settings and changes only the
     number of attempts; setting ``concurrency`` in config drops a
-    ``max_concurrency`` given in code. ``ValueError`` for an option config
+    ``max_concurrency`` given in code, and ``max_concurrency`` alone means
+    ``concurrency = "parallel"``. ``ValueError`` for an option config
     may not set, ``TypeError``/``ValueError`` for a bad value.
     """
     if not overrides:
@@ -251,6 +252,8 @@ def apply_overrides(label: str, options: TaskOptions, overrides: Mapping[str, An
     merged = dict(options.source)
     if "concurrency" in overrides:
         merged.pop("max_concurrency", None)
+    elif "max_concurrency" in overrides:
+        merged["concurrency"] = "parallel"
     merged.update(overrides)
     code_retries = options.source.get("retries")
     if isinstance(code_retries, RetryPolicy) and "retries" in overrides:
