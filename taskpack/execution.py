@@ -38,8 +38,8 @@ import hashlib
 import inspect
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -83,7 +83,7 @@ class Runner:
     async def _run(self, payload: dict[str, Any], context: Any) -> Any:
         options = self.options
         ctx = self._make_context(context)
-        run_id = uuid.uuid4().hex
+        run_id = os.urandom(16).hex()
         started, clock = time.time(), time.perf_counter()
         attempt = 0
         outcome: Outcome = "error"

@@ -24,9 +24,8 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +36,8 @@ DEFAULT_LIMIT = 1000
 DEFAULT_PATH = ".taskpack/history.sqlite"
 
 
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One finished run.
+class RunRecord(NamedTuple):
+    """One finished run (an immutable named tuple).
 
     ``id`` is unique across processes (hex); ``trigger`` is the context's
     (``manual``, ``http``, ``schedule:<cron>``); ``payload_hash`` the first
@@ -64,7 +62,7 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data (the HTTP endpoint and ``--json``)."""
-        return asdict(self)
+        return self._asdict()
 
 
 class HistoryStore:
