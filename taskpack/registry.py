@@ -39,6 +39,9 @@ from .task import Task, TaskContext, copy_payload
 
 MANIFEST_VERSION = 1
 
+IN_MEMORY = "<in-memory>"
+"""The handler of a task given to :meth:`Registry.of` (never imported)."""
+
 
 @dataclass(frozen=True)
 class TaskEntry:
@@ -121,6 +124,21 @@ class Registry:
         kwargs.setdefault("history_path", history.get("path", DEFAULT_PATH))
         kwargs.setdefault("history_limit", history.get("limit", DEFAULT_LIMIT))
         return cls(root, tasks, schedules, timezone=manifest.get("timezone", "UTC"), **kwargs)
+
+    @classmethod
+    def of(cls, tasks: Mapping[str, Task], root: Path | None = None, **kwargs: Any) -> Registry:
+        """A registry of tasks already in memory (embedding in an app, tests).
+
+        Each task is listed under its key, with its ``description``; nothing
+        is imported. ``kwargs`` are the constructor's (``threads``,
+        ``history``, ...).
+        """
+        entries = {
+            name: TaskEntry(name, IN_MEMORY, task.description or "") for name, task in tasks.items()
+        }
+        registry = cls(root or Path.cwd(), entries, **kwargs)
+        registry._loaded.update(tasks)
+        return registry
 
     def __contains__(self, name: object) -> bool:
         return name in self.entries
