@@ -18,6 +18,7 @@ is standard library only.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sqlite3
@@ -72,8 +73,8 @@ class HistoryStore:
       on the event loop, after the run's outcome is known; it must be quick
       and must not raise for a storage problem (log it instead: losing a
       history row must never fail a task).
-    * :meth:`runs` returns stored runs, newest first, of one task or of
-      all, at most ``limit`` of them.
+    * :meth:`runs` returns stored runs, most recently recorded first, of
+      one task or of all, at most ``limit`` of them.
     * :meth:`last_runs` returns each task's newest run.
     * :meth:`close` releases resources; a closed store may be reopened by
       using it again.
@@ -116,7 +117,8 @@ class MemoryHistory(HistoryStore):
 
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
         self.limit = _check_limit(limit)
-        self._runs: dict[str, deque[RunRecord]] = {}
+        self._runs: dict[str, deque[tuple[int, RunRecord]]] = {}
+        self._seq = itertools.count()
         self._lock = threading.Lock()
 
     def record(self, run: RunRecord) -> None:
@@ -124,20 +126,20 @@ class MemoryHistory(HistoryStore):
             runs = self._runs.get(run.task)
             if runs is None:
                 runs = self._runs[run.task] = deque(maxlen=self.limit)
-            runs.append(run)
+            runs.append((next(self._seq), run))
 
     def runs(self, task: str | None = None, limit: int = 20) -> list[RunRecord]:
         with self._lock:
             if task is not None:
                 found = list(self._runs.get(task, ()))
             else:
-                found = [run for runs in self._runs.values() for run in runs]
-        found.sort(key=lambda run: run.finished_at, reverse=True)
-        return found[:limit]
+                found = [item for runs in self._runs.values() for item in runs]
+        found.sort(key=lambda item: item[0], reverse=True)
+        return [run for _, run in found[:limit]]
 
     def last_runs(self) -> dict[str, RunRecord]:
         with self._lock:
-            return {task: runs[-1] for task, runs in sorted(self._runs.items()) if runs}
+            return {task: runs[-1][1] for task, runs in sorted(self._runs.items()) if runs}
 
 
 _SCHEMA = """
