@@ -147,13 +147,15 @@ def task_run(ctx: click.Context, name: str, root: Path, payload: str | None) -> 
     """Run task NAME and print its result as JSON."""
     data = parse_payload(payload)
     project = open_project(root)
-    local_registry(project)
+    registry = local_registry(project)
     try:
         # The result is the only thing on stdout; what the task prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):
             result = run_task_sync(name, data)
     except Exception as exc:
         fail_task(ctx, name, exc)
+    finally:
+        registry.close()
     echo_result(name, result)
 
 

@@ -91,7 +91,8 @@ class Registry:
         self.schedules = schedules
         self.timezone = timezone
         self.threads = threads
-        self.history = open_history(history, root, history_path, history_limit)
+        self.history = open_history(history, root, history_path, history_limit,
+                                    threads=threads)
         self._loaded: dict[str, Task] = {}
         self._runners: dict[str, Runner] = {}
         self._background: set[asyncio.Future[Any]] = set()
@@ -229,6 +230,12 @@ class Registry:
         future = asyncio.ensure_future(awaitable)
         self._background.add(future)
         future.add_done_callback(self._background.discard)
+
+    def close(self) -> None:
+        """Release the run history (a SQLite store writes its queued runs
+        first). Call it when the registry is done with, e.g. at server
+        shutdown after :meth:`drain`; the registry stays usable."""
+        self.history.close()
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait for background work registered with ``wait_until``."""

@@ -39,13 +39,12 @@ def record(task: str, n: int, outcome: str = "ok") -> RunRecord:
                      1, outcome, None if outcome == "ok" else f"RuntimeError: {n}")  # type: ignore[arg-type]
 
 
-def stores(tmp_path: Path) -> list[HistoryStore]:
-    return [MemoryHistory(limit=5), SQLiteHistory(tmp_path / "h" / "history.sqlite", limit=5)]
-
-
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-unthreaded"])
 def test_store_contract(tmp_path: Path, kind: str) -> None:
-    store = open_history(kind, tmp_path, limit=5)  # type: ignore[arg-type]
+    if kind == "sqlite-unthreaded":
+        store: HistoryStore = SQLiteHistory(tmp_path / "h.sqlite", limit=5, threaded=False)
+    else:
+        store = open_history(kind, tmp_path, limit=5)  # type: ignore[arg-type]
     for n in range(8):
         store.record(record("a", n))
     store.record(record("b", 0, "error"))
@@ -82,14 +81,23 @@ def test_sqlite_survives_reopening_and_uses_wal(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-def test_sqlite_storage_errors_never_fail_the_run(tmp_path: Path,
+@pytest.mark.parametrize("threaded", [True, False])
+def test_sqlite_storage_errors_never_fail_the_run(tmp_path: Path, threaded: bool,
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "history.sqlite"
-    store = SQLiteHistory(path)
+    store = SQLiteHistory(tmp_path, threaded=threaded)  # a folder: cannot be opened as a file
     store.record(record("a", 1))
-    store.record(record("a", 1))  # same id: the UNIQUE constraint refuses it
-    assert "cannot record run a-1 of task a" in caplog.text
-    assert len(store.runs()) == 1
+    store.flush()
+    assert "history: cannot record 1 run(s) (first: a-1 of task a)" in caplog.text
+    store.close()
+
+
+def test_unthreaded_sqlite_writes_at_once(tmp_path: Path) -> None:
+    store = SQLiteHistory(tmp_path / "h.sqlite", threaded=False)
+    store.record(record("a", 1))
+    store.record(record("a", 1))  # a run is stored once, even if recorded twice
+    assert store.runs() == [record("a", 1)]
+    assert store._writer is None
+    store.close()
 
 
 def test_registry_records_every_outcome(tmp_path: Path) -> None:
