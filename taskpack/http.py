@@ -274,20 +274,7 @@ class TaskApi:
 
     def listing(self) -> HttpResponse:
         """``GET /_nitro/tasks``: tasks with descriptions, and the schedules."""
-        registry = self.registry
-        return json_response(
-            200,
-            {
-                "tasks": {
-                    name: {"description": entry.description}
-                    for name, entry in registry.entries.items()
-                },
-                "scheduledTasks": [
-                    {"cron": schedule.cron, "tasks": list(schedule.tasks)}
-                    for schedule in registry.schedules
-                ],
-            },
-        )
+        return json_response(200, self.registry.listing())
 
     async def run(self, name: str, request: HttpRequest) -> HttpResponse:
         """Run ``name`` with the request's payload; every outcome is a response."""
