@@ -314,6 +314,7 @@ def test_task_exception_is_500_with_message_only(registry: Registry) -> None:
 def test_task_exception_in_dev_has_traceback(registry: Registry) -> None:
     status, _, data = run(call(make_app(registry, dev=True), "GET", "/_nitro/tasks/boom"))
     assert status == 500 and data["message"] == "kaboom"
+    assert data["exception"] == "RuntimeError"
     assert "RuntimeError: kaboom" in data["traceback"]
     assert "boom.py" in data["traceback"]
 
