@@ -133,7 +133,7 @@ def dump_result(name: str, result: Any) -> str:
         return json.dumps(result, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TaskError(
-            f"Task `{name}` returned a value that is not JSON-serialisable: {exc}"
+            f"task `{name}` returned a value that is not JSON-serialisable: {exc}"
         ) from None
 
 
