@@ -3,9 +3,9 @@
 Run: ``.venv/bin/python bench/http.py`` (``--duration S``, ``--connections
 1,64``). Installs ``wrk`` from Debian packages if it is missing (needs apt).
 
-For each connection count, ``wrk`` (a separate process, 2 threads) drives
-two uvicorn servers, one at a time, each in its own process on a free
-loopback port:
+``wrk`` (a separate process, 2 threads) drives two uvicorn servers, each in
+its own process on a free loopback port, in alternation (``--rounds`` runs
+each per connection count; the table gives medians):
 
 * baseline: a bare ASGI app answering a fixed JSON body, the least any
   Python ASGI endpoint on this uvicorn can cost;
@@ -29,12 +29,14 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
     del sys.path[0]
 
 import argparse
+import contextlib
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -138,15 +140,15 @@ def run_wrk(wrk: str, url: str, connections: int, duration: int) -> tuple[float,
     return rps, p99
 
 
-def measure(wrk: str, kind: str, connections: int, duration: int) -> tuple[float, float]:
+@contextlib.contextmanager
+def server(kind: str) -> Iterator[str]:
+    """A uvicorn process serving ``kind``; yields the URL to load."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)],
                             cwd=ROOT)
     try:
         wait_listening(port, proc)
-        url = f"http://127.0.0.1:{port}{PATHS[kind]}"
-        run_wrk(wrk, url, connections, 1)  # warm-up: imports, first task load
-        return run_wrk(wrk, url, connections, duration)
+        yield f"http://127.0.0.1:{port}{PATHS[kind]}"
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -158,6 +160,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", default="1,64", help="comma-separated counts")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per cell (median)")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port)
@@ -168,15 +171,23 @@ def main() -> None:
     version = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout
     print(f"Python {sys.version.split()[0]}, uvicorn {uvicorn.__version__}, "
           f"{version.split(' [')[0].strip()}, {args.duration} s per run\n")
+    print(f"Median of {args.rounds} interleaved runs per cell.\n")
     print("| connections | measurement | bare ASGI (baseline) | taskpack API | ratio |")
     print("|---|---|---|---|---|")
-    for connections in (int(c) for c in args.connections.split(",")):
-        base_rps, base_p99 = measure(wrk, "baseline", connections, args.duration)
-        tp_rps, tp_p99 = measure(wrk, "taskpack", connections, args.duration)
-        print(f"| {connections} | requests/s | {base_rps:,.0f} | {tp_rps:,.0f} | "
-              f"{tp_rps / base_rps:.2f}x |")
-        print(f"| {connections} | p99 latency | {base_p99:.2f} ms | {tp_p99:.2f} ms | "
-              f"{tp_p99 / base_p99:.2f}x |", flush=True)
+    with server("baseline") as base_url, server("taskpack") as tp_url:
+        for url in (base_url, tp_url):
+            run_wrk(wrk, url, 8, 1)  # warm-up: imports, first task load
+        for connections in (int(c) for c in args.connections.split(",")):
+            samples: dict[str, list[tuple[float, float]]] = {"base": [], "tp": []}
+            for _ in range(args.rounds):
+                samples["base"].append(run_wrk(wrk, base_url, connections, args.duration))
+                samples["tp"].append(run_wrk(wrk, tp_url, connections, args.duration))
+            base_rps, tp_rps = (statistics.median(r for r, _ in samples[k]) for k in ("base", "tp"))
+            base_p99, tp_p99 = (statistics.median(p for _, p in samples[k]) for k in ("base", "tp"))
+            print(f"| {connections} | requests/s | {base_rps:,.0f} | {tp_rps:,.0f} | "
+                  f"{tp_rps / base_rps:.2f}x |")
+            print(f"| {connections} | p99 latency | {base_p99:.2f} ms | {tp_p99:.2f} ms | "
+                  f"{tp_p99 / base_p99:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":
