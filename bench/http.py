@@ -10,8 +10,9 @@ each per connection count; the table gives medians):
 * baseline: a bare ASGI app answering a fixed JSON body, the least any
   Python ASGI endpoint on this uvicorn can cost;
 * taskpack: :func:`taskpack.http.asgi_app` over ``examples/basic``, asked
-  ``GET /_nitro/tasks/echo:payload?field=value`` (a sync task, so each run
-  goes through a worker thread).
+  ``GET /_nitro/tasks/echo:payload?field=value`` (a sync task: each run
+  goes through a worker thread) and ``GET /_nitro/tasks/cms:update`` (an
+  async task, run on the event loop).
 
 Prints a Markdown table of requests/s and p99 latency with ratios to the
 baseline. Note: concurrent requests for one task join the running call
@@ -42,7 +43,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "basic"
-PATHS = {"baseline": "/echo", "taskpack": "/_nitro/tasks/echo:payload?field=value"}
+KINDS = ("baseline", "taskpack")
+# (column, server kind, path): the baseline first.
+TARGETS = (
+    ("bare ASGI (baseline)", "baseline", "/echo"),
+    ("`echo:payload` (sync task)", "taskpack", "/_nitro/tasks/echo:payload?field=value"),
+    ("`cms:update` (async task)", "taskpack", "/_nitro/tasks/cms:update"),
+)
 
 Scope = MutableMapping[str, Any]
 App = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -142,13 +149,13 @@ def run_wrk(wrk: str, url: str, connections: int, duration: int) -> tuple[float,
 
 @contextlib.contextmanager
 def server(kind: str) -> Iterator[str]:
-    """A uvicorn process serving ``kind``; yields the URL to load."""
+    """A uvicorn process serving ``kind``; yields its base URL."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)],
                             cwd=ROOT)
     try:
         wait_listening(port, proc)
-        yield f"http://127.0.0.1:{port}{PATHS[kind]}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -156,7 +163,7 @@ def server(kind: str) -> Iterator[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve", choices=sorted(PATHS), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", default="1,64", help="comma-separated counts")
@@ -171,23 +178,25 @@ def main() -> None:
     version = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout
     print(f"Python {sys.version.split()[0]}, uvicorn {uvicorn.__version__}, "
           f"{version.split(' [')[0].strip()}, {args.duration} s per run\n")
-    print(f"Median of {args.rounds} interleaved runs per cell.\n")
-    print("| connections | measurement | bare ASGI (baseline) | taskpack API | ratio |")
-    print("|---|---|---|---|---|")
+    print(f"Median of {args.rounds} interleaved runs per cell; ratios to the baseline.\n")
+    print("| connections | measurement | " + " | ".join(c for c, _, _ in TARGETS) + " |")
+    print("|---|---|" + "---|" * len(TARGETS))
     with server("baseline") as base_url, server("taskpack") as tp_url:
-        for url in (base_url, tp_url):
+        urls = [{"baseline": base_url, "taskpack": tp_url}[kind] + path
+                for _, kind, path in TARGETS]
+        for url in urls:
             run_wrk(wrk, url, 8, 1)  # warm-up: imports, first task load
         for connections in (int(c) for c in args.connections.split(",")):
-            samples: dict[str, list[tuple[float, float]]] = {"base": [], "tp": []}
+            samples: list[list[tuple[float, float]]] = [[] for _ in urls]
             for _ in range(args.rounds):
-                samples["base"].append(run_wrk(wrk, base_url, connections, args.duration))
-                samples["tp"].append(run_wrk(wrk, tp_url, connections, args.duration))
-            base_rps, tp_rps = (statistics.median(r for r, _ in samples[k]) for k in ("base", "tp"))
-            base_p99, tp_p99 = (statistics.median(p for _, p in samples[k]) for k in ("base", "tp"))
-            print(f"| {connections} | requests/s | {base_rps:,.0f} | {tp_rps:,.0f} | "
-                  f"{tp_rps / base_rps:.2f}x |")
-            print(f"| {connections} | p99 latency | {base_p99:.2f} ms | {tp_p99:.2f} ms | "
-                  f"{tp_p99 / base_p99:.2f}x |", flush=True)
+                for cell, url in zip(samples, urls, strict=True):
+                    cell.append(run_wrk(wrk, url, connections, args.duration))
+            rps = [statistics.median(r for r, _ in cell) for cell in samples]
+            p99 = [statistics.median(p for _, p in cell) for cell in samples]
+            print(f"| {connections} | requests/s | {rps[0]:,.0f} | " + " | ".join(
+                f"{v:,.0f} ({v / rps[0]:.2f}x)" for v in rps[1:]) + " |")
+            print(f"| {connections} | p99 latency | {p99[0]:.2f} ms | " + " | ".join(
+                f"{v:.2f} ms ({v / p99[0]:.2f}x)" for v in p99[1:]) + " |", flush=True)
 
 
 if __name__ == "__main__":
