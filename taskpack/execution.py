@@ -28,7 +28,9 @@ returns after its deadline its result is discarded and the attempt counts as
 timed out, so the outcome is the same on every platform.
 
 Every attempt writes one ``key=value`` line to the ``taskpack.execution``
-logger: INFO when it succeeded, WARNING when it failed.
+logger (the fields are also on the record as ``record.taskpack``): WARNING
+for a failed attempt that will be retried, INFO for the attempt that ends
+the run (a failure is then the caller's to report: it gets the exception).
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ class Runner:
 
     def _log(self, event: TaskEvent, began: float, outcome: Outcome,
              exc: BaseException | None = None, retry_in: float | None = None) -> None:
-        level = logging.INFO if outcome == "ok" else logging.WARNING
+        level = logging.INFO if retry_in is None else logging.WARNING
         if not logger.isEnabledFor(level):
             return
         fields: dict[str, Any] = {

@@ -33,7 +33,7 @@ from .history import (
     RunRecord,
     open_history,
 )
-from .loader import HandlerError, load_handler
+from .loader import HandlerError, load_handler, unload_handler
 from .options import apply_overrides
 from .task import Task, TaskContext, copy_payload
 
@@ -198,6 +198,16 @@ class Registry:
                         make_context=self._context, record=self._record)
         self._runners[name] = runner
         return runner
+
+    def unload(self) -> None:
+        """Forget every imported task module of this registry, so a registry
+        built afterwards from the same files imports them afresh (the dev
+        server's reload). Runs in progress are not affected."""
+        self._loaded.clear()
+        self._runners.clear()
+        for entry in self.entries.values():
+            if entry.handler is not None and entry.handler != IN_MEMORY:
+                unload_handler(self.root, entry.handler)
 
     async def run(
         self,

@@ -458,7 +458,9 @@ def test_one_log_line_per_attempt(caplog: pytest.LogCaptureFixture) -> None:
     _, body = flaky(1)
     policy = RetryPolicy(max_attempts=2, min_delay=0.001, jitter=False)
     run(registry(define_task(body, retries=policy)), context={"trigger": "http"})
-    first, second = caplog.records
+    with pytest.raises(RuntimeError):
+        run(registry(define_task(flaky(5)[1])))
+    first, second, third = caplog.records
     assert first.levelno == logging.WARNING and second.levelno == logging.INFO
     assert first.getMessage().startswith("task=t0 run=")
     assert ("attempt=1 max_attempts=2 trigger=http outcome=error duration_ms="
@@ -467,6 +469,8 @@ def test_one_log_line_per_attempt(caplog: pytest.LogCaptureFixture) -> None:
     assert "attempt=2 max_attempts=2 trigger=http outcome=ok" in second.getMessage()
     fields = second.taskpack  # type: ignore[attr-defined]
     assert fields["outcome"] == "ok" and fields["attempt"] == 2
+    assert third.levelno == logging.INFO  # the caller gets (and reports) the final error
+    assert "attempt=1 max_attempts=1 trigger=manual outcome=error" in third.getMessage()
 
 
 @pytest.fixture
