@@ -1,0 +1,117 @@
+"""Task options over the HTTP API (at the ASGI level, with real ASGI messages):
+422 with field errors, timeouts as 504, and the run history endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+
+from taskpack import Registry, TaskEvent, define_task
+from taskpack.http import TaskApi, asgi_app, bearer_token, loopback_only
+from tests.asgi_driver import call
+
+
+class Signup(pydantic.BaseModel):
+    email: str
+    age: int
+
+
+async def greet(event: TaskEvent) -> str:
+    return f"hello {event.payload.email}, {event.payload.age}"
+
+
+async def slow(event: TaskEvent) -> None:
+    await asyncio.sleep(30)
+
+
+def make_registry(tmp_path: Path) -> Registry:
+    return Registry.of({
+        "signup": define_task(greet, payload_schema=Signup),
+        "slow": define_task(slow, timeout=0.05),
+    }, root=tmp_path, history="sqlite")
+
+
+def app(registry: Registry, **kwargs: Any) -> Any:
+    return asgi_app(TaskApi(registry, policy=kwargs.pop("policy", loopback_only()), **kwargs))
+
+
+async def get(application: Any, path: str, query: str = "", **kwargs: Any) -> tuple[int, Any]:
+    status, _, data = await call(application, "GET", path, query=query, **kwargs)
+    return status, data
+
+
+def test_schema_errors_are_422_with_field_errors(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path)
+
+    async def main() -> None:
+        application = app(registry)
+        status, data = await get(application, "/_nitro/tasks/signup", "age=old")
+        assert status == 422
+        assert data["statusCode"] == 422 and data["error"] is True
+        assert [(e["field"], e["type"]) for e in data["errors"]] == [
+            ("email", "missing"), ("age", "int_parsing")]
+        assert data["message"].startswith("Task `signup`: invalid payload: email: Field required")
+        status, data = await get(application, "/_nitro/tasks/signup", "email=a@b&age=41")
+        assert (status, data) == (200, "hello a@b, 41")
+
+    asyncio.run(main())
+    registry.close()
+
+
+def test_timeouts_are_504(tmp_path: Path) -> None:
+    status, data = asyncio.run(get(app(make_registry(tmp_path)), "/_nitro/tasks/slow"))
+    assert (status, data["message"]) == (504, "Task `slow` timed out after 0.05s (attempt 1)")
+
+
+def test_runs_endpoint(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path)
+
+    async def main() -> None:
+        application = app(registry)
+        await get(application, "/_nitro/tasks/signup", "age=old")
+        await get(application, "/_nitro/tasks/signup", "email=x&age=1")
+        await get(application, "/_nitro/tasks/signup", "email=y&age=2")
+        status, data = await get(application, "/_nitro/tasks/signup/runs")
+        assert status == 200
+        runs = data["runs"]
+        assert [(r["outcome"], r["attempts"], r["trigger"]) for r in runs] == [
+            ("ok", 1, "http"), ("ok", 1, "http"), ("invalid", 0, "http")]
+        assert set(runs[0]) == {"id", "task", "trigger", "payload_hash", "started_at",
+                                "finished_at", "duration_ms", "attempts", "outcome", "error"}
+        status, data = await get(application, "/_nitro/tasks/signup/runs", "limit=1")
+        assert status == 200 and len(data["runs"]) == 1
+        assert (await get(application, "/_nitro/tasks/slow/runs"))[1] == {"runs": []}
+        for bad in ("limit=0", "limit=x", "limit=1001"):
+            status, data = await get(application, "/_nitro/tasks/signup/runs", bad)
+            assert status == 400 and "limit must be an integer from 1 to 1000" in data["message"]
+        status, data = await get(application, "/_nitro/tasks/nope/runs")
+        assert (status, data["message"]) == (404, "Task `nope` is not available!")
+        status, _, _ = await call(application, "POST", "/_nitro/tasks/signup/runs")
+        assert status == 405
+
+    asyncio.run(main())
+    registry.close()
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ((), 401),
+    ((("authorization", "Bearer wrong"),), 401),
+    ((("authorization", "Bearer s3cret"),), 200),
+])
+def test_runs_endpoint_has_the_api_access_policy(tmp_path: Path, headers: tuple[tuple[str, str],
+                                                                                ...],
+                                                 status: int) -> None:
+    application = app(make_registry(tmp_path), policy=bearer_token("s3cret"))
+    got, _ = asyncio.run(get(application, "/_nitro/tasks/signup/runs", headers=headers))
+    assert got == status
+
+
+def test_runs_endpoint_refuses_non_loopback_clients_in_dev(tmp_path: Path) -> None:
+    application = app(make_registry(tmp_path), dev=True)
+    status, _ = asyncio.run(get(application, "/_nitro/tasks/signup/runs",
+                                client=("203.0.113.9", 4000)))
+    assert status == 403
