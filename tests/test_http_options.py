@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pydantic
 import pytest
 
 from taskpack import Registry, TaskEvent, define_task
 from taskpack.http import TaskApi, asgi_app, bearer_token, loopback_only
 from tests.asgi_driver import call
+from tests.test_dev_server import TASKPACK, Dev, project_copy
 
 
 class Signup(pydantic.BaseModel):
@@ -115,3 +118,25 @@ def test_runs_endpoint_refuses_non_loopback_clients_in_dev(tmp_path: Path) -> No
     status, _ = asyncio.run(get(application, "/_nitro/tasks/signup/runs",
                                 client=("203.0.113.9", 4000)))
     assert status == 403
+
+
+def test_dev_server_history_survives_a_restart(tmp_path: Path) -> None:
+    root = project_copy(tmp_path / "basic")
+    first = Dev(root)
+    try:
+        assert httpx.get(f"{first.url}/_nitro/tasks/echo:payload?n=1").status_code == 200
+        assert httpx.get(f"{first.url}/_nitro/tasks/boom").status_code == 500
+    finally:
+        assert first.stop() == 0
+    second = Dev(root)
+    try:
+        response = httpx.get(f"{second.url}/_nitro/tasks/echo:payload/runs")
+        assert response.status_code == 200
+        assert [(r["outcome"], r["trigger"]) for r in response.json()["runs"]] == [("ok", "http")]
+    finally:
+        assert second.stop() == 0
+    listed = subprocess.run([TASKPACK, "runs", "--root", str(root)], capture_output=True,
+                            text=True, timeout=30, check=True).stdout.splitlines()
+    assert [line.split()[2:5] for line in listed[1:]] == [["boom", "http", "error"],
+                                                         ["echo:payload", "http", "ok"]]
+    assert listed[1].endswith("ValueError: it broke")
