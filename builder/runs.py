@@ -15,7 +15,8 @@ from pathlib import Path
 
 import click
 
-from taskpack.history import DEFAULT_PATH, RunRecord, SQLiteHistory
+from taskpack.history import DEFAULT_PATH, RunRecord
+from taskpack.history_sqlite import SQLiteHistory
 
 from .config import load_config
 from .errors import UsageError

@@ -17,7 +17,7 @@ from .errors import (
     TaskNotImplementedError,
     TaskTimeoutError,
 )
-from .history import HistoryStore, MemoryHistory, NoHistory, RunRecord, SQLiteHistory
+from .history import HistoryStore, MemoryHistory, NoHistory, RunRecord
 from .options import RetryPolicy
 from .registry import Registry, get_registry, run_task, run_task_sync, set_registry
 from .task import Task, TaskContext, TaskEvent, define_task
@@ -33,7 +33,6 @@ __all__ = [
     "Registry",
     "RetryPolicy",
     "RunRecord",
-    "SQLiteHistory",
     "Task",
     "TaskContext",
     "TaskError",

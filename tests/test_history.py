@@ -19,12 +19,12 @@ from taskpack import (
     NoHistory,
     Registry,
     RunRecord,
-    SQLiteHistory,
     define_task,
     set_registry,
 )
 from taskpack.builder.cli import main
 from taskpack.history import HistoryStore, open_history
+from taskpack.history_sqlite import SQLiteHistory
 from tests.helpers import REPO, MakeProject
 
 
