@@ -35,12 +35,31 @@ class Gate:
     async def run(self, payload: Any, start: Start) -> Any:
         raise NotImplementedError
 
+    def is_running(self) -> bool:
+        """Whether a run is in flight on the running event loop."""
+        raise NotImplementedError
+
 
 class DirectGate(Gate):
     """No sharing and no limit (``parallel`` without ``max_concurrency``)."""
 
+    def __init__(self) -> None:
+        self._running: dict[int, int] = {}
+
     async def run(self, payload: Any, start: Start) -> Any:
-        return await start()
+        loop = id(asyncio.get_running_loop())
+        self._running[loop] = self._running.get(loop, 0) + 1
+        try:
+            return await start()
+        finally:
+            left = self._running[loop] - 1
+            if left:
+                self._running[loop] = left
+            else:
+                del self._running[loop]
+
+    def is_running(self) -> bool:
+        return id(asyncio.get_running_loop()) in self._running
 
 
 class JoinGate(Gate):
@@ -74,6 +93,10 @@ class JoinGate(Gate):
         finally:
             del self._inflight[key]
 
+    def is_running(self) -> bool:
+        loop = id(asyncio.get_running_loop())
+        return any(key[0] == loop for key in self._inflight)
+
 
 class LimitGate(Gate):
     """At most ``limit`` runs at once per event loop; the rest queue FIFO."""
@@ -94,6 +117,10 @@ class LimitGate(Gate):
             return await start()
         finally:
             limiter.release()
+
+    def is_running(self) -> bool:
+        limiter = self._limiters.get(asyncio.get_running_loop())
+        return limiter is not None and limiter.free < self.limit
 
 
 class _Limiter:

@@ -78,6 +78,10 @@ class Runner:
         self._make_context = make_context
         self._record = record
 
+    def is_running(self) -> bool:
+        """Whether a run is in flight on the running event loop."""
+        return self._gate.is_running()
+
     async def submit(self, payload: dict[str, Any], context: Any) -> Any:
         """Run the task for ``payload`` (or join a run), return its result."""
         return await self._gate.run(payload, lambda: self._run(payload, context))

@@ -209,6 +209,12 @@ class Registry:
             if entry.handler is not None and entry.handler != IN_MEMORY:
                 unload_handler(self.root, entry.handler)
 
+    def is_running(self, name: str) -> bool:
+        """Whether a run of ``name`` is in flight on the running loop (under
+        the default ``dedupe`` mode, a new call would join it)."""
+        runner = self._runners.get(name)
+        return runner is not None and runner.is_running()
+
     async def run(
         self,
         name: str,

@@ -537,3 +537,23 @@ def test_cancelled_run_is_recorded_as_an_error() -> None:
     asyncio.run(main())
     (record,) = reg.history.runs("t0")
     assert (record.outcome, record.error) == ("error", "CancelledError")
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"concurrency": "dedupe_payload"}, {"concurrency": "serial"},
+    {"concurrency": "parallel"}, {"max_concurrency": 2},
+])
+def test_is_running_in_every_mode(options: dict[str, Any]) -> None:
+    gauge = Gauge()
+    reg = registry(define_task(gauge.body, **options))
+
+    async def main() -> None:
+        assert not reg.is_running("t0")
+        calls = [asyncio.ensure_future(reg.run("t0", {"i": n})) for n in range(3)]
+        await asyncio.sleep(0)
+        assert reg.is_running("t0")
+        await asyncio.gather(*calls)
+        assert not reg.is_running("t0")
+        assert not reg.is_running("unknown")
+
+    asyncio.run(main())
