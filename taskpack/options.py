@@ -127,11 +127,6 @@ class TaskOptions:
     validate: Callable[[Any], Any] | None = None
     source: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    @property
-    def is_default(self) -> bool:
-        """Whether every option has its default (the execution fast path)."""
-        return self == DEFAULT_OPTIONS
-
 
 DEFAULT_OPTIONS = TaskOptions()
 

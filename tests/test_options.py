@@ -67,7 +67,6 @@ def test_retry_policy_validation(kwargs: dict[str, Any], message: str) -> None:
 def test_defaults_are_nitros_behaviour() -> None:
     task = define_task(noop)
     assert task.options is DEFAULT_OPTIONS
-    assert task.options.is_default
     assert (task.options.retry.max_attempts, task.options.timeout,
             task.options.concurrency) == (1, None, "dedupe")
 
