@@ -75,7 +75,7 @@ def format_table(records: list[RunRecord]) -> str:
             r.outcome,
             str(r.attempts),
             format_duration(r.duration_ms),
-            r.error or "",
+            " ".join((r.error or "").split()),  # one line per run
         )
         for r in records
     ]

@@ -131,8 +131,9 @@ class Registry:
         """A registry of tasks already in memory (embedding in an app, tests).
 
         Each task is listed under its key, with its ``description``; nothing
-        is imported. ``kwargs`` are the constructor's (``threads``,
-        ``history``, ...).
+        is imported. ``root`` (default: the current folder) is where a
+        ``history="sqlite"`` file goes; ``kwargs`` are the constructor's
+        (``threads``, ``history``, ...).
         """
         entries = {
             name: TaskEntry(name, IN_MEMORY, task.description or "") for name, task in tasks.items()
