@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -111,8 +113,6 @@ def wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = 10.0,
 
 
 def project_copy(dest: Path) -> Path:
-    import shutil
-
     shutil.copytree(EXAMPLES / "basic", dest, ignore=shutil.ignore_patterns(
         "__pycache__", ".output", ".taskpack"))
     write_files(dest, EXTRA_FILES)
@@ -282,8 +282,6 @@ def test_stale_state_file_is_removed(tmp_path: Path) -> None:
 
 
 def _closed_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -300,22 +298,32 @@ def test_reload_and_graceful_stop(tmp_path: Path) -> None:
         client = httpx.Client(base_url=dev.url, timeout=10)
 
         # A new task file is listed and runnable without a restart.
-        write_files(root, {"tasks/fresh/task.py": """
-            from taskpack import define_task
+        write_files(root, {
+            "helpers/__init__.py": "",
+            "helpers/flavour.py": 'FLAVOUR = "vanilla"\n',
+            "tasks/fresh/task.py": """
+                from helpers.flavour import FLAVOUR
+                from taskpack import define_task
 
-            @define_task(description="Just added")
-            def run(event):
-                return {"version": 1}
-        """})
+                @define_task(description="Just added")
+                def run(event):
+                    return {"version": 1, "flavour": FLAVOUR}
+            """,
+        })
         wait_for(lambda: "fresh:task" in client.get("/_nitro/tasks").json()["tasks"],
                  what="new task listed", timeout=5)
-        assert client.get("/_nitro/tasks/fresh:task").json() == {"version": 1}
+        assert client.get("/_nitro/tasks/fresh:task").json() == {"version": 1,
+                                                                 "flavour": "vanilla"}
 
-        # Editing it re-imports the module.
+        # Editing it, or a project module it imports, re-imports them.
         path = root / "tasks/fresh/task.py"
         path.write_text(path.read_text().replace('"version": 1', '"version": 2'))
-        wait_for(lambda: client.get("/_nitro/tasks/fresh:task").json() == {"version": 2},
+        wait_for(lambda: client.get("/_nitro/tasks/fresh:task").json()["version"] == 2,
                  what="edited task reloaded", timeout=5)
+        (root / "helpers/flavour.py").write_text('FLAVOUR = "mint"\n')
+        latest = {"version": 2, "flavour": "mint"}
+        wait_for(lambda: client.get("/_nitro/tasks/fresh:task").json() == latest,
+                 what="edited helper reloaded", timeout=5)
 
         # A broken config is reported; the last good project keeps serving.
         config = root / "taskpack.toml"
@@ -324,7 +332,7 @@ def test_reload_and_graceful_stop(tmp_path: Path) -> None:
         wait_for(lambda: "unknown key" in dev.output(), what="config error printed", timeout=5)
         assert "error: taskpack.toml: scheduled_tasks2: unknown key" in dev.output()
         assert "keeping the last good version" in dev.output()
-        assert client.get("/_nitro/tasks/fresh:task").json() == {"version": 2}
+        assert client.get("/_nitro/tasks/fresh:task").json() == latest
 
         # Fixing it (with a new schedule) reloads.
         config.write_text(good.replace('"0 * * * *" = "db:migrate"',
@@ -353,3 +361,19 @@ def test_reload_and_graceful_stop(tmp_path: Path) -> None:
         client.close()
     finally:
         dev.stop(signal.SIGKILL)
+
+
+def test_start_errors_are_one_line(tmp_path: Path) -> None:
+    root = project_copy(tmp_path / "p")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli(root, "dev", "--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: --port: cannot listen on 127.0.0.1:{port}: ")
+    (root / "taskpack.toml").write_text('scheduledTasks = {}\n')
+    result = cli(root, "dev", "--port", "0")
+    assert (result.returncode, result.stderr) == (
+        2, "error: taskpack.toml: scheduledTasks: unknown key (did you mean 'scheduled_tasks'?)\n")
+    assert not (root / ".taskpack" / "dev.json").exists()
