@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from taskpack import Registry, TaskError, __version__, run_task_sync, set_registry
-from taskpack.http import dump_result
+from taskpack.http import dump_result, json_kind
 
 from .dev import dev_command
 from .devclient import DevServerError, fetch_listing, run_remote
@@ -85,13 +85,6 @@ def parse_payload(text: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UsageError("--payload", f"expected a JSON object, got {json_kind(value)}")
     return value
-
-
-def json_kind(value: Any) -> str:
-    """How a JSON value is named in messages."""
-    kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number",
-             float: "a number", type(None): "null", dict: "an object"}
-    return kinds.get(type(value), type(value).__name__)
 
 
 def fail_task(ctx: click.Context, name: str, exc: BaseException) -> NoReturn:

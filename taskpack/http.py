@@ -360,18 +360,19 @@ def request_payload(query: Iterable[tuple[str, str]], body: bytes) -> dict[str, 
     except ValueError as exc:
         raise PayloadError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise PayloadError(f"request body must be a JSON object, got {_json_kind(data)}")
+        raise PayloadError(f"request body must be a JSON object, got {json_kind(data)}")
     if "payload" in data:
         overlay = data["payload"]
         if not isinstance(overlay, dict):
-            raise PayloadError(f'"payload" must be a JSON object, got {_json_kind(overlay)}')
+            raise PayloadError(f'"payload" must be a JSON object, got {json_kind(overlay)}')
         payload.update(overlay)
     return payload
 
 
-def _json_kind(value: Any) -> str:
-    kinds = {list: "an array", str: "a string", int: "a number", float: "a number",
-             bool: "a boolean", type(None): "null"}
+def json_kind(value: Any) -> str:
+    """How a JSON value is named in messages ("an array", "null", ...)."""
+    kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null", dict: "an object"}
     return kinds.get(type(value), type(value).__name__)
 
 
