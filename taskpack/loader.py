@@ -30,11 +30,12 @@ class HandlerError(Exception):
     """The handler could not be loaded; ``str()`` says why."""
 
 
-def private_module_name(relpath: str) -> str:
-    """The name a path handler is imported under: stable, unique per path,
-    and never a name a user could import by accident."""
+def private_module_name(root: Path, relpath: str) -> str:
+    """The name a path handler is imported under: stable, unique per file
+    (two projects' ``tasks/a.py`` differ), and never a name a user could
+    import by accident."""
     stem = re.sub(r"\W", "_", relpath.removesuffix(".py"))
-    digest = hashlib.sha1(relpath.encode()).hexdigest()[:8]
+    digest = hashlib.sha1(str(root / relpath).encode()).hexdigest()[:8]
     return f"_taskpack_task_{stem}_{digest}"
 
 
@@ -76,7 +77,7 @@ def _load_attr(handler: str) -> Task:
 
 
 def _load_path(root: Path, relpath: str) -> Task:
-    name = private_module_name(relpath)
+    name = private_module_name(root, relpath)
     module = sys.modules.get(name)
     if module is None:
         module = _exec_file(name, root / relpath)
