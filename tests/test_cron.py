@@ -11,7 +11,7 @@ import calendar
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -292,7 +292,7 @@ def test_dst_property_in_zones() -> None:
             expr = CronExpr.parse(text)
             begin = datetime.fromisoformat(day).replace(tzinfo=zone)
             times = list(islice(expr.iter_after(begin, tz), 60))
-            assert all(a < b for a, b in zip(times, times[1:], strict=False))
+            assert all(a < b for a, b in pairwise(times))
             for t in times:
                 local = t.astimezone(zone)
                 on_time = local.minute % 7 == 0 and local.second == 0
@@ -462,7 +462,7 @@ def test_property_parse_canonical_and_fire_times(w: Written, start: datetime) ->
     assert again.canonical == expr.canonical
     # fire times: strictly increasing, and exactly the brute-force ones
     times = list(islice(expr.iter_after(start.replace(tzinfo=UTC)), 4))
-    assert all(a < b for a, b in zip(times, times[1:], strict=False))
+    assert all(a < b for a, b in pairwise(times))
     expected, cursor = [], start
     for _ in range(4):
         cursor = oracle_next(w, cursor)
