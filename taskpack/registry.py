@@ -115,6 +115,11 @@ class Registry:
         self._loaded[name] = task
         return task
 
+    def is_running(self, name: str) -> bool:
+        """Whether a call of ``name`` is in flight on the running loop (a new
+        call would join it)."""
+        return (id(asyncio.get_running_loop()), name) in self._inflight
+
     async def run(
         self,
         name: str,
