@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -23,7 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import click
 
@@ -35,6 +34,9 @@ from .devstate import remove_state, write_state
 from .errors import TaskpackError, UsageError
 from .manifest import build_manifest
 from .project import Project, load_project
+
+if TYPE_CHECKING:
+    from taskpack.scheduler import Scheduler
 
 DEFAULT_GRACE = 5.0
 POLL_INTERVAL = 0.3
@@ -128,24 +130,13 @@ def make_registry(project: Project) -> Registry:
     return registry
 
 
-class Scheduler(Protocol):
-    """What the dev server needs of ``taskpack.scheduler.Scheduler``."""
-
-    def start(self) -> None: ...
-
-    async def stop(self, grace: float) -> None: ...
-
-
-def start_scheduler(registry: Registry) -> Scheduler | None:
+def start_scheduler(registry: Registry) -> Scheduler:
     """Start firing ``registry``'s schedules: the one place the dev server
-    touches the scheduler. ``None`` while ``taskpack.scheduler`` (branch
-    ``cron``) is not merged yet; then the schedules are listed, not fired."""
-    try:
-        module = importlib.import_module("taskpack.scheduler")
-    except ImportError:
-        click.echo("taskpack dev: no scheduler in this build; schedules are not fired", err=True)
-        return None
-    scheduler: Scheduler = module.Scheduler(registry, timezone=registry.timezone)
+    touches the scheduler. Imported here: the CLI's other commands do not
+    need croniter."""
+    from taskpack.scheduler import Scheduler
+
+    scheduler = Scheduler(registry, timezone=registry.timezone)
     scheduler.start()
     return scheduler
 

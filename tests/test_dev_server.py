@@ -55,8 +55,21 @@ EXTRA_FILES = {
         def run(event):
             return {"set": {1, 2}}
     """,
+    "tasks/tick.py": """
+        import json
+        from pathlib import Path
+
+        from taskpack import define_task
+
+        @define_task(description="Record each scheduled fire")
+        def run(event):
+            with (Path(__file__).parent.parent / "ticks.txt").open("a") as fh:
+                fh.write(json.dumps({"payload": event.payload,
+                                     "trigger": event.context.trigger}) + "\\n")
+    """,
 }
 TODO_CONFIG = '\n[tasks.todo]\ndescription = "Not written yet"\n'
+TICK_SCHEDULE = '"* * * * * *" = "tick"\n'
 
 
 class Dev:
@@ -116,8 +129,9 @@ def project_copy(dest: Path) -> Path:
     shutil.copytree(EXAMPLES / "basic", dest, ignore=shutil.ignore_patterns(
         "__pycache__", ".output", ".taskpack"))
     write_files(dest, EXTRA_FILES)
-    with (dest / "taskpack.toml").open("a") as fh:
-        fh.write(TODO_CONFIG)
+    config = dest / "taskpack.toml"
+    text = config.read_text().replace("[scheduled_tasks]\n", "[scheduled_tasks]\n" + TICK_SCHEDULE)
+    config.write_text(text + TODO_CONFIG)
     return dest
 
 
@@ -139,7 +153,7 @@ def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_start_banner_and_state(dev: Dev) -> None:
-    assert f"taskpack dev: serving {dev.url}/_nitro/tasks (8 tasks, 3 schedules)" in dev.output()
+    assert f"taskpack dev: serving {dev.url}/_nitro/tasks (9 tasks, 4 schedules)" in dev.output()
     assert dev.state["pid"] == dev.proc.pid and dev.state["host"] == "127.0.0.1"
 
 
@@ -197,6 +211,19 @@ def test_dev_500_carries_the_traceback(dev: Dev) -> None:
     assert 'raise ValueError("it broke")' in data["traceback"]
 
 
+def test_schedules_fire_with_their_fire_time(dev: Dev) -> None:
+    ticks = dev.root / "ticks.txt"
+
+    def fired() -> list[dict[str, object]] | None:
+        lines = ticks.read_text().splitlines() if ticks.exists() else []
+        return [json.loads(line) for line in lines] if len(lines) >= 2 else None
+
+    runs = wait_for(fired, what="two scheduled runs", timeout=5)
+    times = [run["payload"]["scheduledTime"] for run in runs]  # type: ignore[index]
+    assert all(t % 1000 == 0 for t in times) and times == sorted(set(times))
+    assert {run["trigger"] for run in runs} == {"schedule:* * * * * *"}
+
+
 def test_runs_are_logged_one_line_each(dev: Dev) -> None:
     httpx.get(f"{dev.url}/_nitro/tasks/echo:payload?logged=yes")
     wait_for(lambda: "info: GET echo:payload 200 " in dev.output(), what="log line")
@@ -246,7 +273,8 @@ def test_concurrent_requests_run_the_body_once(dev: Dev) -> None:
     ],
 )
 def test_cli_output_is_the_same_through_the_server(dev: Dev, args: tuple[str, ...]) -> None:
-    before = dev.output().count("info: ")
+    run_line = f"info: POST {args[2]} " if args[1] == "run" else ""
+    before = dev.output().count(run_line)
     remote = cli(dev.root, *args)
     local = cli(dev.root, *args, "--local")
     assert (remote.returncode, remote.stdout) == (local.returncode, local.stdout)
@@ -255,7 +283,7 @@ def test_cli_output_is_the_same_through_the_server(dev: Dev, args: tuple[str, ..
     task_print = "Running DB migration task... {}\n"
     assert remote.stderr == local.stderr.replace(task_print, "")
     if args[1] == "run":  # the server ran it (and logged the run)
-        wait_for(lambda: dev.output().count("info: ") > before, what="server log of the run")
+        wait_for(lambda: dev.output().count(run_line) > before, what="server log of the run")
 
 
 def test_cli_payload_error_is_checked_before_the_server(dev: Dev) -> None:
