@@ -21,7 +21,7 @@ from taskpack import Registry, TaskError, __version__, run_task_sync, set_regist
 from taskpack.http import dump_result, json_kind
 
 from .dev import dev_command
-from .devclient import DevServerError, fetch_listing, run_remote
+from .devclient import DevServerError, DevServerGone, fetch_listing, run_remote
 from .devstate import DevState, live_server
 from .errors import TaskFailedError, TaskpackError, UsageError
 from .manifest import build_manifest
@@ -139,9 +139,11 @@ def task_list(root: Path, as_json: bool, local: bool) -> None:
     """List tasks with their descriptions and schedules (from the running
     dev server when there is one)."""
     server = dev_server(root, local)
+    listing = None
     if server is not None:
-        listing = fetch_listing(server)
-    else:
+        with contextlib.suppress(DevServerGone):
+            listing = fetch_listing(server)
+    if listing is None:
         listing = local_registry(open_project(root)).listing()
     echo_listing(listing, as_json)
 
@@ -183,8 +185,11 @@ def task_run(ctx: click.Context, name: str, root: Path, payload: str | None,
             result = run_remote(server, name, data)
         except DevServerError as exc:
             fail_task(ctx, name, exc)
-        echo_result(name, result)
-        return
+        except DevServerGone:
+            pass  # it stopped since it was found: run in-process
+        else:
+            echo_result(name, result)
+            return
     project = open_project(root)
     local_registry(project)
     try:

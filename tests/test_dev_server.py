@@ -20,6 +20,8 @@ import httpx
 import pytest
 
 from taskpack.builder.dev import DevServer
+from taskpack.builder.devclient import DevServerGone, fetch_listing, run_remote
+from taskpack.builder.devstate import DevState
 from taskpack.builder.project import load_project
 from taskpack.http import asgi_app
 from tests.asgi_driver import call
@@ -405,3 +407,11 @@ def test_start_errors_are_one_line(tmp_path: Path) -> None:
     assert (result.returncode, result.stderr) == (
         2, "error: taskpack.toml: scheduledTasks: unknown key (did you mean 'scheduled_tasks'?)\n")
     assert not (root / ".taskpack" / "dev.json").exists()
+
+
+def test_a_server_gone_since_it_was_found_is_reported_as_such() -> None:
+    gone = DevState(os.getpid(), "127.0.0.1", _closed_port(), "2026-01-01T00:00:00+00:00")
+    with pytest.raises(DevServerGone):
+        run_remote(gone, "echo:payload", {})
+    with pytest.raises(DevServerGone):
+        fetch_listing(gone)
