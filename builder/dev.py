@@ -190,8 +190,10 @@ class DevServer:
             what += f" and {len(changed) - 3} more"
         try:
             project = await asyncio.to_thread(load_project, self.project.root)
-        except TaskpackError as exc:
-            click.echo(f"error: {exc.format_message()}", err=True)
+        except Exception as exc:  # anything: the server must outlive a bad edit
+            problem = (exc.format_message() if isinstance(exc, TaskpackError)
+                       else f"reloading failed: {type(exc).__name__}: {exc}")
+            click.echo(f"error: {problem}", err=True)
             click.echo("taskpack dev: keeping the last good version until this is fixed", err=True)
             return
         old_registry, old_scheduler = self.registry, self.scheduler
@@ -265,7 +267,6 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise UsageError("--port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(128)
-    sock.set_inheritable(True)
     return sock
 
 
