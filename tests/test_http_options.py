@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from taskpack import Registry, TaskEvent, define_task
 from taskpack.http import TaskApi, asgi_app, bearer_token, loopback_only
 from tests.asgi_driver import call
-from tests.test_dev_server import TASKPACK, Dev, project_copy
+from tests.test_dev_server import TASKPACK, Dev, project_copy, wait_for
 
 
 class Signup(pydantic.BaseModel):
@@ -121,11 +122,15 @@ def test_runs_endpoint_refuses_non_loopback_clients_in_dev(tmp_path: Path) -> No
 
 
 def test_dev_server_history_survives_a_restart(tmp_path: Path) -> None:
+    """HTTP and scheduled runs of ``taskpack dev`` (its copy of examples/basic
+    fires ``tick`` every second) reach ``taskpack runs`` across a restart."""
     root = project_copy(tmp_path / "basic")
     first = Dev(root)
     try:
         assert httpx.get(f"{first.url}/_nitro/tasks/echo:payload?n=1").status_code == 200
         assert httpx.get(f"{first.url}/_nitro/tasks/boom").status_code == 500
+        wait_for(lambda: httpx.get(f"{first.url}/_nitro/tasks/tick/runs").json()["runs"],
+                 what="a scheduled run in the history", timeout=5)
     finally:
         assert first.stop() == 0
     second = Dev(root)
@@ -135,8 +140,20 @@ def test_dev_server_history_survives_a_restart(tmp_path: Path) -> None:
         assert [(r["outcome"], r["trigger"]) for r in response.json()["runs"]] == [("ok", "http")]
     finally:
         assert second.stop() == 0
-    listed = subprocess.run([TASKPACK, "runs", "--root", str(root)], capture_output=True,
-                            text=True, timeout=30, check=True).stdout.splitlines()
-    assert [line.split()[2:5] for line in listed[1:]] == [["boom", "http", "error"],
-                                                         ["echo:payload", "http", "ok"]]
-    assert listed[1].endswith("ValueError: it broke")
+
+    def runs(*args: str) -> list[dict[str, Any]]:
+        out = subprocess.run([TASKPACK, "runs", *args, "--json", "--root", str(root)],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        found: list[dict[str, Any]] = json.loads(out)
+        return found
+
+    http = [r for r in runs("--limit", "1000") if r["trigger"] == "http"]
+    assert [(r["task"], r["outcome"], r["error"]) for r in http] == [
+        ("boom", "error", "ValueError: it broke"), ("echo:payload", "ok", None)]
+    ticks = runs("tick")
+    assert ticks and all(r["trigger"] == "schedule:* * * * * *" for r in ticks)
+    assert all(r["outcome"] == "ok" and 0 <= r["duration_ms"] < 5000 for r in ticks)
+    table = subprocess.run([TASKPACK, "runs", "boom", "--root", str(root)], capture_output=True,
+                           text=True, timeout=30, check=True).stdout.splitlines()
+    assert table[1].split()[2:6] == ["boom", "http", "error", "1"]
+    assert table[1].endswith("ValueError: it broke")
