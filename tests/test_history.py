@@ -273,3 +273,23 @@ def test_manifest_carries_options_and_history(make_project: MakeProject) -> None
     assert (options.concurrency, options.max_concurrency, options.timeout) == ("parallel", 3, 2.5)
     assert isinstance(reg.history, MemoryHistory)
     assert reg.history.limit == 1000
+
+
+def _record_in_child(store: SQLiteHistory) -> None:
+    store.record(record("child", 1))
+    store.close()
+
+
+def test_sqlite_store_is_usable_after_fork(tmp_path: Path) -> None:
+    import multiprocessing
+
+    store = SQLiteHistory(tmp_path / "h.sqlite")
+    store.record(record("parent", 1))
+    store.flush()  # the parent's writer thread and connection exist before the fork
+    child = multiprocessing.get_context("fork").Process(target=_record_in_child, args=(store,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    store.record(record("parent", 2))
+    assert sorted(r.id for r in store.runs()) == ["child-1", "parent-1", "parent-2"]
+    store.close()
