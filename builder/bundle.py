@@ -274,10 +274,10 @@ def runtime_requirements(names: Iterable[str]) -> list[str]:
             declared.setdefault(canonical_name(match.group(1)), spec)
     lines = []
     for name in names:
-        spec = declared.get(canonical_name(name))
-        if spec is None:
+        found = declared.get(canonical_name(name))
+        if found is None:
             raise RuntimeError(f"taskpack's metadata declares no requirement {name!r}")
-        lines.append(spec)
+        lines.append(found)
     return sorted(lines, key=str.lower)
 
 
@@ -334,7 +334,7 @@ def canonical_name(name: str) -> str:
 
 def _is_taskpack(requirement: str) -> bool:
     match = REQUIREMENT_NAME_RE.match(requirement)
-    return bool(match) and canonical_name(match.group(1)) == "taskpack"  # type: ignore[union-attr]
+    return match is not None and canonical_name(match.group(1)) == "taskpack"
 
 
 def _check_requirement(file: str, key: str | None, line: str) -> None:

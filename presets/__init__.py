@@ -104,7 +104,8 @@ def _by_name() -> dict[str, Preset]:
 
 def _load(module: ModuleType) -> Preset:
     """Check ``module`` defines the preset interface and wrap it."""
-    missing = [attr for attr in ("name", "aliases", "validate", "emit") if not hasattr(module, attr)]
+    required = ("name", "aliases", "validate", "emit")
+    missing = [attr for attr in required if not hasattr(module, attr)]
     if missing:
         raise RuntimeError(f"preset module {module.__name__} lacks {', '.join(missing)}")
     return Preset(
