@@ -138,7 +138,7 @@ def project_sources(project: Project) -> list[str]:
 
 
 def copy_project(project: Project, base: Path) -> list[str]:
-    """Copy :func:`project_sources` to ``base/app``; the written paths,
+    """Copy :func:`project_sources` to ``base/project``; the written paths,
     relative to ``base``."""
     written = []
     for rel in project_sources(project):
