@@ -371,7 +371,7 @@ def sha256_file(path: Path) -> str:
 
 def tree_files(root: Path) -> list[str]:
     """Every file under ``root`` (POSIX paths relative to it), sorted."""
-    found = []
+    found: list[str] = []
     for folder, _dirs, names in os.walk(root):
         prefix = Path(folder).relative_to(root).as_posix()
         found.extend(name if prefix == "." else f"{prefix}/{name}" for name in names)
