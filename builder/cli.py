@@ -19,6 +19,7 @@ import click
 
 from taskpack import Registry, TaskError, __version__, run_task_sync, set_registry
 
+from .cron_command import cron as cron_command
 from .errors import TaskFailedError, TaskpackError, UsageError
 from .manifest import build_manifest
 from .project import Project, load_project
@@ -165,3 +166,6 @@ def echo_result(name: str, result: Any) -> None:
             f"task `{name}` returned a value that is not JSON-serialisable: {exc}"
         ) from None
     click.echo(text)
+
+
+main.add_command(cron_command)
