@@ -108,6 +108,7 @@ class Scheduler:
                 await asyncio.sleep(min(wait, RECHECK_SECONDS))
                 continue
             self._fire(timer, due)
+            await asyncio.sleep(0)  # let the runs start before computing the next tick
             due = timer.expr.next_after(max(due, self._now()), self.timezone)
 
     def _fire(self, timer: _Timer, due: datetime) -> None:
