@@ -12,6 +12,7 @@ shadow the standard library or an installed package.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -74,6 +75,35 @@ def _load_attr(handler: str) -> Task:
     if task is None:
         raise HandlerError(f"{handler} is not a task or a callable")
     return task
+
+
+def unload_handler(root: Path, handler: str) -> None:
+    """Forget the imported module of ``handler`` so the next load executes
+    the file again (the dev server's reload). A ``module:attr`` handler's
+    module is dropped only when its file lies inside ``root``: installed
+    packages are never unloaded. Modules already running keep working."""
+    with _import_lock:
+        if ":" in handler and not handler.endswith(".py"):
+            name = handler.partition(":")[0]
+            module = sys.modules.get(name)
+            file = getattr(module, "__file__", None)
+            if file is None or not Path(file).resolve().is_relative_to(root.resolve()):
+                return
+        else:
+            name = private_module_name(root, handler)
+        forget_module(name)
+
+
+def forget_module(name: str) -> None:
+    """Drop module ``name`` from ``sys.modules`` and delete its bytecode
+    cache: the ``.pyc`` records the source's mtime in whole seconds and its
+    size, so an edit within the same second that keeps the size (``1`` →
+    ``2``) would otherwise be imported from the stale cache."""
+    module = sys.modules.pop(name, None)
+    cached = getattr(module, "__cached__", None)
+    if isinstance(cached, str):
+        with contextlib.suppress(OSError):
+            Path(cached).unlink()
 
 
 def _load_path(root: Path, relpath: str) -> Task:
