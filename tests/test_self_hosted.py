@@ -54,15 +54,15 @@ EXTRA_TASKS = {
 }
 
 
-def make_e2e_project(dest: Path) -> Path:
-    """examples/basic plus a task fired every second and a 2 s task, with
-    the task API on."""
+def make_e2e_project(dest: Path, every_second: str = TICK) -> Path:
+    """examples/basic plus a task fired every second (``every_second``) and a
+    2 s task, with the task API on."""
     shutil.copytree(EXAMPLES / "basic", dest,
                     ignore=shutil.ignore_patterns("__pycache__", ".output", ".taskpack"))
     write_files(dest, EXTRA_TASKS)
     config_path = dest / "taskpack.toml"
     config = tomlkit.parse(config_path.read_text())
-    config["scheduled_tasks"]["* * * * * *"] = TICK  # type: ignore[index]
+    config["scheduled_tasks"]["* * * * * *"] = every_second  # type: ignore[index]
     config["server"] = {"tasks_api": True, "shutdown_grace": 10}
     config_path.write_text(tomlkit.dumps(config))
     return dest
@@ -188,6 +188,21 @@ def test_single_process_presets(preset: str, e2e_project: Path, bundle_venv: Pat
     # handled gracefully, as it does for any app.
     assert status == (0 if preset == "server" else -signal.SIGTERM), server.logs()
     assert "Application shutdown complete" in server.logs()
+
+
+def test_sigterm_lets_a_scheduled_run_finish(bundle_venv: Path, tmp_path: Path,
+                                            started: list[ServerProcess]) -> None:
+    project = make_e2e_project(tmp_path / "project", every_second="e2e:slow")
+    server, records = start("server", project, bundle_venv, tmp_path, started)
+    server.wait_healthy()
+
+    def runs(kind: str) -> list[int]:
+        return [r["payload"]["scheduledTime"] for r in read_records(records)
+                if r["task"] == f"e2e:slow:{kind}"]
+
+    wait_for(lambda: runs("start") or None, 10, "a scheduled run of the 2 s task")
+    assert server.terminate() == 0, server.logs()
+    assert runs("start") and runs("end") == runs("start")
 
 
 def test_task_api_refuses_to_start_without_token(e2e_project: Path, bundle_venv: Path,
