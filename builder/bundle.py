@@ -13,8 +13,8 @@ Which project files are bundled (:func:`project_sources`):
   hidden (``.venv``, ``.git``), virtualenvs (any folder with a
   ``pyvenv.cfg``), caches (``__pycache__``, ``node_modules``,
   ``site-packages``), tests (``tests/``, ``test/``, ``conftest.py``,
-  ``test_*.py``, ``*_test.py``), the output folder and any folder holding a
-  previous build (a ``taskpack.json``);
+  ``test_*.py``, ``*_test.py``), symlinked folders, the output folder and
+  any folder holding a previous build (a ``taskpack.json``);
 * plus whatever the ``include`` globs name (any file type, e.g.
   ``include = ["data/*.json", "templates/**"]``), minus whatever the
   ``exclude`` globs name (a file is excluded when it or one of its folders
