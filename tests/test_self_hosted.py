@@ -249,6 +249,31 @@ def test_cluster_fires_each_tick_once_and_fails_over(e2e_project: Path, bundle_v
     assert server.terminate() == 0
 
 
+def test_cluster_workers_die_with_their_supervisor(e2e_project: Path, bundle_venv: Path,
+                                                   tmp_path: Path,
+                                                   started: list[ServerProcess]) -> None:
+    server, _ = start("server_cluster", e2e_project, bundle_venv, tmp_path, started,
+                      WORKERS="2")
+    server.wait_healthy()
+    workers = children(server.process.pid)
+    assert len(workers) == 2
+    server.process.kill()
+    server.process.wait(10)
+
+    def alive() -> set[int]:
+        running = set()
+        for pid in workers:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                continue
+            if "zombie" not in status.lower():
+                running.add(pid)
+        return running
+
+    wait_for(lambda: True if not alive() else None, 15, "the orphaned workers to exit")
+
+
 def test_preview_runs_the_built_server(e2e_project: Path, tmp_path: Path,
                                        started: list[ServerProcess]) -> None:
     output = build(e2e_project, "server", tmp_path / "out")
