@@ -50,6 +50,11 @@ def _vercel_hobby(expr: CronExpr) -> str | None:
     return None
 
 
+def _no_cron_triggers(expr: CronExpr) -> str:
+    raise CronError("Cloudflare Pages has no cron triggers; use the cloudflare_module preset "
+                    "(a Python Worker with Cron Triggers)")
+
+
 _SERVER = Platform("taskpack's scheduler")
 PLATFORMS: dict[str, Platform] = {
     "server": _SERVER,
@@ -60,6 +65,7 @@ PLATFORMS: dict[str, Platform] = {
     "node_middleware": _SERVER,
     "cloudflare_module": Platform("Cloudflare Cron Triggers", "Cloudflare", to_cloudflare,
                                   utc_only=True),
+    "cloudflare_pages": Platform("Cloudflare Pages", "Cloudflare Pages", _no_cron_triggers),
     "vercel": Platform("Vercel Cron Jobs", "Vercel", to_vercel, utc_only=True,
                        warn=_vercel_hobby),
 }

@@ -460,6 +460,9 @@ def test_property_parse_canonical_and_fire_times(w: Written, start: datetime) ->
     again = CronExpr.parse(expr.canonical)
     assert again == expr
     assert again.canonical == expr.canonical
+    # the platform renderings mean the same in taskpack's dialect
+    for names in (True, False):
+        assert CronExpr.parse(expr.render(weekday_names=names)) == expr
     # fire times: strictly increasing, and exactly the brute-force ones
     times = list(islice(expr.iter_after(start.replace(tzinfo=UTC)), 4))
     assert all(a < b for a, b in pairwise(times))

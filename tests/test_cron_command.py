@@ -83,6 +83,9 @@ def test_bad_input_exits_2_with_one_line(args: tuple[str, ...], line: str) -> No
      "error: --preset vercel: Vercel does not allow both day-of-month and day-of-week"),
     (("*/2 * * * * *", "--preset", "cloudflare_module"),
      "error: --preset cloudflare_module: Cloudflare Cron Triggers run at minute resolution"),
+    (("0 9 * * *", "--preset", "cloudflare_pages"),
+     "error: --preset cloudflare_pages: Cloudflare Pages has no cron triggers; use the "
+     "cloudflare_module preset"),
     (("0 9 * * *", "--preset", "vercel", "--tz", "Europe/Berlin"),
      "error: --preset vercel: Vercel runs schedules in UTC only, so timezone 'Europe/Berlin'"),
 ])
