@@ -208,7 +208,8 @@ def _parse_yaml(path: Path, label: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (at line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(label, None, f"invalid YAML: {exc.problem or exc.context}{where}") from None
+        reason = exc.problem or exc.context
+        raise ConfigError(label, None, f"invalid YAML: {reason}{where}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(label, None, f"invalid YAML: {exc}") from None
     return {} if data is None else data

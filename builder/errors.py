@@ -17,6 +17,12 @@ class TaskpackError(Exception):
         return str(self)
 
 
+class TaskFailedError(TaskpackError):
+    """A task ran and failed (exit code 1)."""
+
+    exit_code = 1
+
+
 class ConfigError(TaskpackError):
     """Something in the project is wrong; names the file and the key.
 

@@ -8,13 +8,19 @@ scans folders again.
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .config import Config
+from .config import Config, TaskConfig, load_config
+from .scan import NAME_RE, ScannedTask, parse_module, read_description, scan_tasks
+
+MODULE_HANDLER_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
 def _frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
@@ -72,3 +78,104 @@ class Project:
     def preset_options(self, family: str) -> Mapping[str, Any]:
         """The validated ``[family]`` table (``server``, ``cloudflare``, ``vercel``)."""
         return self.config.preset_options.get(family, _frozen())
+
+
+def load_project(root: Path) -> Project:
+    """Resolve the project at ``root``: config, scanned tasks, merged and checked.
+
+    Raises :class:`ConfigError` for anything wrong, naming file and key.
+    """
+    root = root.resolve()
+    config = load_config(root)
+    scanned = {task.name: task for task in scan_tasks(root, config.tasks_dir)}
+    tasks = dict(_from_scan(task) for task in scanned.values())
+    for name, entry in config.tasks.items():
+        tasks[name] = _merge(root, config, name, entry, scanned.get(name))
+    known = sorted(tasks)
+    schedules = []
+    for cron, names in config.scheduled_tasks:
+        for name in names:
+            if name not in tasks:
+                raise config.error(
+                    f"unknown task {name!r} (known: {', '.join(known) or 'none'})",
+                    "scheduled_tasks", cron,
+                )
+        schedules.append(Schedule(cron, names))
+    return Project(
+        root=root,
+        config=config,
+        tasks=tuple(tasks[name] for name in known),
+        schedules=tuple(schedules),
+    )
+
+
+def _from_scan(task: ScannedTask) -> tuple[str, TaskSpec]:
+    return task.name, TaskSpec(task.name, task.path, task.description, source=task.path)
+
+
+def _merge(root: Path, config: Config, name: str, entry: TaskConfig,
+           scanned: ScannedTask | None) -> TaskSpec:
+    """A config-registered task: its handler wins over the scanned file's."""
+    if not NAME_RE.match(name):
+        raise config.error("not a valid task name (use letters, digits, '_' and '-', "
+                           "segments joined with ':')", "tasks", name)
+    handler = scanned.path if scanned else None
+    description = scanned.description if scanned else ""
+    if entry.handler is not None:
+        handler = _check_handler(root, config, name, entry.handler)
+        if handler.endswith(".py"):
+            description = read_description(root, handler)
+    if entry.description is not None:
+        description = entry.description
+    return TaskSpec(name, handler, description, source=scanned.path if scanned else None,
+                    options=_frozen(entry.options))
+
+
+def _check_handler(root: Path, config: Config, name: str, handler: str) -> str:
+    """The handler, normalised (POSIX path relative to root, or ``module:attr``)."""
+    if handler.endswith(".py"):
+        path = (root / handler).resolve()
+        if not path.is_relative_to(root):
+            raise config.error(f"handler {handler!r} is outside the project root",
+                               "tasks", name, "handler")
+        if not path.is_file():
+            raise config.error(f"handler file {handler!r} does not exist",
+                               "tasks", name, "handler")
+        return path.relative_to(root).as_posix()
+    if not MODULE_HANDLER_RE.match(handler):
+        raise config.error(f"handler {handler!r} is neither a .py path nor 'module:attr'",
+                           "tasks", name, "handler")
+    module, _, attr = handler.partition(":")
+    local = _local_module(root, module)
+    if local is not None:
+        if not _defines(parse_module(root, local), attr):
+            raise config.error(f"{local} defines no top-level {attr!r}", "tasks", name, "handler")
+    elif importlib.util.find_spec(module.split(".")[0]) is None:
+        raise config.error(f"module {module!r} is neither in the project nor installed",
+                           "tasks", name, "handler")
+    return handler
+
+
+def _local_module(root: Path, module: str) -> str | None:
+    """The project file defining ``module`` (root-relative), if there is one."""
+    base = module.replace(".", "/")
+    for candidate in (f"{base}.py", f"{base}/__init__.py"):
+        if (root / candidate).is_file():
+            return candidate
+    return None
+
+
+def _defines(module: ast.Module, attr: str) -> bool:
+    for node in module.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == attr:
+                return True
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == attr for t in targets):
+                return True
+        elif isinstance(node, ast.ImportFrom | ast.Import) and any(
+            (a.asname or a.name.split(".")[0]) == attr for a in node.names
+        ):
+            return True
+    return False

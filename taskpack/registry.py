@@ -87,6 +87,13 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         return name in self.entries
 
+    def listing(self) -> dict[str, Any]:
+        """The task list in Nitro's shape (``GET /_nitro/tasks``)."""
+        return {
+            "tasks": {name: {"description": e.description} for name, e in self.entries.items()},
+            "scheduledTasks": [{"cron": s.cron, "tasks": list(s.tasks)} for s in self.schedules],
+        }
+
     def is_loaded(self, name: str) -> bool:
         """Whether the task's module has been imported."""
         return name in self._loaded

@@ -133,7 +133,7 @@ def as_task(obj: object) -> Task | None:
     if isinstance(obj, Task):
         return obj
     if callable(obj):
-        return Task(run=obj)  # type: ignore[arg-type]
+        return Task(run=obj)
     return None
 
 

@@ -1,0 +1,167 @@
+"""The ``taskpack`` command line.
+
+Every command reports bad input as one line on stderr (``error: ...``) and
+exits 2; a task that fails exits 1; ``--debug`` shows tracebacks instead.
+Commands that live in their own modules are registered at the bottom with
+``main.add_command``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from taskpack import Registry, TaskError, __version__, run_task_sync, set_registry
+
+from .errors import TaskFailedError, TaskpackError, UsageError
+from .manifest import build_manifest
+from .project import Project, load_project
+
+
+class TaskpackGroup(click.Group):
+    """Reports :class:`TaskpackError` as ``error: <line>`` on stderr and exits
+    with its code (with ``--debug``, the traceback instead)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TaskpackError as exc:
+            if ctx.meta.get("taskpack.debug"):
+                raise
+            click.echo(f"error: {exc.format_message()}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=TaskpackGroup)
+@click.version_option(__version__, prog_name="taskpack")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Nitro-style tasks for Python, compiled into deploy bundles."""
+    ctx.meta["taskpack.debug"] = debug
+
+
+root_option = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The project folder.",
+)
+
+
+def open_project(root: Path) -> Project:
+    """Load the project at ``root`` (``--root``), as every command does."""
+    if not root.is_dir():
+        raise UsageError("--root", f"{root} is not a folder")
+    return load_project(root)
+
+
+def local_registry(project: Project) -> Registry:
+    """An in-process registry for ``project``, made current for ``run_task``."""
+    registry = Registry.from_manifest(build_manifest(project), project.root)
+    set_registry(registry)
+    return registry
+
+
+def parse_payload(text: str | None) -> dict[str, Any]:
+    """``--payload``: a JSON object, else :class:`UsageError`."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError("--payload", f"invalid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError("--payload", f"expected a JSON object, got {json_kind(value)}")
+    return value
+
+
+def json_kind(value: Any) -> str:
+    """How a JSON value is named in messages."""
+    kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null", dict: "an object"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def fail_task(ctx: click.Context, name: str, exc: BaseException) -> NoReturn:
+    """Report a failed run: exit 2 for task-system errors that are the
+    caller's fault (unknown task, no handler), else 1."""
+    if ctx.meta.get("taskpack.debug"):
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, TaskError):
+        if exc.status_code in (404, 501):
+            raise TaskpackError(exc.message)
+        raise TaskFailedError(exc.message)
+    raise TaskFailedError(f"task `{name}` failed: {type(exc).__name__}: {exc}")
+
+
+@main.group()
+def task() -> None:
+    """List and run tasks."""
+
+
+@task.command("list")
+@root_option
+@click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON.")
+def task_list(root: Path, as_json: bool) -> None:
+    """List tasks with their descriptions and schedules."""
+    project = open_project(root)
+    listing = local_registry(project).listing()
+    echo_listing(listing, as_json)
+
+
+def echo_listing(listing: dict[str, Any], as_json: bool) -> None:
+    """Print a Nitro-shaped task listing as JSON or as a table."""
+    if as_json:
+        click.echo(json.dumps(listing, indent=2, ensure_ascii=False))
+        return
+    schedules: dict[str, list[str]] = {}
+    for entry in listing["scheduledTasks"]:
+        for name in entry["tasks"]:
+            schedules.setdefault(name, []).append(entry["cron"])
+    if not listing["tasks"]:
+        click.echo("No tasks.")
+        return
+    width = max(len(name) for name in listing["tasks"])
+    for name, info in listing["tasks"].items():
+        line = f"{name:<{width}}  {info['description']}".rstrip()
+        if name in schedules:
+            line += f"  [{', '.join(schedules[name])}]"
+        click.echo(line)
+
+
+@task.command("run")
+@click.argument("name")
+@root_option
+@click.option("--payload", help="The payload, a JSON object.")
+@click.pass_context
+def task_run(ctx: click.Context, name: str, root: Path, payload: str | None) -> None:
+    """Run task NAME and print its result as JSON."""
+    data = parse_payload(payload)
+    project = open_project(root)
+    local_registry(project)
+    try:
+        # The result is the only thing on stdout; what the task prints goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_task_sync(name, data)
+    except Exception as exc:
+        fail_task(ctx, name, exc)
+    echo_result(name, result)
+
+
+def echo_result(name: str, result: Any) -> None:
+    """Print a task's result as JSON (exit 1 if it is not serialisable)."""
+    try:
+        text = json.dumps(result, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise TaskFailedError(
+            f"task `{name}` returned a value that is not JSON-serialisable: {exc}"
+        ) from None
+    click.echo(text)

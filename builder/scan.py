@@ -1,0 +1,138 @@
+"""Task discovery: files under ``tasks_dir`` become tasks, without running
+any user code.
+
+``tasks/db/migrate.py`` is the task ``db:migrate``. Files and folders whose
+name starts with ``_`` or ``.`` are skipped (so ``__init__.py`` is never a
+task). Each file is parsed with :mod:`ast` to read its description and to
+check it defines at most one task; nothing is imported.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]+(:[A-Za-z0-9_.-]+)*$")
+
+
+@dataclass(frozen=True)
+class ScannedTask:
+    """A task file: its name, root-relative POSIX path and description."""
+
+    name: str
+    path: str
+    description: str
+
+
+def scan_tasks(root: Path, tasks_dir: str) -> tuple[ScannedTask, ...]:
+    """Every task under ``root / tasks_dir``, sorted by name.
+
+    Raises :class:`ConfigError` naming the file for an invalid name, a
+    syntax error (with its line), two tasks in one file, or two files that
+    map to the same name.
+    """
+    base = root / tasks_dir
+    if not base.is_dir():
+        return ()
+    found: dict[str, ScannedTask] = {}
+    folded: dict[str, ScannedTask] = {}
+    for path in sorted(_task_files(base)):
+        rel = path.relative_to(root).as_posix()
+        name = task_name(path.relative_to(base).as_posix())
+        if not NAME_RE.match(name):
+            raise ConfigError(rel, None, f"{name!r} is not a valid task name (use letters, "
+                              "digits, '_' and '-', folders joined with ':')")
+        task = ScannedTask(name, rel, read_description(root, rel))
+        other = folded.get(name.casefold())
+        if other is not None:
+            raise ConfigError(rel, None, f"task name {name!r} collides with {other.path} "
+                              f"({other.name!r})")
+        found[name] = folded[name.casefold()] = task
+    return tuple(found[name] for name in sorted(found))
+
+
+def task_name(relpath: str) -> str:
+    """The task name of a path relative to ``tasks_dir``: ``db/migrate.py`` → ``db:migrate``."""
+    return relpath.removesuffix(".py").replace("/", ":")
+
+
+def _task_files(base: Path) -> list[Path]:
+    files: list[Path] = []
+    for entry in base.iterdir():
+        if entry.name.startswith(("_", ".")):
+            continue
+        if entry.is_dir():
+            files.extend(_task_files(entry))
+        elif entry.suffix == ".py" and entry.is_file():
+            files.append(entry)
+    return files
+
+
+def read_description(root: Path, rel: str) -> str:
+    """The ``description=`` literal given to ``define_task`` in the file,
+    else the module docstring's first line, else ``""``."""
+    module = parse_module(root, rel)
+    calls = _define_task_calls(module)
+    if len(calls) > 1:
+        names = ", ".join(label for label, _ in calls)
+        raise ConfigError(rel, None, f"defines more than one task ({names}); keep one per file")
+    for _, call in calls:
+        for keyword in call.keywords:
+            value = keyword.value
+            if keyword.arg == "description" and isinstance(value, ast.Constant) \
+                    and isinstance(value.value, str):
+                return value.value
+    docstring = ast.get_docstring(module)
+    return docstring.strip().splitlines()[0] if docstring and docstring.strip() else ""
+
+
+def parse_module(root: Path, rel: str) -> ast.Module:
+    """The file's syntax tree; :class:`ConfigError` with ``file:line`` if it
+    cannot be read or parsed."""
+    try:
+        source = (root / rel).read_bytes()
+        return ast.parse(source, filename=rel)
+    except SyntaxError as exc:
+        where = f"{rel}:{exc.lineno}" if exc.lineno else rel
+        raise ConfigError(where, None, f"syntax error: {exc.msg}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(rel, None, f"cannot read: {exc}") from None
+
+
+def _define_task_calls(module: ast.Module) -> list[tuple[str, ast.Call]]:
+    """Top-level uses of ``define_task``, with the name they define.
+
+    Recognises ``@define_task``, ``@define_task(...)``, ``x = define_task(...)``
+    and the same through ``taskpack.define_task`` or an import alias.
+    """
+    direct = {"define_task"}
+    modules = {"taskpack"}
+    for node in module.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "taskpack":
+            direct.update(a.asname or a.name for a in node.names if a.name == "define_task")
+        elif isinstance(node, ast.Import):
+            modules.update(a.asname or a.name for a in node.names if a.name == "taskpack")
+
+    def is_define(expr: ast.expr) -> bool:
+        if isinstance(expr, ast.Name):
+            return expr.id in direct
+        return (isinstance(expr, ast.Attribute) and expr.attr == "define_task"
+                and isinstance(expr.value, ast.Name) and expr.value.id in modules)
+
+    found: list[tuple[str, ast.Call]] = []
+    for node in module.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for deco in node.decorator_list:
+                if is_define(deco):
+                    found.append((node.name, ast.Call(func=deco, args=[], keywords=[])))
+                elif isinstance(deco, ast.Call) and is_define(deco.func):
+                    found.append((node.name, deco))
+        elif (isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Call)
+              and is_define(node.value.func)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found.append((", ".join(ast.unparse(t) for t in targets), node.value))
+    return found
