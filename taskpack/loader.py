@@ -30,11 +30,12 @@ class HandlerError(Exception):
     """The handler could not be loaded; ``str()`` says why."""
 
 
-def private_module_name(relpath: str) -> str:
-    """The name a path handler is imported under: stable, unique per path,
-    and never a name a user could import by accident."""
+def private_module_name(root: Path, relpath: str) -> str:
+    """The name a path handler is imported under: stable, unique per project
+    root and path (two projects in one process never share a module), and
+    never a name a user could import by accident."""
     stem = re.sub(r"\W", "_", relpath.removesuffix(".py"))
-    digest = hashlib.sha1(relpath.encode()).hexdigest()[:8]
+    digest = hashlib.sha1(f"{root}\0{relpath}".encode()).hexdigest()[:8]
     return f"_taskpack_task_{stem}_{digest}"
 
 
@@ -75,8 +76,25 @@ def _load_attr(handler: str) -> Task:
     return task
 
 
+def unload_handler(root: Path, handler: str) -> None:
+    """Forget the imported module of ``handler`` so the next load executes
+    the file again (the dev server's reload). A ``module:attr`` handler's
+    module is dropped only when its file lies inside ``root``: installed
+    packages are never unloaded. Modules already running keep working."""
+    with _import_lock:
+        if ":" in handler and not handler.endswith(".py"):
+            name = handler.partition(":")[0]
+            module = sys.modules.get(name)
+            file = getattr(module, "__file__", None)
+            if file is None or not Path(file).resolve().is_relative_to(root.resolve()):
+                return
+        else:
+            name = private_module_name(root, handler)
+        sys.modules.pop(name, None)
+
+
 def _load_path(root: Path, relpath: str) -> Task:
-    name = private_module_name(relpath)
+    name = private_module_name(root, relpath)
     module = sys.modules.get(name)
     if module is None:
         module = _exec_file(name, root / relpath)
