@@ -55,10 +55,12 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class WranglerFile:
-    """The merged config: its file name, text and the notices to print."""
+    """The merged config: its file name, text, the Worker's resulting
+    top-level ``name``, and the notices to print."""
 
     filename: str
     text: str
+    name: str
     notices: tuple[str, ...]
 
 
@@ -74,24 +76,28 @@ def find_user_config(root: Path) -> Path | None:
 def render_wrangler(settings: WorkerSettings, user_file: Path | None) -> WranglerFile:
     """The output's wrangler config for ``settings``, merged into ``user_file``."""
     if user_file is None:
-        return WranglerFile("wrangler.toml", _fresh_toml(settings), ())
+        name = settings.name or settings.default_name
+        return WranglerFile("wrangler.toml", _fresh_toml(settings), name, ())
     text = user_file.read_text(encoding="utf-8")
     if user_file.suffix == ".toml":
         try:
             doc = tomlkit.parse(text)
         except TOMLKitError as exc:
             raise ConfigError(user_file.name, None, f"invalid TOML: {exc}") from None
-        notices = _merge(_TomlAccess(doc), settings, user_file.name)
-        return WranglerFile(user_file.name, tomlkit.dumps(doc), tuple(notices))
-    try:
-        data = json.loads(strip_jsonc(text))
-    except ValueError as exc:
-        raise ConfigError(user_file.name, None, f"invalid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(user_file.name, None, "expected a JSON object at the top level")
-    notices = _merge(_JsonAccess(data), settings, user_file.name)
-    body = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    return WranglerFile(user_file.name, body, tuple(notices))
+        access: _Access = _TomlAccess(doc)
+        notices = _merge(access, settings, user_file.name)
+        text = tomlkit.dumps(doc)
+    else:
+        try:
+            data = json.loads(strip_jsonc(text))
+        except ValueError as exc:
+            raise ConfigError(user_file.name, None, f"invalid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(user_file.name, None, "expected a JSON object at the top level")
+        access = _JsonAccess(data)
+        notices = _merge(access, settings, user_file.name)
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return WranglerFile(user_file.name, text, str(_plain(access.get(("name",)))), tuple(notices))
 
 
 def _fresh_toml(settings: WorkerSettings) -> str:
