@@ -31,11 +31,11 @@ class HandlerError(Exception):
 
 
 def private_module_name(root: Path, relpath: str) -> str:
-    """The name a path handler is imported under: stable, unique per project
-    root and path (two projects in one process never share a module), and
-    never a name a user could import by accident."""
+    """The name a path handler is imported under: stable, unique per file
+    (two projects' ``tasks/a.py`` differ), and never a name a user could
+    import by accident."""
     stem = re.sub(r"\W", "_", relpath.removesuffix(".py"))
-    digest = hashlib.sha1(f"{root}\0{relpath}".encode()).hexdigest()[:8]
+    digest = hashlib.sha1(str(root / relpath).encode()).hexdigest()[:8]
     return f"_taskpack_task_{stem}_{digest}"
 
 

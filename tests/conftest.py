@@ -1,0 +1,30 @@
+"""Shared fixtures: throwaway projects on disk."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import EXAMPLES, MakeProject, write_files
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> MakeProject:
+    """A factory writing a project into a fresh folder and returning its root."""
+    counter = iter(range(1_000_000))
+
+    def make(files: dict[str, str]) -> Path:
+        return write_files(tmp_path / f"project{next(counter)}", files)
+
+    return make
+
+
+@pytest.fixture
+def basic_example(tmp_path: Path) -> Path:
+    """A private copy of ``examples/basic``."""
+    dest = tmp_path / "basic"
+    shutil.copytree(EXAMPLES / "basic", dest, ignore=shutil.ignore_patterns(
+        "__pycache__", ".output", ".taskpack"))
+    return dest

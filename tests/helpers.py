@@ -1,0 +1,36 @@
+"""Helpers shared by the tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+MakeProject = Callable[[dict[str, str]], Path]
+
+
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    """Write ``files`` (relative path → dedented text) under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return root
+
+
+TASK = """
+from taskpack import define_task
+
+@define_task(description="{description}")
+async def run(event):
+    return {{"result": event.payload}}
+"""
+
+
+def task_source(description: str = "") -> str:
+    """Source of a minimal async task module echoing its payload."""
+    return TASK.format(description=description)
