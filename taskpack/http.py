@@ -126,6 +126,17 @@ def json_response(status: int, data: Any, headers: Mapping[str, str] | None = No
     return HttpResponse(status, {"content-type": JSON_TYPE, **(headers or {})}, body)
 
 
+def dump_result(name: str, result: Any) -> str:
+    """A task's result as JSON text, as the API sends it and the CLI prints
+    it; a :class:`TaskError` (500) naming the task when it is not JSON."""
+    try:
+        return json.dumps(result, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TaskError(
+            f"task `{name}` returned a value that is not JSON-serialisable: {exc}"
+        ) from None
+
+
 def error_response(
     status: int, message: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> HttpResponse:
@@ -277,7 +288,11 @@ class TaskApi:
         return json_response(200, self.registry.listing())
 
     async def run(self, name: str, request: HttpRequest) -> HttpResponse:
-        """Run ``name`` with the request's payload; every outcome is a response."""
+        """Run ``name`` with the request's payload; every outcome is a response.
+
+        A task that raises is a 500 with the exception's message; in dev the
+        body also names the exception class (``exception``) and carries the
+        ``traceback``."""
         try:
             payload = request_payload(request.query, request.body)
         except PayloadError as exc:
@@ -291,14 +306,14 @@ class TaskApi:
             message = str(exc) or type(exc).__name__
             if self.dev:
                 trace = "".join(traceback.format_exception(exc))
-                return error_response(500, message, traceback=trace)
+                return error_response(500, message, exception=type(exc).__name__,
+                                      traceback=trace)
             return error_response(500, message)
         try:
-            return json_response(200, result)
-        except (TypeError, ValueError) as exc:
-            return error_response(
-                500, f"Task `{name}` returned a value that is not JSON-serialisable: {exc}"
-            )
+            body = dump_result(name, result)
+        except TaskError as exc:
+            return error_response(exc.status_code, exc.message)
+        return HttpResponse(200, {"content-type": JSON_TYPE}, body.encode("utf-8"))
 
 
 @dataclass(frozen=True)

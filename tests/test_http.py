@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import textwrap
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from taskpack.http import (
     request_payload,
 )
 from taskpack.registry import Registry, ScheduleEntry, TaskEntry
+from tests.asgi_driver import call
 
 TASKS = {
     "echo/payload.py": """
@@ -96,54 +96,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
 def make_app(registry: Registry, policy: AccessPolicy | None = None, **kwargs: Any) -> Any:
     api = TaskApi(registry, policy=policy or loopback_only(), **kwargs)
     return asgi_app(api)
-
-
-async def call(
-    app: Any,
-    method: str,
-    path: str,
-    *,
-    query: str = "",
-    headers: Iterable[tuple[str, str]] = (("host", "127.0.0.1:3000"),),
-    body: bytes | list[bytes] = b"",
-    client: tuple[str, int] | None = ("127.0.0.1", 50000),
-) -> tuple[int, dict[str, str], Any]:
-    """Drive ``app`` with one HTTP request; (status, headers, parsed JSON)."""
-    chunks = body if isinstance(body, list) else [body]
-    incoming = [
-        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
-        for i, chunk in enumerate(chunks)
-    ]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        if incoming:
-            return incoming.pop(0)
-        await asyncio.sleep(3600)
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "headers": [(k.encode(), v.encode()) for k, v in headers],
-        "client": client,
-        "server": ("127.0.0.1", 3000),
-    }
-    await app(scope, receive, send)
-    start, body_message = sent
-    assert start["type"] == "http.response.start"
-    response_headers = {k.decode(): v.decode() for k, v in start["headers"]}
-    assert int(response_headers["content-length"]) == len(body_message["body"])
-    return start["status"], response_headers, json.loads(body_message["body"])
 
 
 def run(coro: Any) -> Any:
@@ -314,6 +266,7 @@ def test_task_exception_is_500_with_message_only(registry: Registry) -> None:
 def test_task_exception_in_dev_has_traceback(registry: Registry) -> None:
     status, _, data = run(call(make_app(registry, dev=True), "GET", "/_nitro/tasks/boom"))
     assert status == 500 and data["message"] == "kaboom"
+    assert data["exception"] == "RuntimeError"
     assert "RuntimeError: kaboom" in data["traceback"]
     assert "boom.py" in data["traceback"]
 
@@ -327,7 +280,7 @@ def test_unserialisable_result_is_500_naming_the_task(registry: Registry) -> Non
     status, _, data = run(call(make_app(registry), "GET", "/_nitro/tasks/unjson"))
     assert status == 500
     assert data["message"].startswith(
-        "Task `unjson` returned a value that is not JSON-serialisable"
+        "task `unjson` returned a value that is not JSON-serialisable"
     )
 
 
