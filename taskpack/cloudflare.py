@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -83,10 +84,13 @@ class Worker:
         outcomes = await asyncio.gather(*(run_one(name) for name in names))
         return dict(zip(names, outcomes, strict=True))
 
-    async def fetch(self, request: HttpRequest, read_body: BodyReader, *, env: Any) -> HttpResponse:
+    async def fetch(
+        self, request: HttpRequest, read_body: BodyReader, *, env: Any, ctx: Any
+    ) -> HttpResponse:
         """Answer an HTTP request. ``request`` comes without its body;
         ``read_body`` is called only once the request was admitted and its
-        declared size is within the API's limit."""
+        declared size is within the API's limit. Runs get a context with
+        ``env``, ``ctx`` and ``wait_until`` as scheduled runs do."""
         if not self.tasks_api:
             return error_response(404, "not found")
         token = getattr(env, TOKEN_SECRET, None)
@@ -97,7 +101,12 @@ class Worker:
                 f"the task API is enabled but the Worker secret {TOKEN_SECRET} is not set "
                 f"(npx wrangler secret put {TOKEN_SECRET})",
             )
-        api = TaskApi(self.registry, policy=bearer_token(token))
+        wait_until = _wait_until(ctx)
+        api = TaskApi(
+            self.registry,
+            policy=bearer_token(token),
+            context=lambda: TaskContext(trigger="http", wait_until=wait_until, env=env, ctx=ctx),
+        )
         route = api.route(request.path)
         if route is None:
             return error_response(404, "not found")
@@ -108,8 +117,7 @@ class Worker:
         too_large = api.too_large(int(declared)) if declared.isdigit() else None
         if too_large is not None:
             return too_large
-        body = await read_body()
-        response = await handle(api, HttpRequest(**{**vars(request), "body": body}))
+        response = await handle(api, replace(request, body=await read_body()))
         assert response is not None  # the route matched above
         return response
 
