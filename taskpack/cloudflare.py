@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from .http import HttpRequest, HttpResponse, TaskApi, bearer_token, error_response, handle
