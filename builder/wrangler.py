@@ -30,6 +30,7 @@ from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import AoT, Table
 
 from .errors import ConfigError
 
@@ -171,15 +172,34 @@ class _TomlAccess(_Access):
 
     def set(self, path: tuple[str, ...], value: Any) -> None:
         node: Any = self.doc
+        created = []
         for part in path[:-1]:
             if part not in node:
-                table = tomlkit.table()
-                table.add(tomlkit.nl())
-                node[part] = table
+                node[part] = tomlkit.table()
+                created.append(node[part])
             node = node[part]
         if isinstance(value, list) and path[-1] == "crons":
             value = _crons_array(value)
-        node[path[-1]] = value
+        if node is self.doc and path[-1] not in node:
+            self._add_top_level(path[-1], value)
+        else:
+            node[path[-1]] = value
+        for table in created:
+            table.add(tomlkit.nl())
+
+    def _add_top_level(self, key: str, value: Any) -> None:
+        """Add a plain key after the last top-level plain key, so it does not
+        land under a comment that introduces the first table."""
+        plain = [
+            k.key
+            for k, item in self.doc.body
+            if k is not None and not isinstance(item, Table | AoT)
+        ]
+        if plain:
+            # tomlkit has no public "insert after"; this keeps the user's layout.
+            self.doc._insert_after(plain[-1], key, value)
+        else:
+            self.doc._insert_at(0, key, value)
 
 
 def _plain(value: Any) -> Any:

@@ -65,28 +65,32 @@ def wrangler_env(home: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def dry_run(
-    cf_tools: CloudflareTools, tmp_path: Path
-) -> Callable[[Path], subprocess.CompletedProcess[str]]:
-    """``wrangler deploy --dry-run --outdir`` in a directory holding a wrangler config."""
+@dataclass(frozen=True)
+class WranglerRun:
+    """One ``wrangler deploy --dry-run``: exit code, combined output, and the
+    folder wrangler wrote the bundled modules to."""
 
-    def run(project: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                str(cf_tools.wrangler),
-                "deploy",
-                "--dry-run",
-                "--outdir",
-                str(tmp_path / "wrangler-out"),
-                *extra,
-            ],
+    returncode: int
+    output: str
+    outdir: Path
+
+
+@pytest.fixture
+def dry_run(cf_tools: CloudflareTools, tmp_path: Path) -> Callable[..., WranglerRun]:
+    """``wrangler deploy --dry-run --outdir`` in a folder holding a wrangler config."""
+    counter = iter(range(1_000_000))
+
+    def run(project: Path, *extra: str) -> WranglerRun:
+        outdir = tmp_path / f"wrangler-out-{next(counter)}"
+        proc = subprocess.run(
+            [str(cf_tools.wrangler), "deploy", "--dry-run", "--outdir", str(outdir), *extra],
             cwd=project,
             env=wrangler_env(tmp_path / "wrangler-home"),
             capture_output=True,
             text=True,
             timeout=120,
         )
+        return WranglerRun(proc.returncode, proc.stdout + proc.stderr, outdir)
 
     return run
 
@@ -100,6 +104,8 @@ def run_worker(cf_tools: CloudflareTools, tmp_path: Path) -> Callable[..., dict[
         calls: Sequence[Mapping[str, Any]],
         env: Mapping[str, str] | None = None,
         main: str = "entry",
+        pythonEnv: Mapping[str, str] | None = None,
+        collect: Sequence[str] = (),
     ) -> dict[str, Any]:
         spec = {
             "tools": str(cf_tools.dir),
@@ -107,6 +113,8 @@ def run_worker(cf_tools: CloudflareTools, tmp_path: Path) -> Callable[..., dict[
             "src": str(src),
             "main": main,
             "env": dict(env or {}),
+            "pythonEnv": dict(pythonEnv or {}),
+            "collect": list(collect),
             "calls": list(calls),
         }
         spec_file = tmp_path / "harness-spec.json"

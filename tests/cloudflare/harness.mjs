@@ -14,10 +14,13 @@
 // unwrapped through `.js_object`.
 //
 // Usage: node harness.mjs SPEC.json   (prints one JSON object on stdout)
-// SPEC: {tools, wheel, src, main?, env?, calls: [
+// SPEC: {tools, wheel, src, main?, env?, pythonEnv?, collect?, calls: [
 //          {kind: "scheduled", cron, scheduledTime}
-//        | {kind: "fetch", method?, url, headers?, body?}]}
-// Result: {calls: [{kind, returned?, response?, error?, waitUntil: [...], logs: [...]}]}
+//        | {kind: "fetch", method?, url, headers?, body?}]}   (each may carry its own env)
+// `env` is the Worker's env (bindings, secrets); `pythonEnv` goes to os.environ;
+// `collect` names files in Pyodide's file system whose text each call reports
+// (then deletes), so tasks can record what they received.
+// Result: {import, calls: [{kind, returned?, response?, error?, waitUntil, logs, files}]}
 
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -113,6 +116,21 @@ pyodide.registerJsModule("_cloudflare_compat_flags", {
 // --- the Worker -----------------------------------------------------------
 copyTree(spec.src, BUNDLE_DIR);
 pyodide.runPython(`import os, sys; sys.path.insert(0, "${BUNDLE_DIR}"); os.chdir("${BUNDLE_DIR}")`);
+const osEnviron = pyodide.pyimport("os").environ;
+for (const [key, value] of Object.entries(spec.pythonEnv ?? {})) osEnviron.__setitem__(key, value);
+
+function collectFiles() {
+  const files = {};
+  for (const file of spec.collect ?? []) {
+    if (pyodide.FS.analyzePath(file).exists) {
+      files[file] = pyodide.FS.readFile(file, { encoding: "utf8" });
+      pyodide.FS.unlink(file);
+    } else {
+      files[file] = null;
+    }
+  }
+  return files;
+}
 
 function toPlain(value) {
   if (value && typeof value.toJs === "function") {
@@ -141,12 +159,13 @@ for (const call of main ? spec.calls : []) {
   // workerd makes one entrypoint instance per event, with that event's ctx.
   const ctx = new ExecutionContext();
   currentCtx = ctx;
-  const instance = main.Default(ctx, env);
+  const callEnv = call.env ?? env;
+  const instance = main.Default(ctx, callEnv);
   const out = { kind: call.kind };
   try {
     if (call.kind === "scheduled") {
       const controller = new ScheduledController(call.cron, call.scheduledTime);
-      out.returned = toPlain(await instance.scheduled(controller, env, ctx));
+      out.returned = toPlain(await instance.scheduled(controller, callEnv, ctx));
     } else if (call.kind === "fetch") {
       const request = new Request(call.url, {
         method: call.method ?? "GET",
@@ -173,6 +192,7 @@ for (const call of main ? spec.calls : []) {
       : { status: "rejected", reason: describeError(s.reason) },
   );
   instance.destroy();
+  out.files = collectFiles();
   out.logs = logs;
   logs = [];
   result.calls.push(out);

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.cloudflare.conftest import WranglerRun
+
 RunWorker = Callable[..., dict[str, Any]]
-DryRun = Callable[..., subprocess.CompletedProcess[str]]
+DryRun = Callable[..., WranglerRun]
 
 MINIMAL = Path(__file__).resolve().parent / "minimal_worker"
 
@@ -72,14 +73,14 @@ def test_harness_reports_import_errors(run_worker: RunWorker, tmp_path: Path) ->
 def test_wrangler_dry_run_offline(dry_run: DryRun, tmp_path: Path) -> None:
     project = tmp_path / "probe"
     shutil.copytree(MINIMAL, project)
-    proc = dry_run(project)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "--dry-run: exiting now." in proc.stdout
-    assert (tmp_path / "wrangler-out" / "entry.py").is_file()
+    run = dry_run(project)
+    assert run.returncode == 0, run.output
+    assert "--dry-run: exiting now." in run.output
+    assert (run.outdir / "entry.py").is_file()
 
     # wrangler really validates: without the python_workers flag it refuses.
     config = project / "wrangler.toml"
     config.write_text(config.read_text().replace('compatibility_flags = ["python_workers"]\n', ""))
-    proc = dry_run(project)
-    assert proc.returncode != 0
-    assert "python_workers" in proc.stdout + proc.stderr
+    run = dry_run(project)
+    assert run.returncode != 0
+    assert "The `python_workers` compatibility flag is required" in run.output
