@@ -22,10 +22,11 @@ Without a user file, a fresh ``wrangler.toml`` is written.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import tomlkit
@@ -44,6 +45,11 @@ class WorkerSettings:
 
     ``name``/``compatibility_date`` are ``None`` when the taskpack config
     does not set them (the user's wrangler value, then the default, is used).
+    ``project_dir`` is the project root relative to the folder the config is
+    written to (``..`` for ``.output``): relative paths in the user's config
+    (``assets.directory``, ``d1_databases[].migrations_dir``, ...) are
+    rebased onto it so they still point at the project's folders. ``None``
+    leaves them as written.
     """
 
     main: str
@@ -52,6 +58,7 @@ class WorkerSettings:
     default_compatibility_date: str
     name: str | None = None
     compatibility_date: str | None = None
+    project_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -246,11 +253,47 @@ def _merge(data: _Access, settings: WorkerSettings, filename: str) -> list[str]:
         if scope and data.get((*scope, "main")) is not None:
             replace((*scope, "main"), settings.main, "taskpack generates the Worker's entry")
 
+    if settings.project_dir is not None:
+        for scope in scopes:
+            _rebase_paths(data, scope, settings.project_dir)
     replace(("triggers", "crons"), list(settings.crons), "crons come from scheduled_tasks")
     for scope in scopes[1:]:
         if data.get((*scope, "triggers")) is None:
             data.set((*scope, "triggers", "crons"), list(settings.crons))
     return notices
+
+
+# Keys whose values are paths relative to the wrangler config's folder.
+PATH_KEYS = (
+    ("assets", "directory"),
+    ("site", "bucket"),
+    ("build", "cwd"),
+    ("build", "watch_dir"),
+    ("tsconfig",),
+)
+# (array of tables, key in each element) holding such paths.
+ARRAY_PATH_KEYS = (("d1_databases", "migrations_dir"),)
+
+
+def _rebase_paths(data: _Access, scope: tuple[str, ...], project_dir: str) -> None:
+    """Point the relative paths of ``scope`` at the project's folders again."""
+    for *parents, key in PATH_KEYS:
+        node = data.get((*scope, *parents))
+        if isinstance(node, dict) and key in node:
+            node[key] = _rebased(_plain(node[key]), project_dir)
+    for array, key in ARRAY_PATH_KEYS:
+        items = data.get((*scope, array))
+        for item in items if isinstance(items, list) else ():
+            if isinstance(item, dict) and key in item:
+                item[key] = _rebased(_plain(item[key]), project_dir)
+
+
+def _rebased(value: Any, project_dir: str) -> Any:
+    if isinstance(value, list):
+        return [_rebased(item, project_dir) for item in value]
+    if not isinstance(value, str) or not value or PurePosixPath(value).is_absolute():
+        return value
+    return posixpath.normpath(posixpath.join(project_dir, value))
 
 
 _JSONC_TOKEN = re.compile(

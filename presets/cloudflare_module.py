@@ -23,9 +23,11 @@ user's own wrangler config is merged.
 
 from __future__ import annotations
 
+import os
 import pprint
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 from taskpack import __version__
@@ -71,7 +73,7 @@ def validate(project: Project) -> list[str]:
 def emit(project: Project, out: Path) -> None:
     """Write the Worker into ``out``."""
     triggers = _triggers(project)
-    wrangler = _wrangler(project, triggers)
+    wrangler = _wrangler(project, triggers, out)
     base = out / SOURCE_DIR
     bundle.write_bundle(project, base, requirements=None)
     options = project.preset_options("cloudflare")
@@ -152,8 +154,17 @@ def _settings(project: Project, triggers: tuple[Trigger, ...]) -> WorkerSettings
     )
 
 
-def _wrangler(project: Project, triggers: tuple[Trigger, ...]) -> WranglerFile:
-    return render_wrangler(_settings(project, triggers), find_user_config(project.root))
+def _wrangler(
+    project: Project, triggers: tuple[Trigger, ...], out: Path | None = None
+) -> WranglerFile:
+    """The merged wrangler config; relative paths in the user's config are
+    rebased for ``out`` (the staging folder, a sibling of the final output, so
+    the same relative path holds after the build's rename)."""
+    settings = _settings(project, triggers)
+    if out is not None:
+        project_dir = Path(os.path.relpath(project.root.resolve(), out.resolve())).as_posix()
+        settings = replace(settings, project_dir=project_dir)
+    return render_wrangler(settings, find_user_config(project.root))
 
 
 def _default_name(root: Path) -> str:

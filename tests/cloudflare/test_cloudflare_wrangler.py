@@ -28,6 +28,10 @@ id = "0123456789abcdef0123456789abcdef"
 [vars]
 REGION = "eu"
 
+[assets]
+directory = "./public"  # static files, relative to this file
+binding = "ASSETS"
+
 # Staging: its own namespace and variables
 [env.staging]
 name = "team-worker-staging"
@@ -64,6 +68,7 @@ def test_dry_run_accepts_a_merged_user_config_with_bindings_and_envs(
             "taskpack.toml": '[scheduled_tasks]\n"0 12 * * 1-5" = "report"\n',
             "tasks/report.py": task_source("Weekday report"),
             "wrangler.toml": USER_WRANGLER,
+            "public/index.html": "<h1>static</h1>\n",
         }
     )
     out = build(root, preset="cloudflare_module").output
@@ -73,17 +78,21 @@ def test_dry_run_accepts_a_merged_user_config_with_bindings_and_envs(
         "# Cache used by the tasks",
         'binding = "CACHE"  # bound as env.CACHE',
         "# Staging: its own namespace and variables",
+        "# static files, relative to this file",
     ):
         assert kept in merged
     data = tomllib.loads(merged)
     assert data["kv_namespaces"] == [{"binding": "CACHE", "id": "0123456789abcdef0123456789abcdef"}]
     assert data["triggers"] == {"crons": ["0 12 * * MON-FRI"]}
     assert data["env"]["staging"]["triggers"] == {"crons": ["0 12 * * MON-FRI"]}
+    # Relative paths still point at the project's folders from .output/.
+    assert data["assets"]["directory"] == "../public"
 
     run = dry_run(out)
     assert run.returncode == 0, run.output
     assert "env.CACHE (0123456789abcdef0123456789abcdef)" in run.output
     assert 'env.REGION ("eu")' in run.output
+    assert "env.ASSETS" in run.output  # wrangler found the assets folder
 
     staging = dry_run(out, "--env", "staging")
     assert staging.returncode == 0, staging.output

@@ -175,3 +175,38 @@ def test_bad_user_config_is_an_error_naming_the_file(
     user.write_text(text)
     with pytest.raises(ConfigError, match=message):
         render_wrangler(SETTINGS, user)
+
+
+def test_relative_paths_are_rebased_onto_the_project(tmp_path: Path) -> None:
+    user = tmp_path / "wrangler.toml"
+    user.write_text(
+        """\
+tsconfig = "tsconfig.json"
+
+[assets]
+directory = "./public"  # kept comment
+
+[build]
+watch_dir = ["src", "/abs/olute"]
+
+[[d1_databases]]
+binding = "DB"
+database_id = "x"
+migrations_dir = "migrations"
+
+[env.staging.assets]
+directory = "public-staging"
+"""
+    )
+    settings = WorkerSettings("src/entry.py", (), "w", "2026-04-01", project_dir="..")
+    result = render_wrangler(settings, user)
+    data = tomllib.loads(result.text)
+    assert data["tsconfig"] == "../tsconfig.json"
+    assert data["assets"]["directory"] == "../public"
+    assert data["build"]["watch_dir"] == ["../src", "/abs/olute"]
+    assert data["d1_databases"][0]["migrations_dir"] == "../migrations"
+    assert data["env"]["staging"]["assets"]["directory"] == "../public-staging"
+    assert result.notices == ()
+    # Without a project_dir (validation only), paths stay as written.
+    unchanged = tomllib.loads(render_wrangler(SETTINGS, user).text)
+    assert unchanged["assets"]["directory"] == "./public"
