@@ -165,7 +165,10 @@ for (const call of main ? spec.calls : []) {
   try {
     if (call.kind === "scheduled") {
       const controller = new ScheduledController(call.cron, call.scheduledTime);
-      out.returned = toPlain(await instance.scheduled(controller, callEnv, ctx));
+      // workerd passes (controller, env, ctx); `controllerOnly` checks the entry
+      // also copes with the JS class-entrypoint shape, scheduled(controller).
+      const args = call.controllerOnly ? [controller] : [controller, callEnv, ctx];
+      out.returned = toPlain(await instance.scheduled(...args));
     } else if (call.kind === "fetch") {
       const request = new Request(call.url, {
         method: call.method ?? "GET",

@@ -170,7 +170,12 @@ def test_failures_parallel_tasks_wait_until_and_the_guarded_api(
     api = "https://worker.example/_nitro/tasks"
     calls: list[dict[str, Any]] = [
         {"kind": "scheduled", "cron": every_five, "scheduledTime": BASE_TIME},
-        {"kind": "scheduled", "cron": sundays, "scheduledTime": BASE_TIME + 1},
+        {
+            "kind": "scheduled",
+            "cron": sundays,
+            "scheduledTime": BASE_TIME + 1,
+            "controllerOnly": True,
+        },
         {"kind": "fetch", "url": api},
         {"kind": "fetch", "url": api, "headers": {"authorization": "Bearer wrong"}},
         {"kind": "fetch", "url": api, "headers": auth},
