@@ -10,9 +10,12 @@ files stay a few lines long.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 from taskpack.builder.bundle import render, write_bundle
+from taskpack.builder.errors import TaskpackError
 from taskpack.builder.project import Project
 from taskpack.cron import CronError, CronExpr
 
@@ -45,3 +48,13 @@ def emit(project: Project, out: Path, template: str, entry: str) -> None:
 def install_step(out: Path) -> str:
     """The command installing the bundle's requirements."""
     return f"pip install -r {out / BUNDLE_DIR / 'requirements.txt'}"
+
+
+def preview(out: Path, entry: str) -> list[str]:
+    """``taskpack preview``: this interpreter running the entry file, as
+    production does; it needs the bundle's requirements installed."""
+    missing = [name for name in REQUIREMENTS if importlib.util.find_spec(name) is None]
+    if missing:
+        raise TaskpackError(f"{', '.join(missing)} not installed in {sys.executable}; "
+                            f"run `{install_step(out)}` first")
+    return [sys.executable, str(out / BUNDLE_DIR / entry)]

@@ -24,3 +24,7 @@ def emit(project: Project, out: Path) -> None:
 def next_steps(out: Path) -> list[str]:
     return [_self_hosted.install_step(out),
             f"PORT=3000 python {out / 'server' / 'index.py'}"]
+
+
+def preview(out: Path) -> list[str]:
+    return _self_hosted.preview(out, "index.py")
