@@ -3,15 +3,16 @@
 Run: ``.venv/bin/python bench/http.py`` (``--duration S``, ``--connections
 1,64``). Installs ``wrk`` from Debian packages if it is missing (needs apt).
 
-For each connection count, ``wrk`` (a separate process, 2 threads) drives
-two uvicorn servers, one at a time, each in its own process on a free
-loopback port:
+``wrk`` (a separate process, 2 threads) drives two uvicorn servers, each in
+its own process on a free loopback port, in alternation (``--rounds`` runs
+each per connection count; the table gives medians):
 
 * baseline: a bare ASGI app answering a fixed JSON body, the least any
   Python ASGI endpoint on this uvicorn can cost;
 * taskpack: :func:`taskpack.http.asgi_app` over ``examples/basic``, asked
-  ``GET /_nitro/tasks/echo:payload?field=value`` (a sync task, so each run
-  goes through a worker thread).
+  ``GET /_nitro/tasks/echo:payload?field=value`` (a sync task: each run
+  goes through a worker thread) and ``GET /_nitro/tasks/cms:update`` (an
+  async task, run on the event loop).
 
 Prints a Markdown table of requests/s and p99 latency with ratios to the
 baseline. Note: concurrent requests for one task join the running call
@@ -29,18 +30,26 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
     del sys.path[0]
 
 import argparse
+import contextlib
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "basic"
-PATHS = {"baseline": "/echo", "taskpack": "/_nitro/tasks/echo:payload?field=value"}
+KINDS = ("baseline", "taskpack")
+# (column, server kind, path): the baseline first.
+TARGETS = (
+    ("bare ASGI (baseline)", "baseline", "/echo"),
+    ("`echo:payload` (sync task)", "taskpack", "/_nitro/tasks/echo:payload?field=value"),
+    ("`cms:update` (async task)", "taskpack", "/_nitro/tasks/cms:update"),
+)
 
 Scope = MutableMapping[str, Any]
 App = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -138,15 +147,15 @@ def run_wrk(wrk: str, url: str, connections: int, duration: int) -> tuple[float,
     return rps, p99
 
 
-def measure(wrk: str, kind: str, connections: int, duration: int) -> tuple[float, float]:
+@contextlib.contextmanager
+def server(kind: str) -> Iterator[str]:
+    """A uvicorn process serving ``kind``; yields its base URL."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)],
                             cwd=ROOT)
     try:
         wait_listening(port, proc)
-        url = f"http://127.0.0.1:{port}{PATHS[kind]}"
-        run_wrk(wrk, url, connections, 1)  # warm-up: imports, first task load
-        return run_wrk(wrk, url, connections, duration)
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -154,10 +163,11 @@ def measure(wrk: str, kind: str, connections: int, duration: int) -> tuple[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve", choices=sorted(PATHS), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", default="1,64", help="comma-separated counts")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per cell (median)")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port)
@@ -168,15 +178,25 @@ def main() -> None:
     version = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout
     print(f"Python {sys.version.split()[0]}, uvicorn {uvicorn.__version__}, "
           f"{version.split(' [')[0].strip()}, {args.duration} s per run\n")
-    print("| connections | measurement | bare ASGI (baseline) | taskpack API | ratio |")
-    print("|---|---|---|---|---|")
-    for connections in (int(c) for c in args.connections.split(",")):
-        base_rps, base_p99 = measure(wrk, "baseline", connections, args.duration)
-        tp_rps, tp_p99 = measure(wrk, "taskpack", connections, args.duration)
-        print(f"| {connections} | requests/s | {base_rps:,.0f} | {tp_rps:,.0f} | "
-              f"{tp_rps / base_rps:.2f}x |")
-        print(f"| {connections} | p99 latency | {base_p99:.2f} ms | {tp_p99:.2f} ms | "
-              f"{tp_p99 / base_p99:.2f}x |", flush=True)
+    print(f"Median of {args.rounds} interleaved runs per cell; ratios to the baseline.\n")
+    print("| connections | measurement | " + " | ".join(c for c, _, _ in TARGETS) + " |")
+    print("|---|---|" + "---|" * len(TARGETS))
+    with server("baseline") as base_url, server("taskpack") as tp_url:
+        urls = [{"baseline": base_url, "taskpack": tp_url}[kind] + path
+                for _, kind, path in TARGETS]
+        for url in urls:
+            run_wrk(wrk, url, 8, 1)  # warm-up: imports, first task load
+        for connections in (int(c) for c in args.connections.split(",")):
+            samples: list[list[tuple[float, float]]] = [[] for _ in urls]
+            for _ in range(args.rounds):
+                for cell, url in zip(samples, urls, strict=True):
+                    cell.append(run_wrk(wrk, url, connections, args.duration))
+            rps = [statistics.median(r for r, _ in cell) for cell in samples]
+            p99 = [statistics.median(p for _, p in cell) for cell in samples]
+            print(f"| {connections} | requests/s | {rps[0]:,.0f} | " + " | ".join(
+                f"{v:,.0f} ({v / rps[0]:.2f}x)" for v in rps[1:]) + " |")
+            print(f"| {connections} | p99 latency | {p99[0]:.2f} ms | " + " | ".join(
+                f"{v:.2f} ms ({v / p99[0]:.2f}x)" for v in p99[1:]) + " |", flush=True)
 
 
 if __name__ == "__main__":

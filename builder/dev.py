@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import click
 
@@ -34,6 +34,9 @@ from .devstate import remove_state, write_state
 from .errors import TaskpackError, UsageError
 from .manifest import build_manifest
 from .project import Project, load_project
+
+if TYPE_CHECKING:
+    from taskpack.scheduler import Scheduler
 
 DEFAULT_GRACE = 5.0
 POLL_INTERVAL = 0.3
@@ -127,18 +130,13 @@ def make_registry(project: Project) -> Registry:
     return registry
 
 
-class Scheduler(Protocol):
-    async def stop(self, grace: float) -> None: ...
+def start_scheduler(registry: Registry) -> Scheduler:
+    """Start firing ``registry``'s schedules: the one place the dev server
+    touches the scheduler. Imported here: the CLI's other commands do not
+    need croniter."""
+    from taskpack.scheduler import Scheduler
 
-
-def start_scheduler(registry: Registry) -> Scheduler | None:
-    """Start firing ``registry``'s schedules (the one place the dev server
-    touches the scheduler)."""
-    try:
-        from taskpack.scheduler import Scheduler as CronScheduler
-    except ImportError:  # TODO(cron merge): taskpack.scheduler lands from branch `cron`
-        return None
-    scheduler = CronScheduler(registry, timezone=registry.timezone)
+    scheduler = Scheduler(registry, timezone=registry.timezone)
     scheduler.start()
     return scheduler
 
@@ -192,8 +190,10 @@ class DevServer:
             what += f" and {len(changed) - 3} more"
         try:
             project = await asyncio.to_thread(load_project, self.project.root)
-        except TaskpackError as exc:
-            click.echo(f"error: {exc.format_message()}", err=True)
+        except Exception as exc:  # anything: the server must outlive a bad edit
+            problem = (exc.format_message() if isinstance(exc, TaskpackError)
+                       else f"reloading failed: {type(exc).__name__}: {exc}")
+            click.echo(f"error: {problem}", err=True)
             click.echo("taskpack dev: keeping the last good version until this is fixed", err=True)
             return
         old_registry, old_scheduler = self.registry, self.scheduler
@@ -267,7 +267,6 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise UsageError("--port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(128)
-    sock.set_inheritable(True)
     return sock
 
 

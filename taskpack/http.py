@@ -28,6 +28,7 @@ Standard library only: this module is bundled into every deploy output.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import json
@@ -159,6 +160,7 @@ class AccessPolicy(Protocol):
 _LOOPBACK_NAMES = ("localhost", "localhost.")
 
 
+@functools.lru_cache(maxsize=256)
 def _is_loopback_ip(host: str) -> bool:
     try:
         address = ipaddress.ip_address(host.strip("[]"))
@@ -169,6 +171,7 @@ def _is_loopback_ip(host: str) -> bool:
     return address.is_loopback
 
 
+@functools.lru_cache(maxsize=256)
 def _is_loopback_name(host: str) -> bool:
     host = host.lower()
     return host in _LOOPBACK_NAMES or host.endswith(".localhost") or _is_loopback_ip(host)
@@ -365,18 +368,19 @@ def request_payload(query: Iterable[tuple[str, str]], body: bytes) -> dict[str, 
     except ValueError as exc:
         raise PayloadError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise PayloadError(f"request body must be a JSON object, got {_json_kind(data)}")
+        raise PayloadError(f"request body must be a JSON object, got {json_kind(data)}")
     if "payload" in data:
         overlay = data["payload"]
         if not isinstance(overlay, dict):
-            raise PayloadError(f'"payload" must be a JSON object, got {_json_kind(overlay)}')
+            raise PayloadError(f'"payload" must be a JSON object, got {json_kind(overlay)}')
         payload.update(overlay)
     return payload
 
 
-def _json_kind(value: Any) -> str:
-    kinds = {list: "an array", str: "a string", int: "a number", float: "a number",
-             bool: "a boolean", type(None): "null"}
+def json_kind(value: Any) -> str:
+    """How a JSON value is named in messages ("an array", "null", ...)."""
+    kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null", dict: "an object"}
     return kinds.get(type(value), type(value).__name__)
 
 
