@@ -7,7 +7,7 @@ Output (``.output/`` by default)::
     README.md            how to deploy
     src/entry.py         class Default(WorkerEntrypoint): scheduled + fetch
     src/taskpack/        the runtime
-    src/taskpack_manifest.py, src/app/   the tasks and the project's modules
+    src/taskpack_manifest.py, src/project/   the tasks and the project's modules
 
 Each schedule is translated to Cloudflare's cron dialect (weekday names,
 never digits: Cloudflare numbers weekdays 1-7 from Sunday); schedules that
@@ -40,6 +40,7 @@ from taskpack.builder.wrangler import (
     find_user_config,
     render_wrangler,
 )
+from taskpack.layout import PROJECT_DIR
 
 name = "cloudflare_module"
 aliases = ("cloudflare-module",)
@@ -104,6 +105,7 @@ def emit(project: Project, out: Path) -> None:
         tasks_api=tasks_api,
         triggers=[(t.cron, t.tasks) for t in triggers],
         wrangler_file=wrangler.filename,
+        project_dir=PROJECT_DIR,
     )
 
 

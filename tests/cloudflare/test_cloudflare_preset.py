@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from taskpack.builder.build import build
 from taskpack.builder.cli import main
 from taskpack.builder.errors import ConfigError
+from taskpack.layout import PROJECT_DIR
 from tests.helpers import MakeProject, task_source
 
 
@@ -58,8 +59,8 @@ def test_basic_example_layout(basic_example: Path) -> None:
         "src/taskpack_manifest.py",
         "src/taskpack/__init__.py",
         "src/taskpack/cloudflare.py",
-        "src/app/tasks/cms/update.py",
-        "src/app/jobs/report.py",
+        f"src/{PROJECT_DIR}/tasks/cms/update.py",
+        f"src/{PROJECT_DIR}/jobs/report.py",
     } <= files
     assert not any("python_modules" in f for f in files)
     assert result.record["preset"] == "cloudflare_module"

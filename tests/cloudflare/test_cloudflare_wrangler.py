@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from taskpack.builder.build import build
+from taskpack.layout import PROJECT_DIR
 from tests.cloudflare.conftest import WranglerRun
 from tests.helpers import MakeProject, task_source
 
@@ -54,8 +55,8 @@ def test_dry_run_accepts_the_built_basic_example(basic_example: Path, dry_run: D
         "entry.py",
         "taskpack_manifest.py",
         "taskpack/cloudflare.py",
-        "app/tasks/cms/update.py",
-        "app/jobs/record.py",
+        f"{PROJECT_DIR}/tasks/cms/update.py",
+        f"{PROJECT_DIR}/jobs/record.py",
     ):
         assert (run.outdir / module).is_file(), module
 
