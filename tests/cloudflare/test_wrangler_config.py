@@ -210,3 +210,16 @@ directory = "public-staging"
     # Without a project_dir (validation only), paths stay as written.
     unchanged = tomllib.loads(render_wrangler(SETTINGS, user).text)
     assert unchanged["assets"]["directory"] == "./public"
+
+
+def test_an_environment_main_is_replaced_with_a_notice(tmp_path: Path) -> None:
+    user = tmp_path / "wrangler.json"
+    user.write_text('{"name": "w", "env": {"dev": {"main": "other.py"}}}')
+    result = render_wrangler(SETTINGS, user)
+    data = json.loads(result.text)
+    assert data["env"]["dev"]["main"] == "src/entry.py"
+    assert data["env"]["dev"]["triggers"] == {"crons": list(CRONS)}
+    assert (
+        'wrangler.json: env.dev.main: replaced "other.py" with "src/entry.py" '
+        "(taskpack generates the Worker's entry)"
+    ) in result.notices
