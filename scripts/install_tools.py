@@ -63,7 +63,10 @@ def install(name: str) -> dict[str, object]:
     digest = _pins_digest(pins)
     with open(target.parent / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (stamp.is_file() and stamp.read_text() == digest):
+        installed = stamp.is_file() and stamp.read_text() == digest
+        if installed and (pins / "package.json").is_file():
+            installed = (target / "node_modules" / ".package-lock.json").is_file()
+        if not installed:
             if target.exists():
                 shutil.rmtree(target)
             target.mkdir()
