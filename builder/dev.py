@@ -28,6 +28,7 @@ import click
 
 from taskpack import Registry, set_registry
 from taskpack.http import TaskApi, asgi_app, loopback_only
+from taskpack.loader import forget_module
 
 from .config import CANDIDATES
 from .devstate import remove_state, write_state
@@ -111,7 +112,7 @@ def drop_project_modules(root: Path) -> None:
         parts = path.relative_to(root).parts
         if any(p.startswith(".") or p in SKIPPED_DIRS for p in parts):
             continue
-        del sys.modules[name]
+        forget_module(name)
 
 
 # -- the server -----------------------------------------------------------------

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from taskpack import TaskError
 
-from .devstate import DevState
+from .devstate import LOCAL_OPENER, DevState
 from .errors import TaskpackError
 
 
@@ -59,7 +59,7 @@ def _request(server: DevState, method: str, path: str, body: bytes | None) -> An
         headers={"content-type": "application/json", "accept": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=None) as response:
+        with LOCAL_OPENER.open(request, timeout=None) as response:
             return json.loads(response.read())
     except ConnectionRefusedError:
         raise DevServerGone from None

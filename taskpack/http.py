@@ -462,14 +462,15 @@ def asgi_app(
             if fallback is not None:
                 await fallback(scope, receive, send)
             return  # websockets are not ours: returning closes the connection
-        route = api.route(scope["path"])
+        path = _app_path(scope)
+        route = api.route(path)
         if route is None:
             if fallback is not None:
                 await fallback(scope, receive, send)
             else:
-                await _send(send, error_response(404, f"no route for {scope['path']}"))
+                await _send(send, error_response(404, f"no route for {path}"))
             return
-        request = _request_head(scope)
+        request = _request_head(scope, path)
         response = api.admit(route, request)
         if response is None:
             try:
@@ -486,12 +487,22 @@ def asgi_app(
     return app
 
 
-def _request_head(scope: Scope) -> HttpRequest:
+def _app_path(scope: Scope) -> str:
+    """The path below the app's mount point: servers and routers include
+    ``root_path`` in ``path`` (uvicorn ``--root-path``, a Starlette ``Mount``)."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        return path[len(root_path):] or "/"
+    return path
+
+
+def _request_head(scope: Scope, path: str) -> HttpRequest:
     client = scope.get("client")
-    query = scope.get("query_string", b"").decode("latin-1")
+    query = scope.get("query_string", b"").decode("utf-8", "replace")
     return HttpRequest(
         method=scope["method"].upper(),
-        path=scope["path"],
+        path=path,
         query=parse_qsl(query, keep_blank_values=True),
         headers=lower_headers(
             (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
