@@ -8,12 +8,11 @@ months.
 
 from __future__ import annotations
 
-import calendar
-
 from taskpack.cron import CronExpr, LastDay, NearestWeekday, NthWeekday, Values
 
 WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
-MONTHS = tuple(calendar.month_name)
+MONTHS = ("", "January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")
 ORDINALS = ("", "first", "second", "third", "fourth", "fifth")
 
 
