@@ -244,7 +244,9 @@ class TaskApi:
     ``registry`` may be replaced at any time (the dev server does on reload);
     each request uses the registry current when it arrives. ``policy`` is
     required. ``dev`` adds tracebacks to 500 responses. ``body_limit`` is the
-    largest accepted request body in bytes (413 above it).
+    largest accepted request body in bytes (413 above it). ``context`` makes
+    the :class:`TaskContext` of each run (platform entries add their objects
+    and ``wait_until`` hook); by default a plain ``trigger="http"`` context.
     """
 
     def __init__(
@@ -254,6 +256,7 @@ class TaskApi:
         policy: AccessPolicy,
         dev: bool = False,
         body_limit: int = DEFAULT_BODY_LIMIT,
+        context: Callable[[], TaskContext] | None = None,
     ) -> None:
         if not callable(policy):
             raise TypeError("TaskApi: policy must be an access policy (see loopback_only)")
@@ -263,6 +266,7 @@ class TaskApi:
         self.policy = policy
         self.dev = dev
         self.body_limit = body_limit
+        self.context = context or _http_context
 
     def route(self, path: str) -> Route | None:
         """The API route for ``path``, or ``None`` when the path is not the API's."""
@@ -310,7 +314,7 @@ class TaskApi:
         except PayloadError as exc:
             return error_response(400, str(exc))
         try:
-            result = await self.registry.run(name, payload, TaskContext(trigger="http"))
+            result = await self.registry.run(name, payload, self.context())
         except TaskError as exc:
             return error_response(exc.status_code, exc.message, **exc.details())
         except Exception as exc:
@@ -326,7 +330,6 @@ class TaskApi:
         except TaskError as exc:
             return error_response(exc.status_code, exc.message)
         return HttpResponse(200, {"content-type": JSON_TYPE}, body.encode("utf-8"))
-
 
     async def runs(self, name: str, request: HttpRequest) -> HttpResponse:
         """``GET /_nitro/tasks/{name}/runs?limit=N``: the task's recorded runs,
@@ -352,6 +355,10 @@ class TaskApi:
         else:
             runs = history.runs(name, limit)
         return json_response(200, {"runs": [run.to_dict() for run in runs]})
+
+
+def _http_context() -> TaskContext:
+    return TaskContext(trigger="http")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,140 @@
+"""The runtime side of a Cloudflare Python Worker (preset ``cloudflare_module``).
+
+The generated ``src/entry.py`` defines ``class Default(WorkerEntrypoint)``
+and forwards both events here, with plain values taken from the JS objects:
+
+* ``scheduled``: the trigger's cron string (``controller.cron``, exactly as
+  emitted into the wrangler config) is looked up in the dispatch table the
+  builder generated; its tasks run in parallel, each with
+  ``payload={"scheduledTime": <controller.scheduledTime>}`` and a context
+  carrying ``env``, ``ctx`` and ``wait_until`` (→ ``ctx.waitUntil``). A
+  failing task is logged with its name and does not stop its siblings; an
+  unknown cron string is logged and ignored.
+* ``fetch``: the HTTP task API (:mod:`taskpack.http`) when the build enabled
+  it, guarded by ``Authorization: Bearer <TASKPACK_TASKS_TOKEN>`` (a Worker
+  secret, read from ``env`` per request); a 404 for everything otherwise.
+
+Nothing here imports the Workers SDK: the entry converts SDK objects, so
+this module stays plain Python (and testable outside Pyodide).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from .http import HttpRequest, HttpResponse, TaskApi, bearer_token, error_response, handle
+from .registry import Registry
+from .task import TaskContext
+
+logger = logging.getLogger("taskpack.cloudflare")
+
+TOKEN_SECRET = "TASKPACK_TASKS_TOKEN"
+
+WaitUntil = Callable[[Any], None]
+
+
+class Worker:
+    """What the generated entry delegates to.
+
+    ``triggers`` maps each emitted cron string to the task names it runs;
+    ``tasks_api`` says whether ``fetch`` serves the task API. The registry
+    must run sync tasks inline (``threads=False``): Pyodide has no threads.
+    """
+
+    def __init__(
+        self, registry: Registry, triggers: Mapping[str, Iterable[str]], *, tasks_api: bool
+    ) -> None:
+        if registry.threads:
+            raise ValueError("Worker: the registry must be built with threads=False")
+        self.registry = registry
+        self.triggers = {cron: tuple(names) for cron, names in triggers.items()}
+        self.tasks_api = tasks_api
+
+    async def scheduled(
+        self, cron: str, scheduled_time: float, *, env: Any, ctx: Any
+    ) -> dict[str, str]:
+        """Run the tasks of trigger ``cron``; the outcome per task name
+        (``"ok"`` or ``"failed"``), empty for an unknown trigger."""
+        names = self.triggers.get(cron)
+        if names is None:
+            logger.warning(
+                "taskpack: no tasks for cron trigger %r (known: %s); ignored",
+                cron,
+                ", ".join(map(repr, self.triggers)) or "none",
+            )
+            return {}
+        payload = {"scheduledTime": _epoch_ms(scheduled_time)}
+        wait_until = _wait_until(ctx)
+
+        async def run_one(name: str) -> str:
+            context = TaskContext(
+                trigger=f"schedule:{cron}", wait_until=wait_until, env=env, ctx=ctx
+            )
+            try:
+                await self.registry.run(name, payload, context)
+            except Exception:
+                logger.exception("taskpack: scheduled task %s (cron %r) failed", name, cron)
+                return "failed"
+            return "ok"
+
+        outcomes = await asyncio.gather(*(run_one(name) for name in names))
+        return dict(zip(names, outcomes, strict=True))
+
+    async def fetch(
+        self, request: HttpRequest, read_body: BodyReader, *, env: Any, ctx: Any
+    ) -> HttpResponse:
+        """Answer an HTTP request. ``request`` comes without its body;
+        ``read_body`` is called only once the request was admitted and its
+        declared size is within the API's limit. Runs get a context with
+        ``env``, ``ctx`` and ``wait_until`` as scheduled runs do."""
+        if not self.tasks_api:
+            return error_response(404, "not found")
+        token = getattr(env, TOKEN_SECRET, None)
+        if not isinstance(token, str) or not token.strip():
+            logger.error("taskpack: the task API is on but the %s secret is not set", TOKEN_SECRET)
+            return error_response(
+                500,
+                f"the task API is enabled but the Worker secret {TOKEN_SECRET} is not set "
+                f"(npx wrangler secret put {TOKEN_SECRET})",
+            )
+        wait_until = _wait_until(ctx)
+        api = TaskApi(
+            self.registry,
+            policy=bearer_token(token),
+            context=lambda: TaskContext(trigger="http", wait_until=wait_until, env=env, ctx=ctx),
+        )
+        route = api.route(request.path)
+        if route is None:
+            return error_response(404, "not found")
+        refused = api.admit(route, request)
+        if refused is not None:
+            return refused
+        declared = request.headers.get("content-length", "")
+        too_large = api.too_large(int(declared)) if declared.isdigit() else None
+        if too_large is not None:
+            return too_large
+        response = await handle(api, replace(request, body=await read_body()))
+        assert response is not None  # the route matched above
+        return response
+
+
+BodyReader = Callable[[], Awaitable[bytes]]
+
+
+def _epoch_ms(value: float) -> int | float:
+    """``controller.scheduledTime`` arrives as a JS number: keep it an int."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _wait_until(ctx: Any) -> Callable[[Awaitable[Any]], None]:
+    """``ctx.waitUntil`` for Python awaitables: scheduled as a task first, so
+    the platform receives a future it can await after the handler returns."""
+
+    def wait_until(awaitable: Awaitable[Any]) -> None:
+        ctx.waitUntil(asyncio.ensure_future(awaitable))
+
+    return wait_until
