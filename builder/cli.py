@@ -27,6 +27,7 @@ from .devstate import DevState, live_server
 from .errors import TaskFailedError, TaskpackError, UsageError
 from .manifest import build_manifest
 from .project import Project, load_project
+from .runs import runs
 
 
 class TaskpackGroup(click.Group):
@@ -69,8 +70,9 @@ def open_project(root: Path) -> Project:
 
 
 def local_registry(project: Project) -> Registry:
-    """An in-process registry for ``project``, made current for ``run_task``."""
-    registry = Registry.from_manifest(build_manifest(project), project.root)
+    """An in-process registry for ``project``, made current for ``run_task``;
+    its runs go to the project's SQLite run history (``taskpack runs``)."""
+    registry = Registry.from_manifest(build_manifest(project), project.root, history="sqlite")
     set_registry(registry)
     return registry
 
@@ -192,13 +194,15 @@ def task_run(ctx: click.Context, name: str, root: Path, payload: str | None,
             echo_result(name, result)
             return
     project = open_project(root)
-    local_registry(project)
+    registry = local_registry(project)
     try:
         # The result is the only thing on stdout; what the task prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):
             result = run_task_sync(name, data)
     except Exception as exc:
         fail_task(ctx, name, exc)
+    finally:
+        registry.close()
     echo_result(name, result)
 
 
@@ -213,3 +217,4 @@ def echo_result(name: str, result: Any) -> None:
 
 main.add_command(dev_command)
 main.add_command(cron_command)
+main.add_command(runs)

@@ -84,6 +84,8 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
     "server": {
         "tasks_api": _is_bool,
         "shutdown_grace": _is_number(0),
+        "history_path": _is_str,
+        "history_limit": _is_int(1),
     },
     "cloudflare": {
         "name": _is_str,
@@ -98,10 +100,28 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
     },
 }
 
+def _is_positive(value: Any) -> str | None:
+    problem = _is_number(0)(value)
+    if problem is None and value <= 0:
+        return f"must be more than 0, got {value}"
+    return problem
+
+
+# Execution options of a ``[tasks."name"]`` table: they override the task's
+# ``define_task`` options (see taskpack.options.apply_overrides) and end up
+# in ``TaskConfig.options``.
+TASK_OPTION_KEYS: dict[str, Check] = {
+    "retries": _is_int(0),
+    "timeout": _is_positive,
+    "concurrency": _one_of("dedupe", "dedupe_payload", "serial", "parallel"),
+    "max_concurrency": _is_int(1),
+}
+
 # Keys of a ``[tasks."name"]`` table.
 TASK_KEYS: dict[str, Check] = {
     "handler": _is_str,
     "description": _is_str,
+    **TASK_OPTION_KEYS,
 }
 
 TOP_LEVEL: dict[str, Check | None] = {
@@ -290,7 +310,13 @@ def _tasks(base: Config, raw: Any) -> dict[str, TaskConfig]:
         _check_keys(base, table, TASK_KEYS, ("tasks", name))
         for key, value in table.items():
             _check_value(base, TASK_KEYS[key], value, "tasks", name, key)
-        tasks[name] = TaskConfig(handler=table.get("handler"), description=table.get("description"))
+        mode = table.get("concurrency", "parallel")
+        if "max_concurrency" in table and mode != "parallel":
+            raise base.error(f"only applies to concurrency = 'parallel', not {mode!r}",
+                             "tasks", name, "max_concurrency")
+        options = {key: table[key] for key in sorted(TASK_OPTION_KEYS) if key in table}
+        tasks[name] = TaskConfig(handler=table.get("handler"), description=table.get("description"),
+                                 options=MappingProxyType(options))
     return dict(sorted(tasks.items()))
 
 

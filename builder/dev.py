@@ -125,8 +125,9 @@ def summary(project: Project) -> str:
 
 
 def make_registry(project: Project) -> Registry:
-    """The registry serving ``project``, made current for ``run_task``."""
-    registry = Registry.from_manifest(build_manifest(project), project.root)
+    """The registry serving ``project``, made current for ``run_task``; runs
+    are recorded in the project's SQLite history (``taskpack runs``)."""
+    registry = Registry.from_manifest(build_manifest(project), project.root, history="sqlite")
     set_registry(registry)
     return registry
 
@@ -171,6 +172,7 @@ class DevServer:
         if self._retiring:
             await asyncio.wait(self._retiring, timeout=self.grace)
         await self.registry.drain(self.grace)
+        self.registry.close()
 
     async def _watch_loop(self) -> None:
         root = self.project.root
@@ -202,6 +204,7 @@ class DevServer:
         drop_project_modules(project.root)
         self.project = project
         self.api.registry = make_registry(project)
+        old_registry.close()
         if old_scheduler is not None:
             retiring = asyncio.create_task(old_scheduler.stop(self.grace))
             self._retiring.add(retiring)

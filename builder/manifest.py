@@ -10,13 +10,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from taskpack.history import DEFAULT_LIMIT, DEFAULT_PATH
 from taskpack.registry import MANIFEST_VERSION
 
 from .project import Project
 
 
 def build_manifest(project: Project) -> dict[str, Any]:
-    """The manifest for ``project``: JSON-serialisable, keys sorted."""
+    """The manifest for ``project``: JSON-serialisable, keys sorted.
+
+    ``history`` carries ``[server] history_path``/``history_limit`` (with
+    their defaults) for the registry's run history.
+    """
+    server = project.preset_options("server")
     return {
         "version": MANIFEST_VERSION,
         "timezone": project.config.timezone,
@@ -29,6 +35,10 @@ def build_manifest(project: Project) -> dict[str, Any]:
             for task in project.tasks
         },
         "schedules": [{"cron": s.cron, "tasks": list(s.tasks)} for s in project.schedules],
+        "history": {
+            "path": server.get("history_path", DEFAULT_PATH),
+            "limit": server.get("history_limit", DEFAULT_LIMIT),
+        },
     }
 
 

@@ -7,14 +7,32 @@ beyond the standard library at import time (the cron module needs
 
 from __future__ import annotations
 
-from .errors import TaskError, TaskLoadError, TaskNotFoundError, TaskNotImplementedError
+from . import events
+from .errors import (
+    NonRetryableError,
+    PayloadValidationError,
+    TaskError,
+    TaskLoadError,
+    TaskNotFoundError,
+    TaskNotImplementedError,
+    TaskTimeoutError,
+)
+from .history import HistoryStore, MemoryHistory, NoHistory, RunRecord
+from .options import RetryPolicy
 from .registry import Registry, get_registry, run_task, run_task_sync, set_registry
 from .task import Task, TaskContext, TaskEvent, define_task
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "HistoryStore",
+    "MemoryHistory",
+    "NoHistory",
+    "NonRetryableError",
+    "PayloadValidationError",
     "Registry",
+    "RetryPolicy",
+    "RunRecord",
     "Task",
     "TaskContext",
     "TaskError",
@@ -22,8 +40,10 @@ __all__ = [
     "TaskLoadError",
     "TaskNotFoundError",
     "TaskNotImplementedError",
+    "TaskTimeoutError",
     "__version__",
     "define_task",
+    "events",
     "get_registry",
     "run_task",
     "run_task_sync",

@@ -9,6 +9,9 @@ entry points map errors the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class TaskError(Exception):
     """Base class: a task could not be run as asked.
@@ -25,6 +28,10 @@ class TaskError(Exception):
         self.message = message
         if status_code is not None:
             self.status_code = status_code
+
+    def details(self) -> dict[str, Any]:
+        """Extra fields for the HTTP error body (beside ``message``); none by default."""
+        return {}
 
 
 class TaskNotFoundError(TaskError):
@@ -61,3 +68,50 @@ class TaskLoadError(TaskError):
         self.name = name
         self.handler = handler
         self.reason = reason
+
+
+class PayloadValidationError(TaskError):
+    """The payload does not match the task's ``payload_schema`` (HTTP 422).
+
+    Raised before any attempt runs. ``errors`` lists what is wrong, one
+    ``{"field": "a.b" | None, "message": str, "type": str}`` per problem
+    (``field`` is ``None`` when the problem is not tied to one field).
+    """
+
+    status_code = 422
+
+    def __init__(self, name: str, errors: Sequence[dict[str, Any]]) -> None:
+        self.name = name
+        self.errors = [dict(error) for error in errors]
+        summary = "; ".join(
+            f"{e['field']}: {e['message']}" if e.get("field") else str(e["message"])
+            for e in self.errors
+        )
+        super().__init__(f"Task `{name}`: invalid payload: {summary or 'rejected'}")
+
+    def details(self) -> dict[str, Any]:
+        return {"errors": self.errors}
+
+
+class TaskTimeoutError(TaskError):
+    """An attempt of the task ran longer than its ``timeout`` (HTTP 504).
+
+    An async task is cancelled; a sync task's worker thread cannot be
+    killed, so it runs on unobserved while the caller gets this error.
+    """
+
+    status_code = 504
+
+    def __init__(self, name: str, timeout: float, attempt: int) -> None:
+        super().__init__(f"Task `{name}` timed out after {timeout:g}s (attempt {attempt})")
+        self.name = name
+        self.timeout = timeout
+        self.attempt = attempt
+
+
+class NonRetryableError(Exception):
+    """Raise it from a task to fail the run at once, whatever its retry policy.
+
+    Callers receive this exception itself; chain the real cause with
+    ``raise NonRetryableError("...") from exc``.
+    """

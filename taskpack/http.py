@@ -16,7 +16,9 @@ Routes (DESIGN §5):
 * ``GET /_nitro/tasks`` lists tasks with descriptions and the schedules;
 * ``GET|POST /_nitro/tasks/{name}`` runs a task. Its payload is the query
   string (a repeated key becomes a list of strings, a single key a string)
-  overlaid by the ``"payload"`` object of a JSON body (body keys win).
+  overlaid by the ``"payload"`` object of a JSON body (body keys win);
+* ``GET /_nitro/tasks/{name}/runs?limit=N`` lists the task's recorded runs
+  (task names never contain ``/``, so this cannot shadow a task).
 
 Errors are JSON ``{"error": true, "statusCode": n, "message": str}``. Who may
 call the API is decided by an :data:`AccessPolicy` that every :class:`TaskApi`
@@ -28,6 +30,7 @@ Standard library only: this module is bundled into every deploy output.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import ipaddress
@@ -40,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .errors import TaskError
+from .errors import TaskError, TaskNotFoundError
 from .registry import Registry
 from .task import TaskContext
 
@@ -51,6 +54,9 @@ DEFAULT_BODY_LIMIT = 1024 * 1024
 JSON_TYPE = "application/json; charset=utf-8"
 
 RUN_METHODS = ("GET", "POST")
+RUNS_SUFFIX = "/runs"
+DEFAULT_RUNS_LIMIT = 20
+MAX_RUNS_LIMIT = 1000
 LIST_METHODS = ("GET",)
 
 
@@ -263,7 +269,10 @@ class TaskApi:
         if path in (PREFIX, PREFIX + "/"):
             return Route(None)
         if path.startswith(PREFIX + "/"):
-            return Route(path[len(PREFIX) + 1 :])
+            name = path[len(PREFIX) + 1 :]
+            if name.endswith(RUNS_SUFFIX) and "/" not in name[: -len(RUNS_SUFFIX)]:
+                return Route(name[: -len(RUNS_SUFFIX)], history=True)
+            return Route(name)
         return None
 
     def admit(self, route: Route, request: HttpRequest) -> HttpResponse | None:
@@ -303,7 +312,7 @@ class TaskApi:
         try:
             result = await self.registry.run(name, payload, TaskContext(trigger="http"))
         except TaskError as exc:
-            return error_response(exc.status_code, exc.message)
+            return error_response(exc.status_code, exc.message, **exc.details())
         except Exception as exc:
             logger.error("task %s failed", name, exc_info=exc)
             message = str(exc) or type(exc).__name__
@@ -319,15 +328,43 @@ class TaskApi:
         return HttpResponse(200, {"content-type": JSON_TYPE}, body.encode("utf-8"))
 
 
+    async def runs(self, name: str, request: HttpRequest) -> HttpResponse:
+        """``GET /_nitro/tasks/{name}/runs?limit=N``: the task's recorded runs,
+        newest first (``{"runs": [...]}``, see :class:`taskpack.RunRecord`).
+        ``limit`` defaults to 20 and must be 1 to 1000 (else 400); an
+        unknown task is 404."""
+        values = [value for key, value in request.query if key == "limit"]
+        limit = DEFAULT_RUNS_LIMIT
+        if values:
+            try:
+                limit = int(values[-1])
+            except ValueError:
+                limit = 0
+            if not 1 <= limit <= MAX_RUNS_LIMIT:
+                return error_response(
+                    400, f"limit must be an integer from 1 to {MAX_RUNS_LIMIT}, got {values[-1]!r}"
+                )
+        if name not in self.registry:
+            return error_response(404, TaskNotFoundError(name).message)
+        history = self.registry.history
+        if self.registry.threads:  # a SQLite read must not block the loop
+            runs = await asyncio.to_thread(history.runs, name, limit)
+        else:
+            runs = history.runs(name, limit)
+        return json_response(200, {"runs": [run.to_dict() for run in runs]})
+
+
 @dataclass(frozen=True)
 class Route:
-    """A matched API path: the listing (``name is None``) or one task."""
+    """A matched API path: the listing (``name is None``), one task, or a
+    task's run history (``history``)."""
 
     name: str | None
+    history: bool = False
 
     @property
     def methods(self) -> tuple[str, ...]:
-        return LIST_METHODS if self.name is None else RUN_METHODS
+        return LIST_METHODS if self.name is None or self.history else RUN_METHODS
 
 
 class PayloadError(ValueError):
@@ -392,6 +429,8 @@ async def _dispatch(api: TaskApi, route: Route, request: HttpRequest) -> HttpRes
     """Answer an admitted request whose body has been read."""
     if route.name is None:
         return api.listing()
+    if route.history:
+        return await api.runs(route.name, request)
     started = time.perf_counter()
     response = api.too_large(len(request.body)) or await api.run(route.name, request)
     logger.info(

@@ -5,35 +5,54 @@ of a project's tasks and schedules that the builder writes (and bundles into
 every deploy output). It imports a task's module only when the task first
 runs, so start-up cost does not grow with the number of tasks.
 
-Concurrency: while a task name is running, another call for the same name
-joins the running call and gets the same result or exception ("dedupe",
-Nitro's behaviour). The in-flight entry is registered before the caller's
-first ``await``, so calls made in the same event-loop tick join too.
+The registry only finds and loads tasks; how a run is carried out (the
+concurrency mode, retries, timeouts, hooks, payload validation, the run
+history) is the execution layer's, :class:`taskpack.execution.Runner`, one
+per loaded task. By default ("dedupe", Nitro's behaviour) a call for a task
+that is running joins the running call and gets the same result or
+exception, also for calls made in the same event-loop tick.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+from . import events
 from .errors import TaskLoadError, TaskNotFoundError, TaskNotImplementedError
+from .execution import Runner
+from .history import (
+    DEFAULT_LIMIT,
+    DEFAULT_PATH,
+    HistoryKind,
+    HistoryStore,
+    RunRecord,
+    open_history,
+)
 from .loader import HandlerError, load_handler, unload_handler
-from .task import Task, TaskContext, TaskEvent, copy_payload
+from .options import apply_overrides
+from .task import Task, TaskContext, copy_payload
 
 MANIFEST_VERSION = 1
+
+IN_MEMORY = "<in-memory>"
+"""The handler of a task given to :meth:`Registry.of` (never imported)."""
 
 
 @dataclass(frozen=True)
 class TaskEntry:
     """One task as the manifest lists it; ``handler`` is None when the task
-    is listed (in config) without an implementation."""
+    is listed (in config) without an implementation. ``options`` are the
+    config's per-task options; they override the ``define_task`` ones."""
 
     name: str
     handler: str | None
     description: str = ""
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -48,7 +67,11 @@ class Registry:
     """Tasks by name, loaded lazily from ``root``.
 
     ``threads=False`` runs sync task functions inline (Pyodide has no
-    threads); otherwise they run in a worker thread.
+    threads); otherwise they run in a worker thread. ``history`` is where
+    runs are recorded: a :class:`~taskpack.history.HistoryStore`, or
+    ``"memory"`` (the default), ``"sqlite"`` (the file ``history_path``,
+    relative to ``root``) or ``"none"``; ``history_limit`` runs are kept per
+    task. The store is :attr:`history`.
     """
 
     def __init__(
@@ -59,38 +82,83 @@ class Registry:
         *,
         timezone: str = "UTC",
         threads: bool = True,
+        history: HistoryKind | HistoryStore = "memory",
+        history_path: str = DEFAULT_PATH,
+        history_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self.root = root
         self.entries: dict[str, TaskEntry] = dict(sorted(tasks.items()))
         self.schedules = schedules
         self.timezone = timezone
         self.threads = threads
+        self.history = open_history(history, root, history_path, history_limit,
+                                    threads=threads)
         self._loaded: dict[str, Task] = {}
-        self._inflight: dict[tuple[int, str], asyncio.Future[Any]] = {}
+        self._runners: dict[str, Runner] = {}
         self._background: set[asyncio.Future[Any]] = set()
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any], root: Path, **kwargs: Any) -> Registry:
-        """Build a registry from the builder's manifest (see ``builder.manifest``)."""
+        """Build a registry from the builder's manifest (see ``builder.manifest``).
+
+        The manifest's ``history`` table supplies ``history_path`` and
+        ``history_limit`` unless ``kwargs`` give them; which store to use
+        (``history=``) is the caller's choice (the server presets pass
+        ``"sqlite"``).
+        """
         version = manifest.get("version")
         if version != MANIFEST_VERSION:
             raise ValueError(f"unsupported manifest version {version!r}")
         tasks = {
-            name: TaskEntry(name, spec.get("handler"), spec.get("description", ""))
+            name: TaskEntry(
+                name,
+                spec.get("handler"),
+                spec.get("description", ""),
+                MappingProxyType(dict(spec.get("options") or {})),
+            )
             for name, spec in manifest["tasks"].items()
         }
         schedules = tuple(
             ScheduleEntry(item["cron"], tuple(item["tasks"])) for item in manifest["schedules"]
         )
+        history = manifest.get("history") or {}
+        kwargs.setdefault("history_path", history.get("path", DEFAULT_PATH))
+        kwargs.setdefault("history_limit", history.get("limit", DEFAULT_LIMIT))
         return cls(root, tasks, schedules, timezone=manifest.get("timezone", "UTC"), **kwargs)
+
+    @classmethod
+    def of(cls, tasks: Mapping[str, Task], root: Path | None = None, **kwargs: Any) -> Registry:
+        """A registry of tasks already in memory (embedding in an app, tests).
+
+        Each task is listed under its key, with its ``description``; nothing
+        is imported. ``root`` (default: the current folder) is where a
+        ``history="sqlite"`` file goes; ``kwargs`` are the constructor's
+        (``threads``, ``history``, ...).
+        """
+        entries = {
+            name: TaskEntry(name, IN_MEMORY, task.description or "") for name, task in tasks.items()
+        }
+        registry = cls(root or Path.cwd(), entries, **kwargs)
+        registry._loaded.update(tasks)
+        return registry
 
     def __contains__(self, name: object) -> bool:
         return name in self.entries
 
-    def listing(self) -> dict[str, Any]:
-        """The task list in Nitro's shape (``GET /_nitro/tasks``)."""
+    def listing(self, *, last_runs: bool = False) -> dict[str, Any]:
+        """The task list in Nitro's shape (``GET /_nitro/tasks``). With
+        ``last_runs`` each task also gets ``"lastRun"``: its newest history
+        record as a dict, or ``None`` (the dev server's listing)."""
+        tasks: dict[str, dict[str, Any]] = {
+            name: {"description": e.description} for name, e in self.entries.items()
+        }
+        if last_runs:
+            last = self.history.last_runs()
+            for name, info in tasks.items():
+                run = last.get(name)
+                info["lastRun"] = None if run is None else run.to_dict()
         return {
-            "tasks": {name: {"description": e.description} for name, e in self.entries.items()},
+            "tasks": tasks,
             "scheduledTasks": [{"cron": s.cron, "tasks": list(s.tasks)} for s in self.schedules],
         }
 
@@ -115,19 +183,38 @@ class Registry:
         self._loaded[name] = task
         return task
 
+    def runner(self, name: str) -> Runner:
+        """The execution policy of ``name``: its task loaded, with the
+        config's options laid over the ``define_task`` ones."""
+        runner = self._runners.get(name)
+        if runner is not None:
+            return runner
+        task = self.get(name)
+        entry = self.entries[name]
+        try:
+            options = apply_overrides(repr(name), task.options, entry.options)
+        except (TypeError, ValueError) as exc:
+            raise TaskLoadError(name, entry.handler or "", str(exc)) from None
+        runner = Runner(name, task, options, threads=self.threads,
+                        make_context=self._context, record=self._record)
+        self._runners[name] = runner
+        return runner
+
     def unload(self) -> None:
         """Forget every imported task module of this registry, so a registry
         built afterwards from the same files imports them afresh (the dev
         server's reload). Runs in progress are not affected."""
         self._loaded.clear()
+        self._runners.clear()
         for entry in self.entries.values():
-            if entry.handler is not None:
+            if entry.handler is not None and entry.handler != IN_MEMORY:
                 unload_handler(self.root, entry.handler)
 
     def is_running(self, name: str) -> bool:
-        """Whether a call of ``name`` is in flight on the running loop (a new
-        call would join it)."""
-        return (id(asyncio.get_running_loop()), name) in self._inflight
+        """Whether a run of ``name`` is in flight on the running loop (under
+        the default ``dedupe`` mode, a new call would join it)."""
+        runner = self._runners.get(name)
+        return runner is not None and runner.is_running()
 
     async def run(
         self,
@@ -135,37 +222,18 @@ class Registry:
         payload: Mapping[str, Any] | None = None,
         context: TaskContext | Mapping[str, Any] | None = None,
     ) -> Any:
-        """Run ``name`` (or join its running call) and return its result."""
-        key = (id(asyncio.get_running_loop()), name)
-        running = self._inflight.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            result = await self._execute(name, payload, context)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # joiners are optional: never "exception never retrieved"
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            del self._inflight[key]
+        """Run ``name`` under its options and return its result.
 
-    async def _execute(
-        self,
-        name: str,
-        payload: Mapping[str, Any] | None,
-        context: TaskContext | Mapping[str, Any] | None,
-    ) -> Any:
-        task = self.get(name)
-        event = TaskEvent(name, copy_payload(payload), self._context(context))
-        return await task.invoke(event, threads=self.threads)
+        ``TypeError`` for a payload that is not a mapping; see
+        :mod:`taskpack.execution` for everything else.
+        """
+        runner = self._runners.get(name) or self.runner(name)
+        return await runner.submit(copy_payload(payload), context)
+
+    def _record(self, run: RunRecord) -> None:
+        self.history.record(run)
+        if events.has_subscribers():
+            events.run_finished(run)
 
     def _context(self, context: TaskContext | Mapping[str, Any] | None) -> TaskContext:
         if isinstance(context, TaskContext):
@@ -179,6 +247,12 @@ class Registry:
         future = asyncio.ensure_future(awaitable)
         self._background.add(future)
         future.add_done_callback(self._background.discard)
+
+    def close(self) -> None:
+        """Release the run history (a SQLite store writes its queued runs
+        first). Call it when the registry is done with, e.g. at server
+        shutdown after :meth:`drain`; the registry stays usable."""
+        self.history.close()
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait for background work registered with ``wait_until``."""

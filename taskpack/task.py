@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
+
+from .options import DEFAULT_OPTIONS, Hook, RetryPolicy, TaskOptions, make_options
+from .schema import PayloadSchema
 
 TaskFunction = Callable[["TaskEvent"], Any]
 
@@ -47,11 +49,19 @@ class TaskContext:
 
 @dataclass(frozen=True)
 class TaskEvent:
-    """The single argument of a task's ``run`` function."""
+    """The single argument of a task's ``run`` function.
+
+    ``payload`` is a dict, or the value the task's ``payload_schema``
+    returned for it (a pydantic model instance, for example). ``attempt``
+    counts from 1 and grows with each retry; ``run_id`` identifies the run
+    in the run history (empty outside a registry).
+    """
 
     name: str
-    payload: dict[str, Any]
+    payload: Any
     context: TaskContext = field(default_factory=TaskContext)
+    attempt: int = 1
+    run_id: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,11 +71,14 @@ class Task:
     ``name`` and ``description`` are optional: the name normally comes from
     the file's path under ``tasks/`` and the description from config or the
     ``description=`` literal, both read without importing the module.
+    ``options`` are the validated execution options (see
+    :mod:`taskpack.options`).
     """
 
     run: TaskFunction
     name: str | None = None
     description: str | None = None
+    options: TaskOptions = DEFAULT_OPTIONS
 
     @property
     def is_async(self) -> bool:
@@ -74,28 +87,38 @@ class Task:
             getattr(self.run, "__call__", None)  # noqa: B004 - callable objects
         )
 
-    async def invoke(self, event: TaskEvent, *, threads: bool = True) -> Any:
-        """Run once for ``event``: async functions on the loop, sync ones in a
-        worker thread (inline when ``threads`` is false, as under Pyodide)."""
-        if self.is_async:
-            return await self.run(event)
-        if threads:
-            return await asyncio.to_thread(self.run, event)
-        result = self.run(event)
-        if inspect.isawaitable(result):
-            return await result
-        return result
-
 
 @overload
 def define_task(
-    run: TaskFunction, *, name: str | None = None, description: str | None = None
+    run: TaskFunction,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    retries: int | RetryPolicy | None = None,
+    timeout: float | None = None,
+    concurrency: str | None = None,
+    max_concurrency: int | None = None,
+    on_start: Hook | None = None,
+    on_success: Hook | None = None,
+    on_error: Hook | None = None,
+    payload_schema: PayloadSchema | None = None,
 ) -> Task: ...
 
 
 @overload
 def define_task(
-    run: None = None, *, name: str | None = None, description: str | None = None
+    run: None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    retries: int | RetryPolicy | None = None,
+    timeout: float | None = None,
+    concurrency: str | None = None,
+    max_concurrency: int | None = None,
+    on_start: Hook | None = None,
+    on_success: Hook | None = None,
+    on_error: Hook | None = None,
+    payload_schema: PayloadSchema | None = None,
 ) -> Callable[[TaskFunction], Task]: ...
 
 
@@ -104,13 +127,26 @@ def define_task(
     *,
     name: str | None = None,
     description: str | None = None,
+    retries: int | RetryPolicy | None = None,
+    timeout: float | None = None,
+    concurrency: str | None = None,
+    max_concurrency: int | None = None,
+    on_start: Hook | None = None,
+    on_success: Hook | None = None,
+    on_error: Hook | None = None,
+    payload_schema: PayloadSchema | None = None,
 ) -> Task | Callable[[TaskFunction], Task]:
     """Define a task, as a decorator or as a call.
 
     ``@define_task`` and ``@define_task(description=...)`` decorate a function
     taking one :class:`TaskEvent`; ``define_task(run=fn, ...)`` wraps ``fn``.
-    The function may be sync or async. ``TypeError`` if ``run`` is not
-    callable or a metadata argument is not a string.
+    The function may be sync or async. The execution options (``retries``,
+    ``timeout``, ``concurrency``, ``max_concurrency``, the ``on_start`` /
+    ``on_success`` / ``on_error`` hooks and ``payload_schema``) are
+    described in :func:`taskpack.options.make_options` and the README.
+    ``TypeError`` if ``run`` is not callable or an argument has the wrong
+    type, ``ValueError`` if an option is out of range; the message names the
+    task and the option.
     """
     for key, value in (("name", name), ("description", description)):
         if value is not None and not isinstance(value, str):
@@ -121,7 +157,13 @@ def define_task(
             raise TypeError("define_task: the function is already a task")
         if not callable(fn):
             raise TypeError(f"define_task: run must be callable, got {type(fn).__name__}")
-        return Task(run=fn, name=name, description=description)
+        label = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
+        options = make_options(
+            repr(label), retries=retries, timeout=timeout, concurrency=concurrency,
+            max_concurrency=max_concurrency, on_start=on_start, on_success=on_success,
+            on_error=on_error, payload_schema=payload_schema,
+        )
+        return Task(run=fn, name=name, description=description, options=options)
 
     if run is None:
         return build

@@ -1,0 +1,233 @@
+"""The execution policy: how one task's runs are carried out under its options.
+
+The registry loads a task and hands it, with its merged options, to a
+:class:`Runner`; the runner knows nothing about loading. One call of
+:meth:`Runner.submit` goes through:
+
+1. the concurrency gate (:mod:`taskpack.concurrency`): join a running call,
+   or wait for a slot;
+2. payload validation (``payload_schema``): a rejected payload raises
+   :class:`~taskpack.errors.PayloadValidationError` before any attempt and
+   before ``on_start``;
+3. ``on_start(event)``, then attempts until one succeeds, the retry policy
+   gives up, or an error is not retryable; each attempt gets a fresh event
+   (``event.attempt`` counts from 1) and at most ``timeout`` seconds;
+4. ``on_success(event, result)`` or ``on_error(event, exc)`` once, with the
+   last attempt's event;
+5. one :class:`~taskpack.history.RunRecord` to the ``record`` callback (the
+   registry's history and :mod:`taskpack.events`).
+
+Hooks may be sync (called on the loop: keep them short) or async; an
+exception inside a hook is logged and never changes the outcome.
+
+Timeouts: an async attempt is cancelled. A sync attempt in a worker thread
+cannot be killed: the caller stops waiting and the thread runs on unobserved
+(a retry may then overlap it). A sync attempt run inline (``threads=False``,
+as under Pyodide) blocks the loop, so nothing can interrupt it; when it
+returns after its deadline its result is discarded and the attempt counts as
+timed out, so the outcome is the same on every platform.
+
+Every attempt writes one ``key=value`` line to the ``taskpack.execution``
+logger (the fields are also on the record as ``record.taskpack``): WARNING
+for a failed attempt that will be retried, INFO for the attempt that ends
+the run (a failure is then the caller's to report: it gets the exception).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from .concurrency import canonical_json, make_gate
+from .errors import PayloadValidationError, TaskTimeoutError
+from .history import Outcome, RunRecord
+from .options import TaskOptions
+from .schema import SchemaError
+from .task import Task, TaskContext, TaskEvent
+
+logger = logging.getLogger(__name__)
+
+MakeContext = Callable[[Any], TaskContext]
+Record = Callable[[RunRecord], None]
+
+
+class Runner:
+    """Runs one task under its options (see the module docstring).
+
+    ``make_context`` turns the caller's context argument into a
+    :class:`TaskContext`; ``record`` receives each finished run; sync
+    functions run in a worker thread unless ``threads`` is false.
+    """
+
+    def __init__(self, name: str, task: Task, options: TaskOptions, *, threads: bool,
+                 make_context: MakeContext, record: Record) -> None:
+        self.name = name
+        self.options = options
+        self.threads = threads
+        self._fn = task.run
+        self._is_async = task.is_async
+        self._gate = make_gate(options)
+        self._make_context = make_context
+        self._record = record
+
+    def is_running(self) -> bool:
+        """Whether a run is in flight on the running event loop."""
+        return self._gate.is_running()
+
+    async def submit(self, payload: dict[str, Any], context: Any) -> Any:
+        """Run the task for ``payload`` (or join a run), return its result."""
+        return await self._gate.run(payload, lambda: self._run(payload, context))
+
+    async def _run(self, payload: dict[str, Any], context: Any) -> Any:
+        options = self.options
+        ctx = self._make_context(context)
+        run_id = os.urandom(16).hex()
+        started, clock = time.time(), time.perf_counter()
+        attempt = 0
+        outcome: Outcome = "error"
+        error: BaseException | None = None
+        try:
+            value: Any = payload
+            if options.validate is not None:
+                try:
+                    value = options.validate(payload)
+                except SchemaError as exc:
+                    outcome = "invalid"
+                    error = PayloadValidationError(self.name, exc.errors)
+                    raise error from None
+            fresh = options.retry.max_attempts > 1 and isinstance(value, dict)
+            event = TaskEvent(self.name, dict(value) if fresh else value, ctx, 1, run_id)
+            if options.on_start is not None:
+                await _call_hook(self.name, "on_start", options.on_start, event)
+            while True:
+                attempt += 1
+                began = time.perf_counter()
+                try:
+                    result = await self._attempt(event)
+                except Exception as exc:
+                    error = exc
+                    outcome = "timeout" if isinstance(exc, TaskTimeoutError) else "error"
+                    retry = options.retry
+                    if attempt >= retry.max_attempts or not retry.retries(exc):
+                        self._log(event, began, outcome, exc)
+                        if options.on_error is not None:
+                            await _call_hook(self.name, "on_error", options.on_error, event, exc)
+                        raise
+                    delay = retry.delay(attempt)
+                    self._log(event, began, outcome, exc, delay)
+                    await asyncio.sleep(delay)
+                    event = replace(event, payload=dict(value) if fresh else value,
+                                    attempt=attempt + 1)
+                    continue
+                outcome, error = "ok", None
+                self._log(event, began, "ok")
+                if options.on_success is not None:
+                    await _call_hook(self.name, "on_success", options.on_success, event, result)
+                return result
+        except BaseException as exc:  # cancellation, or anything the loop did not see
+            if error is None or isinstance(exc, asyncio.CancelledError):
+                error, outcome = exc, "error"
+            raise
+        finally:
+            duration = time.perf_counter() - clock
+            self._record(RunRecord(
+                run_id, self.name, ctx.trigger, payload_hash(payload), started,
+                started + duration, duration * 1000, attempt, outcome,
+                None if error is None else describe(error),
+            ))
+
+    async def _attempt(self, event: TaskEvent) -> Any:
+        """One attempt, limited to ``timeout`` seconds."""
+        timeout = self.options.timeout
+        if self._is_async:
+            if timeout is None:
+                return await self._fn(event)
+            return await self._limited(self._fn(event), event, timeout)
+        if self.threads:
+            if timeout is None:
+                return await asyncio.to_thread(self._fn, event)
+            return await self._limited(asyncio.to_thread(self._fn, event), event, timeout)
+        began = time.perf_counter()
+        result = self._fn(event)
+        if inspect.isawaitable(result):
+            if timeout is None:
+                return await result
+            remaining = max(timeout - (time.perf_counter() - began), 0.0)
+            return await self._limited(result, event, remaining, reported=timeout)
+        if timeout is not None and time.perf_counter() - began > timeout:
+            raise TaskTimeoutError(self.name, timeout, event.attempt)
+        return result
+
+    async def _limited(self, awaitable: Awaitable[Any], event: TaskEvent, timeout: float,
+                       reported: float | None = None) -> Any:
+        limit = asyncio.timeout(timeout)
+        try:
+            async with limit:
+                return await awaitable
+        except TimeoutError:
+            if limit.expired():
+                raise TaskTimeoutError(self.name, reported or timeout, event.attempt) from None
+            raise
+
+    def _log(self, event: TaskEvent, began: float, outcome: Outcome,
+             exc: BaseException | None = None, retry_in: float | None = None) -> None:
+        level = logging.INFO if retry_in is None else logging.WARNING
+        if not logger.isEnabledFor(level):
+            return
+        fields: dict[str, Any] = {
+            "task": self.name,
+            "run": event.run_id,
+            "attempt": event.attempt,
+            "max_attempts": self.options.retry.max_attempts,
+            "trigger": event.context.trigger,
+            "outcome": outcome,
+            "duration_ms": round((time.perf_counter() - began) * 1000, 3),
+        }
+        if exc is not None:
+            fields["error"] = describe(exc)
+        if retry_in is not None:
+            fields["retry_in_s"] = round(retry_in, 3)
+        line = " ".join(f"{key}={_logfmt(value)}" for key, value in fields.items())
+        logger.log(level, line, extra={"taskpack": fields})
+
+
+async def _call_hook(task: str, which: str, hook: Callable[..., Any], *args: Any) -> None:
+    """Call a lifecycle hook; its exceptions are logged, never raised."""
+    try:
+        result = hook(*args)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        logger.exception("task=%s hook=%s failed (the run's outcome is unchanged)", task, which)
+
+
+_EMPTY_HASH = hashlib.sha256(b"{}").hexdigest()[:16]
+
+
+def payload_hash(payload: Any) -> str:
+    """16 hex digits of the SHA-256 of the payload's canonical JSON."""
+    if not payload and isinstance(payload, dict):
+        return _EMPTY_HASH
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:16]
+
+
+def describe(exc: BaseException) -> str:
+    """``"TypeName: message"`` for the history and the logs."""
+    message = getattr(exc, "message", None) or str(exc)
+    name = type(exc).__name__
+    return f"{name}: {message}" if message else name
+
+
+def _logfmt(value: Any) -> str:
+    text = str(value)
+    if not text or any(ch in text for ch in ' "=\n'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
