@@ -20,12 +20,14 @@ import click
 from taskpack import Registry, TaskError, __version__, run_task_sync, set_registry
 from taskpack.http import dump_result, json_kind
 
+from .build_command import build_command
 from .cron_command import cron as cron_command
 from .dev import dev_command
 from .devclient import DevServerError, DevServerGone, fetch_listing, run_remote
 from .devstate import DevState, live_server
 from .errors import TaskFailedError, TaskpackError, UsageError
 from .manifest import build_manifest
+from .preview import preview_command
 from .project import Project, load_project
 from .runs import runs
 
@@ -215,6 +217,8 @@ def echo_result(name: str, result: Any) -> None:
     click.echo(text)
 
 
+main.add_command(build_command)
+main.add_command(preview_command)
 main.add_command(dev_command)
-main.add_command(cron_command)
 main.add_command(runs)
+main.add_command(cron_command)
