@@ -14,7 +14,7 @@ import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypedDict, Unpack, get_args
 
 from .errors import NonRetryableError
 from .schema import PayloadSchema, compile_schema
@@ -131,18 +131,24 @@ class TaskOptions:
 DEFAULT_OPTIONS = TaskOptions()
 
 
-def make_options(
-    label: str,
-    *,
-    retries: int | RetryPolicy | None = None,
-    timeout: float | None = None,
-    concurrency: str | None = None,
-    max_concurrency: int | None = None,
-    on_start: Hook | None = None,
-    on_success: Hook | None = None,
-    on_error: Hook | None = None,
-    payload_schema: PayloadSchema | None = None,
-) -> TaskOptions:
+class OptionArgs(TypedDict, total=False):
+    """The execution options ``define_task`` takes as keywords; ``None``
+    means "not given"."""
+
+    retries: int | RetryPolicy | None
+    timeout: float | None
+    concurrency: str | None
+    max_concurrency: int | None
+    on_start: Hook | None
+    on_success: Hook | None
+    on_error: Hook | None
+    payload_schema: PayloadSchema | None
+
+
+OPTION_NAMES = tuple(OptionArgs.__annotations__)
+
+
+def make_options(label: str, **options: Unpack[OptionArgs]) -> TaskOptions:
     """Validate ``define_task``'s options for the task called ``label``.
 
     ``retries=n`` (an int) means up to ``n`` retries after the first attempt
@@ -151,21 +157,20 @@ def make_options(
     ``TypeError`` for a value of the wrong type, ``ValueError`` for one out
     of range; both name the task and the option.
     """
-    source = {
-        key: value
-        for key, value in (
-            ("retries", retries), ("timeout", timeout), ("concurrency", concurrency),
-            ("max_concurrency", max_concurrency), ("on_start", on_start),
-            ("on_success", on_success), ("on_error", on_error),
-            ("payload_schema", payload_schema),
-        )
-        if value is not None
-    }
-    if not source:
-        return DEFAULT_OPTIONS
-
     def fail(kind: type[Exception], option: str, problem: str) -> Exception:
         return kind(f"task {label}: option {option}: {problem}")
+
+    for key in options:
+        if key not in OPTION_NAMES:
+            raise fail(TypeError, key, f"unknown option (known: {', '.join(OPTION_NAMES)})")
+    source: dict[str, Any] = {key: value for key, value in options.items() if value is not None}
+    if not source:
+        return DEFAULT_OPTIONS
+    retries = options.get("retries")
+    timeout = options.get("timeout")
+    concurrency = options.get("concurrency")
+    max_concurrency = options.get("max_concurrency")
+    payload_schema = options.get("payload_schema")
 
     retry = NO_RETRY
     if isinstance(retries, RetryPolicy):
@@ -221,9 +226,9 @@ def make_options(
         timeout=float(timeout) if timeout is not None else None,
         concurrency=mode,  # type: ignore[arg-type]  # checked against CONCURRENCY_MODES
         max_concurrency=max_concurrency,
-        on_start=on_start,
-        on_success=on_success,
-        on_error=on_error,
+        on_start=options.get("on_start"),
+        on_success=options.get("on_success"),
+        on_error=options.get("on_error"),
         validate=validate,
         source=source,
     )

@@ -5,10 +5,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, Unpack, overload
 
-from .options import DEFAULT_OPTIONS, Hook, RetryPolicy, TaskOptions, make_options
-from .schema import PayloadSchema
+from .options import DEFAULT_OPTIONS, OptionArgs, TaskOptions, make_options
 
 TaskFunction = Callable[["TaskEvent"], Any]
 
@@ -94,14 +93,7 @@ def define_task(
     *,
     name: str | None = None,
     description: str | None = None,
-    retries: int | RetryPolicy | None = None,
-    timeout: float | None = None,
-    concurrency: str | None = None,
-    max_concurrency: int | None = None,
-    on_start: Hook | None = None,
-    on_success: Hook | None = None,
-    on_error: Hook | None = None,
-    payload_schema: PayloadSchema | None = None,
+    **options: Unpack[OptionArgs],
 ) -> Task: ...
 
 
@@ -111,14 +103,7 @@ def define_task(
     *,
     name: str | None = None,
     description: str | None = None,
-    retries: int | RetryPolicy | None = None,
-    timeout: float | None = None,
-    concurrency: str | None = None,
-    max_concurrency: int | None = None,
-    on_start: Hook | None = None,
-    on_success: Hook | None = None,
-    on_error: Hook | None = None,
-    payload_schema: PayloadSchema | None = None,
+    **options: Unpack[OptionArgs],
 ) -> Callable[[TaskFunction], Task]: ...
 
 
@@ -127,14 +112,7 @@ def define_task(
     *,
     name: str | None = None,
     description: str | None = None,
-    retries: int | RetryPolicy | None = None,
-    timeout: float | None = None,
-    concurrency: str | None = None,
-    max_concurrency: int | None = None,
-    on_start: Hook | None = None,
-    on_success: Hook | None = None,
-    on_error: Hook | None = None,
-    payload_schema: PayloadSchema | None = None,
+    **options: Unpack[OptionArgs],
 ) -> Task | Callable[[TaskFunction], Task]:
     """Define a task, as a decorator or as a call.
 
@@ -158,12 +136,8 @@ def define_task(
         if not callable(fn):
             raise TypeError(f"define_task: run must be callable, got {type(fn).__name__}")
         label = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
-        options = make_options(
-            repr(label), retries=retries, timeout=timeout, concurrency=concurrency,
-            max_concurrency=max_concurrency, on_start=on_start, on_success=on_success,
-            on_error=on_error, payload_schema=payload_schema,
-        )
-        return Task(run=fn, name=name, description=description, options=options)
+        return Task(run=fn, name=name, description=description,
+                    options=make_options(repr(label), **options))
 
     if run is None:
         return build

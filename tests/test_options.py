@@ -36,6 +36,7 @@ async def noop(event: TaskEvent) -> None:
     ({"on_error": lambda: None}, TypeError, "option on_error: must accept two arguments"),
     ({"payload_schema": {"a": int}}, TypeError, "option payload_schema: expected a pydantic"),
     ({"payload_schema": int}, TypeError, "option payload_schema: expected a pydantic"),
+    ({"retry": 3}, TypeError, "option retry: unknown option (known: retries, timeout,"),
 ])
 def test_bad_options_name_task_and_option(kwargs: dict[str, Any], error: type[Exception],
                                           message: str) -> None:
