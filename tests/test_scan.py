@@ -162,7 +162,8 @@ segment = st.text(string.ascii_letters + string.digits + "_-", min_size=1, max_s
 )
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(parts=st.lists(segment, min_size=1, max_size=4))
 def test_valid_paths_round_trip_to_names(tmp_path_factory: pytest.TempPathFactory,
                                          parts: list[str]) -> None:
@@ -180,7 +181,8 @@ filename = st.text(
 ).filter(lambda s: s not in (".", ".."))
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(stems=st.lists(filename, min_size=1, max_size=3, unique=True))
 def test_no_scan_crashes_on_arbitrary_file_names(tmp_path_factory: pytest.TempPathFactory,
                                                  stems: list[str]) -> None:
