@@ -1,0 +1,184 @@
+"""``taskpack task list`` and ``taskpack task run``: through the running dev
+server when there is one, else in-process on the project's registry (its
+runs recorded in the project's SQLite run history)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from taskpack import Registry, TaskError, run_task_sync, set_registry
+from taskpack.http import dump_result, json_kind
+
+from .devclient import DevServerError, DevServerGone, fetch_listing, run_remote
+from .devstate import DevState, live_server
+from .errors import TaskFailedError, TaskpackError, UsageError
+from .manifest import build_manifest
+from .project import Project, load_project
+
+root_option = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The project folder.",
+)
+
+
+def open_project(root: Path) -> Project:
+    """Load the project at ``root`` (``--root``), as every command does."""
+    if not root.is_dir():
+        raise UsageError("--root", f"{root} is not a folder")
+    return load_project(root)
+
+
+def local_registry(project: Project) -> Registry:
+    """An in-process registry for ``project``, made current for ``run_task``;
+    its runs go to the project's SQLite run history (``taskpack runs``)."""
+    registry = Registry.from_manifest(build_manifest(project), project.root, history="sqlite")
+    set_registry(registry)
+    return registry
+
+
+def parse_payload(text: str | None) -> dict[str, Any]:
+    """``--payload``: a JSON object, else :class:`UsageError`."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError("--payload", f"invalid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError("--payload", f"expected a JSON object, got {json_kind(value)}")
+    return value
+
+
+def fail_task(ctx: click.Context, name: str, exc: BaseException) -> NoReturn:
+    """Report a failed run: exit 2 for task-system errors that are the
+    caller's fault (unknown task, no handler), else 1."""
+    if ctx.meta.get("taskpack.debug"):
+        if isinstance(exc, DevServerError):
+            if exc.traceback:
+                click.echo(exc.traceback.rstrip("\n"), err=True)
+        else:
+            traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, DevServerError) and exc.exception is not None:
+        raise TaskFailedError(failure_line(name, exc.exception, exc.message))
+    if isinstance(exc, TaskError):
+        if exc.status_code in (404, 501):
+            raise TaskpackError(exc.message)
+        raise TaskFailedError(exc.message)
+    raise TaskFailedError(failure_line(name, type(exc).__name__, str(exc)))
+
+
+def failure_line(name: str, exception: str, message: str) -> str:
+    """How a task that raised is reported, in-process or via the dev server
+    (which sends the exception's class name and message)."""
+    what = exception if message in ("", exception) else f"{exception}: {message}"
+    return f"task `{name}` failed: {what}"
+
+
+def dev_server(root: Path, local: bool) -> DevState | None:
+    """The running ``taskpack dev`` of the project at ``root``, unless
+    ``--local`` or there is none (a stale ``dev.json`` is cleaned up)."""
+    if local or not root.is_dir():
+        return None
+    return live_server(root)
+
+
+local_option = click.option(
+    "--local", is_flag=True,
+    help="Run in-process even when `taskpack dev` is running for the project.",
+)
+
+
+@click.group()
+def task() -> None:
+    """List and run tasks."""
+
+
+@task.command("list")
+@root_option
+@click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON.")
+@local_option
+def task_list(root: Path, as_json: bool, local: bool) -> None:
+    """List tasks with their descriptions and schedules (from the running
+    dev server when there is one)."""
+    server = dev_server(root, local)
+    listing = None
+    if server is not None:
+        with contextlib.suppress(DevServerGone):
+            listing = fetch_listing(server)
+    if listing is None:
+        listing = local_registry(open_project(root)).listing()
+    echo_listing(listing, as_json)
+
+
+def echo_listing(listing: dict[str, Any], as_json: bool) -> None:
+    """Print a Nitro-shaped task listing as JSON or as a table."""
+    if as_json:
+        click.echo(json.dumps(listing, indent=2, ensure_ascii=False))
+        return
+    schedules: dict[str, list[str]] = {}
+    for entry in listing["scheduledTasks"]:
+        for name in entry["tasks"]:
+            schedules.setdefault(name, []).append(entry["cron"])
+    if not listing["tasks"]:
+        click.echo("No tasks.")
+        return
+    width = max(len(name) for name in listing["tasks"])
+    for name, info in listing["tasks"].items():
+        line = f"{name:<{width}}  {info['description']}".rstrip()
+        if name in schedules:
+            line += f"  [{', '.join(schedules[name])}]"
+        click.echo(line)
+
+
+@task.command("run")
+@click.argument("name")
+@root_option
+@click.option("--payload", help="The payload, a JSON object.")
+@local_option
+@click.pass_context
+def task_run(ctx: click.Context, name: str, root: Path, payload: str | None,
+             local: bool) -> None:
+    """Run task NAME and print its result as JSON (on the running dev server
+    when there is one)."""
+    data = parse_payload(payload)
+    server = dev_server(root, local)
+    if server is not None:
+        try:
+            result = run_remote(server, name, data)
+        except DevServerError as exc:
+            fail_task(ctx, name, exc)
+        except DevServerGone:
+            pass  # it stopped since it was found: run in-process
+        else:
+            echo_result(name, result)
+            return
+    project = open_project(root)
+    registry = local_registry(project)
+    try:
+        # The result is the only thing on stdout; what the task prints goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_task_sync(name, data)
+    except Exception as exc:
+        fail_task(ctx, name, exc)
+    finally:
+        registry.close()
+    echo_result(name, result)
+
+
+def echo_result(name: str, result: Any) -> None:
+    """Print a task's result as JSON (exit 1 if it is not serialisable)."""
+    try:
+        text = dump_result(name, result)
+    except TaskError as exc:
+        raise TaskFailedError(exc.message) from None
+    click.echo(text)
