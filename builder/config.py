@@ -20,8 +20,6 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from .errors import ConfigError, key_path
 
 CANDIDATES = ("taskpack.toml", "taskpack.yaml", "taskpack.yml", "pyproject.toml")
@@ -223,6 +221,8 @@ def _parse_toml(path: Path, label: str) -> dict[str, Any]:
 
 
 def _parse_yaml(path: Path, label: str) -> Any:
+    import yaml  # only YAML configs pay for it
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.MarkedYAMLError as exc:

@@ -29,18 +29,16 @@ import re
 import tomllib
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from taskpack import __version__
 from taskpack.builder import bundle
 from taskpack.builder.dialects import Trigger, platform_triggers, require_utc, to_cloudflare
 from taskpack.builder.project import Project
-from taskpack.builder.wrangler import (
-    WorkerSettings,
-    WranglerFile,
-    find_user_config,
-    render_wrangler,
-)
 from taskpack.layout import PROJECT_DIR
+
+if TYPE_CHECKING:
+    from taskpack.builder.wrangler import WorkerSettings, WranglerFile
 
 name = "cloudflare_module"
 aliases = ("cloudflare-module",)
@@ -131,6 +129,8 @@ def _triggers(project: Project) -> tuple[Trigger, ...]:
 
 
 def _settings(project: Project, triggers: tuple[Trigger, ...]) -> WorkerSettings:
+    from taskpack.builder.wrangler import WorkerSettings  # tomlkit: only when this preset runs
+
     options = project.preset_options("cloudflare")
     config = project.config
     explicit_name = options.get("name")
@@ -162,6 +162,8 @@ def _wrangler(
     """The merged wrangler config; relative paths in the user's config are
     rebased for ``out`` (the staging folder, a sibling of the final output, so
     the same relative path holds after the build's rename)."""
+    from taskpack.builder.wrangler import find_user_config, render_wrangler
+
     settings = _settings(project, triggers)
     if out is not None:
         project_dir = Path(os.path.relpath(project.root.resolve(), out.resolve())).as_posix()
