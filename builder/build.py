@@ -23,7 +23,7 @@ from typing import Any
 from taskpack import __version__
 from taskpack.presets import DEFAULT_PRESET, Preset, get_preset
 
-from .bundle import BUILD_RECORD, file_hashes, normalise_modes, write_text
+from .bundle import BUILD_RECORD, FILE_MODE, seal_tree, write_text
 from .errors import TaskpackError, UsageError
 from .project import Project, load_project
 
@@ -61,9 +61,8 @@ def build(root: Path, *, preset: str | None = None, output: Path | None = None,
             chosen.emit(project, staging)
         except OSError as exc:
             raise TaskpackError(f"cannot write the bundle: {exc}") from exc
-        record = build_record(project, chosen, staging)
-        write_text(staging / BUILD_RECORD, dump_record(record))
-        normalise_modes(staging)
+        record = build_record(project, chosen, seal_tree(staging, skip=(BUILD_RECORD,)))
+        os.chmod(write_text(staging / BUILD_RECORD, dump_record(record)), FILE_MODE)
         replace_dir(staging, out)
     finally:
         if staging.exists():
@@ -127,11 +126,11 @@ def make_staging(out: Path, source: str) -> Path:
         raise UsageError(source, f"cannot write the output folder {out}: {reason}") from None
 
 
-def build_record(project: Project, preset: Preset, staging: Path) -> dict[str, Any]:
+def build_record(project: Project, preset: Preset, files: Mapping[str, str]) -> dict[str, Any]:
     """The content of ``taskpack.json``: preset, version, tasks, schedules as
-    deployed, and every emitted file with its SHA-256."""
+    deployed, and every emitted file (``files``) with its SHA-256."""
     return {
-        "files": file_hashes(staging, skip=(BUILD_RECORD,)),
+        "files": dict(files),
         "preset": preset.name,
         "schedules": [{"cron": s.cron, "tasks": list(s.tasks)}
                       for s in preset.deployed_schedules(project)],
