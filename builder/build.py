@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from taskpack import __version__
 from taskpack.presets import DEFAULT_PRESET, Preset, get_preset
 
 from .bundle import BUILD_RECORD, FILE_MODE, seal_tree, write_text
+from .dialects import Trigger
 from .errors import TaskpackError, UsageError
 from .project import Project, load_project
 
@@ -132,14 +133,22 @@ def build_record(project: Project, preset: Preset, files: Mapping[str, str]) -> 
     return {
         "files": dict(files),
         "preset": preset.name,
-        "schedules": [{"cron": s.cron, "tasks": list(s.tasks)}
-                      for s in preset.deployed_schedules(project)],
+        "schedules": schedule_records(preset.deployed_schedules(project)),
         "taskpack_version": __version__,
         "tasks": {
             task.name: {"description": task.description, "handler": task.handler}
             for task in project.tasks
         },
     }
+
+
+def schedule_records(triggers: Iterable[Trigger]) -> list[dict[str, Any]]:
+    """The record's ``schedules``: per deployed trigger, the string the
+    platform runs (``cron``), the crons as written in config that it came
+    from (``written``, sorted) and its tasks; sorted by ``cron``."""
+    entries = [{"cron": t.cron, "tasks": list(t.tasks), "written": sorted(t.keys)}
+               for t in triggers]
+    return sorted(entries, key=lambda entry: (entry["cron"], entry["written"]))
 
 
 def dump_record(record: Mapping[str, Any]) -> str:

@@ -75,7 +75,10 @@ def echo_summary(result: BuildResult, steps: list[str]) -> None:
         click.echo("\nSchedules:")
         width = max(len(s["cron"]) for s in schedules)
         for entry in schedules:
-            click.echo(f"  {entry['cron']:<{width}}  {', '.join(entry['tasks'])}")
+            line = f"  {entry['cron']:<{width}}  {', '.join(entry['tasks'])}"
+            if entry["written"] != [entry["cron"]]:
+                line += f"  (written {', '.join(map(repr, entry['written']))})"
+            click.echo(line)
     if steps:
         click.echo("\nNext:")
         for step in steps:

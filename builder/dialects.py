@@ -5,7 +5,9 @@ own. ``to_cloudflare`` and ``to_vercel`` return a string that means the same
 on that platform, or raise :class:`~taskpack.cron.CronError` with the reason
 and what to do instead. :func:`platform_triggers` applies one of them to all
 of a project's schedules and merges schedules that mean the same into one
-trigger (Cloudflare rejects duplicate triggers at deploy).
+trigger (Cloudflare rejects duplicate triggers at deploy); :func:`as_written`
+is the same shape for presets that run schedules unchanged. A preset's
+``deployed_schedules`` returns one of the two, for ``taskpack.json``.
 """
 
 from __future__ import annotations
@@ -82,6 +84,12 @@ def platform_triggers(schedules: Iterable[Schedule], translate: Translate, *,
         tasks.extend(name for name in schedule.tasks if name not in tasks)
         keys.append(schedule.cron)
     return tuple(Trigger(cron, tuple(tasks), tuple(keys)) for cron, tasks, keys in groups.values())
+
+
+def as_written(schedules: Iterable[Schedule]) -> tuple[Trigger, ...]:
+    """Each schedule deployed exactly as written (taskpack's own scheduler
+    runs the project's dialect, so nothing is translated or merged)."""
+    return tuple(Trigger(s.cron, s.tasks, (s.cron,)) for s in schedules)
 
 
 def utc_only_problem(timezone: str, platform: str) -> str | None:

@@ -19,9 +19,14 @@ that defines:
 * optionally ``preview(out: Path) -> list[str]`` — the command (argv) that
   ``taskpack preview`` runs for the output at ``out``; presets without it
   cannot be previewed;
-* optionally ``deployed_schedules(project: Project) -> list[Schedule]`` —
-  the schedules as the platform will run them (translated, merged), for
-  ``taskpack.json`` and the summary; by default the project's own.
+* optionally ``deployed_schedules(project: Project) -> Sequence[Trigger]`` —
+  the schedules as the platform will run them, each
+  :class:`~taskpack.builder.dialects.Trigger` carrying the deployed string,
+  its tasks and the crons as written that it came from, for
+  ``taskpack.json`` and the summary. A platform preset returns
+  ``platform_triggers(project.schedules, to_<platform>, config=project.config)``;
+  by default each schedule is deployed as written
+  (:func:`~taskpack.builder.dialects.as_written`).
 
 Its files come from ``templates/<name>/``. Adding a preset is adding one
 module and one template folder: modules are found by listing this package,
@@ -32,14 +37,15 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 
+from taskpack.builder.dialects import Trigger, as_written
 from taskpack.builder.errors import TaskpackError
-from taskpack.builder.project import Project, Schedule
+from taskpack.builder.project import Project
 
 DEFAULT_PRESET = "server"
 
@@ -54,7 +60,7 @@ class Preset:
     emit: Callable[[Project, Path], None]
     next_steps: Callable[[Path], list[str]]
     preview: Callable[[Path], list[str]] | None
-    deployed_schedules: Callable[[Project], list[Schedule]]
+    deployed_schedules: Callable[[Project], Sequence[Trigger]]
     module: ModuleType
 
 
@@ -132,5 +138,5 @@ def _no_steps(out: Path) -> list[str]:
     return []
 
 
-def _project_schedules(project: Project) -> list[Schedule]:
-    return list(project.schedules)
+def _project_schedules(project: Project) -> Sequence[Trigger]:
+    return as_written(project.schedules)

@@ -113,6 +113,11 @@ def next_steps(out: Path) -> list[str]:
     return [f"cd {out}", deploy_command(bool(pyproject["project"]["dependencies"]))]
 
 
+def deployed_schedules(project: Project) -> tuple[Trigger, ...]:
+    """The Cron Triggers: each schedule translated, those equal in meaning merged."""
+    return _triggers(project)
+
+
 def deploy_command(has_dependencies: bool) -> str:
     """``npx wrangler deploy``, or pywrangler when packages must be vendored."""
     if has_dependencies:

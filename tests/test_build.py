@@ -45,7 +45,8 @@ def test_build_record_and_summary(basic_example: Path) -> None:
     assert list(record["tasks"]) == ["cms:update", "db:migrate", "echo:payload", "report:daily"]
     assert record["tasks"]["report:daily"] == {"description": "Build the daily report",
                                                "handler": "jobs/report.py"}
-    assert record["schedules"][0] == {"cron": "* * * * *", "tasks": ["cms:update"]}
+    assert record["schedules"][0] == {"cron": "* * * * *", "tasks": ["cms:update"],
+                                      "written": ["* * * * *"]}
     files = sorted(p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file())
     assert sorted([*record["files"], "taskpack.json"]) == files
     for rel, digest in record["files"].items():
