@@ -133,10 +133,19 @@ def _crons_array(crons: Sequence[str]) -> Any:
 
 
 class _Access:
-    """The few operations the merge needs, over TOML or JSON data."""
+    """The few operations the merge needs, over TOML or JSON data (both
+    nested mappings: a tomlkit document is a ``dict``)."""
+
+    def __init__(self, root: dict[str, Any]) -> None:
+        self.root = root
 
     def get(self, path: tuple[str, ...]) -> Any:
-        raise NotImplementedError
+        node: Any = self.root
+        for part in path:
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
 
     def set(self, path: tuple[str, ...], value: Any) -> None:
         raise NotImplementedError
@@ -147,19 +156,8 @@ class _Access:
 
 
 class _JsonAccess(_Access):
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
-
-    def get(self, path: tuple[str, ...]) -> Any:
-        node: Any = self.data
-        for part in path:
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
-
     def set(self, path: tuple[str, ...], value: Any) -> None:
-        node = self.data
+        node = self.root
         for part in path[:-1]:
             node = node.setdefault(part, {})
         node[path[-1]] = value
@@ -167,15 +165,8 @@ class _JsonAccess(_Access):
 
 class _TomlAccess(_Access):
     def __init__(self, doc: tomlkit.TOMLDocument) -> None:
+        super().__init__(doc)
         self.doc = doc
-
-    def get(self, path: tuple[str, ...]) -> Any:
-        node: Any = self.doc
-        for part in path:
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
 
     def set(self, path: tuple[str, ...], value: Any) -> None:
         node: Any = self.doc
