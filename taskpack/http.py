@@ -575,11 +575,19 @@ async def _send(send: Send, response: HttpResponse) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-async def _run_hooks(hooks: Iterable[Hook]) -> None:
-    for hook in hooks:
-        result = hook()
-        if result is not None:
-            await result
+async def _run_hooks(hooks: Iterable[Hook], phase: str, send: Send) -> bool:
+    """Run ``hooks`` for the lifespan ``phase`` (``startup``, ``shutdown``);
+    if one raises, log it, send ``lifespan.<phase>.failed`` and return False."""
+    try:
+        for hook in hooks:
+            result = hook()
+            if result is not None:
+                await result
+    except Exception as exc:
+        logger.exception("%s failed", phase)
+        await send({"type": f"lifespan.{phase}.failed", "message": f"{type(exc).__name__}: {exc}"})
+        return False
+    return True
 
 
 async def _lifespan(
@@ -592,11 +600,7 @@ async def _lifespan(
     """Answer the lifespan protocol, running our hooks around the fallback's."""
     message = await receive()
     assert message["type"] == "lifespan.startup"
-    try:
-        await _run_hooks(startup)
-    except Exception as exc:
-        logger.exception("startup failed")
-        await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+    if not await _run_hooks(startup, "startup", send):
         return
     if fallback is not None:
         after = await _fallback_lifespan(fallback, receive, send)
@@ -607,13 +611,8 @@ async def _lifespan(
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
     assert message["type"] == "lifespan.shutdown"
-    try:
-        await _run_hooks(shutdown)
-    except Exception as exc:
-        logger.exception("shutdown failed")
-        await send({"type": "lifespan.shutdown.failed", "message": f"{type(exc).__name__}: {exc}"})
-        return
-    await send({"type": "lifespan.shutdown.complete"})
+    if await _run_hooks(shutdown, "shutdown", send):
+        await send({"type": "lifespan.shutdown.complete"})
 
 
 async def _fallback_lifespan(fallback: ASGIApp, receive: Receive, send: Send) -> Message | None:
