@@ -459,6 +459,18 @@ def test_lifespan_reports_failed_startup(registry: Registry) -> None:
     assert run(lifespan(app)) == ["lifespan.startup.failed"]
 
 
+def test_lifespan_reports_failed_shutdown(registry: Registry) -> None:
+    calls: list[str] = []
+
+    def broken() -> None:
+        raise OSError("disk full")
+
+    app = asgi_app(TaskApi(registry, policy=loopback_only()),
+                   on_shutdown=[broken, lambda: calls.append("after") and None])
+    assert run(lifespan(app)) == ["lifespan.startup.complete", "lifespan.shutdown.failed"]
+    assert calls == []
+
+
 def test_lifespan_wraps_fallback_lifespan(registry: Registry) -> None:
     calls: list[str] = []
 
