@@ -1,17 +1,20 @@
 """What the self-hosted presets (``server``, ``server_cluster``, ``asgi``)
 share: validation, the ``[server]`` options, the bundle under
-``<output>/server`` and the preview command.
+``<output>/server``, the next steps and the preview command.
 
 Each of those presets is the same bundle with a different entry file
-rendered from its template folder; the server logic itself lives in the
-runtime (:mod:`taskpack.server`, :mod:`taskpack.cluster`), so the entry
-files stay a few lines long.
+rendered from its template folder, so a preset module only declares a
+:class:`SelfHosted` (template, entry, how to run it) and binds its
+functions. The server logic itself lives in the runtime
+(:mod:`taskpack.server`, :mod:`taskpack.cluster`), so the entry files stay a
+few lines long.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from taskpack.builder.bundle import render, write_bundle
@@ -30,26 +33,36 @@ def validate(project: Project) -> list[str]:
     return []
 
 
-def emit(project: Project, out: Path, template: str, entry: str) -> None:
-    """The bundle in ``out/server`` with ``entry`` rendered from ``template``."""
-    base = out / BUNDLE_DIR
-    write_bundle(project, base, requirements=REQUIREMENTS)
-    options = project.preset_options("server")
-    render(template, base / entry,
-           tasks_api=repr(bool(options.get("tasks_api", False))),
-           shutdown_grace=repr(float(options.get("shutdown_grace", DEFAULT_GRACE))))
+@dataclass(frozen=True)
+class SelfHosted:
+    """One self-hosted preset: ``template`` renders the ``entry`` file of the
+    bundle; ``run`` is the shell command serving it, with ``{bundle}`` (the
+    bundle folder) and ``{entry}`` (the entry file) filled in."""
 
+    template: str
+    entry: str
+    run: str
 
-def install_step(out: Path) -> str:
-    """The command installing the bundle's requirements."""
-    return f"pip install -r {out / BUNDLE_DIR / 'requirements.txt'}"
+    def emit(self, project: Project, out: Path) -> None:
+        """The bundle in ``out/server`` with the entry file rendered."""
+        base = out / BUNDLE_DIR
+        write_bundle(project, base, requirements=REQUIREMENTS)
+        options = project.preset_options("server")
+        render(self.template, base / self.entry,
+               tasks_api=repr(bool(options.get("tasks_api", False))),
+               shutdown_grace=repr(float(options.get("shutdown_grace", DEFAULT_GRACE))))
 
+    def next_steps(self, out: Path) -> list[str]:
+        """Install the requirements, then serve."""
+        base = out / BUNDLE_DIR
+        return [f"pip install -r {base / 'requirements.txt'}",
+                self.run.format(bundle=base, entry=base / self.entry)]
 
-def preview(out: Path, entry: str) -> list[str]:
-    """``taskpack preview``: this interpreter running the entry file, as
-    production does; it needs the bundle's requirements installed."""
-    missing = [name for name in REQUIREMENTS if importlib.util.find_spec(name) is None]
-    if missing:
-        raise TaskpackError(f"{', '.join(missing)} not installed in {sys.executable}; "
-                            f"run `{install_step(out)}` first")
-    return [sys.executable, str(out / BUNDLE_DIR / entry)]
+    def preview(self, out: Path) -> list[str]:
+        """``taskpack preview``: this interpreter running the entry file, as
+        production does; it needs the bundle's requirements installed."""
+        missing = [name for name in REQUIREMENTS if importlib.util.find_spec(name) is None]
+        if missing:
+            raise TaskpackError(f"{', '.join(missing)} not installed in {sys.executable}; "
+                                f"run `{self.next_steps(out)[0]}` first")
+        return [sys.executable, str(out / BUNDLE_DIR / self.entry)]

@@ -4,28 +4,15 @@ the bundle as an ASGI ``app`` for any ASGI server, plus ``tasks_app`` and
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from taskpack.builder.project import Project
-
-from . import _self_hosted
+from ._self_hosted import SelfHosted, validate
 
 name = "asgi"
 aliases = ("node_middleware", "node-middleware")
 
+_preset = SelfHosted("asgi/app.py.j2", "app.py",
+                     run="uvicorn app:app --app-dir {bundle} --port 3000")
+emit = _preset.emit
+next_steps = _preset.next_steps
+preview = _preset.preview
 
-def validate(project: Project) -> list[str]:
-    return _self_hosted.validate(project)
-
-
-def emit(project: Project, out: Path) -> None:
-    _self_hosted.emit(project, out, "asgi/app.py.j2", "app.py")
-
-
-def next_steps(out: Path) -> list[str]:
-    return [_self_hosted.install_step(out),
-            f"uvicorn app:app --app-dir {out / 'server'} --port 3000"]
-
-
-def preview(out: Path) -> list[str]:
-    return _self_hosted.preview(out, "app.py")
+__all__ = ["aliases", "emit", "name", "next_steps", "preview", "validate"]
