@@ -7,7 +7,6 @@ and written into every bundle, so the runtime sees one format everywhere.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from taskpack.history import DEFAULT_LIMIT, DEFAULT_PATH
@@ -41,7 +40,3 @@ def build_manifest(project: Project) -> dict[str, Any]:
         },
     }
 
-
-def dump_manifest(manifest: dict[str, Any]) -> str:
-    """Deterministic JSON text for a manifest (sorted keys, trailing newline)."""
-    return json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
