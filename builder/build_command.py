@@ -13,13 +13,13 @@ from typing import Any
 import click
 
 from .build import BuildResult, build
-from .errors import TaskpackError, UsageError
+from .cli_options import project_root, root_option
+from .errors import TaskpackError
 
 
 @click.command("build")
 @click.option("--preset", help="The preset (default: $TASKPACK_PRESET, config `preset`, server).")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="The project folder.")
+@root_option()
 @click.option("--output", type=click.Path(path_type=Path),
               help="The output folder (default: config `output_dir`, .output).")
 @click.option("--json", "as_json", is_flag=True, help="Print the build record as JSON.")
@@ -27,10 +27,8 @@ from .errors import TaskpackError, UsageError
 def build_command(ctx: click.Context, preset: str | None, root: Path, output: Path | None,
                   as_json: bool) -> None:
     """Build the project into a deploy bundle for a preset."""
-    if not root.is_dir():
-        raise UsageError("--root", f"{root} is not a folder")
     try:
-        result = build(root, preset=preset, output=output)
+        result = build(project_root(root), preset=preset, output=output)
     except TaskpackError:
         raise
     except Exception as exc:

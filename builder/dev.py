@@ -30,6 +30,7 @@ from taskpack import Registry, set_registry
 from taskpack.http import TaskApi, asgi_app, loopback_only
 from taskpack.loader import forget_module
 
+from .cli_options import project_root, root_option
 from .config import CANDIDATES
 from .devstate import remove_state, write_state
 from .errors import TaskpackError, UsageError
@@ -214,16 +215,13 @@ class DevServer:
 
 
 @click.command("dev")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="The project folder.")
+@root_option()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=3000, show_default=True,
               help="Port to listen on (0: any free port).")
 def dev_command(root: Path, host: str, port: int) -> None:
     """Serve the task API on loopback, run the schedules, reload on change."""
-    if not root.is_dir():
-        raise UsageError("--root", f"{root} is not a folder")
-    serve(root, host, port)
+    serve(project_root(root), host, port)
 
 
 def serve(root: Path, host: str, port: int) -> None:

@@ -17,6 +17,7 @@ import click
 from taskpack.presets import get_preset
 
 from .bundle import BUILD_RECORD
+from .cli_options import root_option
 from .config import load_config
 from .errors import TaskpackError, UsageError
 
@@ -43,8 +44,7 @@ def preview_argv(root: Path, output: Path | None) -> list[str]:
 
 
 @click.command("preview")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="The project folder (for its output_dir).")
+@root_option("The project folder (for its output_dir).")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path),
               help="The build to run (default: the project's output_dir).")
 def preview_command(root: Path, output: Path | None) -> None:

@@ -18,6 +18,7 @@ import click
 from taskpack.history import DEFAULT_PATH, RunRecord
 from taskpack.history_sqlite import SQLiteHistory
 
+from .cli_options import project_root, root_option
 from .config import load_config
 from .errors import UsageError
 
@@ -27,8 +28,7 @@ from .errors import UsageError
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="How many runs to show, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON array.")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="The project folder.")
+@root_option()
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
               help="Read this history file instead of the project's.")
 def runs(name: str | None, limit: int, as_json: bool, root: Path, db: Path | None) -> None:
@@ -57,9 +57,7 @@ def runs(name: str | None, limit: int, as_json: bool, root: Path, db: Path | Non
 
 def history_file(root: Path) -> Path:
     """The project's history file: ``[server] history_path`` under ``root``."""
-    if not root.is_dir():
-        raise UsageError("--root", f"{root} is not a folder")
-    server = load_config(root).preset_options.get("server", {})
+    server = load_config(project_root(root)).preset_options.get("server", {})
     return root / str(server.get("history_path", DEFAULT_PATH))
 
 

@@ -16,26 +16,17 @@ import click
 from taskpack import Registry, TaskError, run_task_sync, set_registry
 from taskpack.http import dump_result, json_kind
 
+from .cli_options import project_root, root_option
 from .devclient import DevServerError, DevServerGone, fetch_listing, run_remote
 from .devstate import DevState, live_server
 from .errors import TaskFailedError, TaskpackError, UsageError
 from .manifest import build_manifest
 from .project import Project, load_project
 
-root_option = click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="The project folder.",
-)
-
 
 def open_project(root: Path) -> Project:
-    """Load the project at ``root`` (``--root``), as every command does."""
-    if not root.is_dir():
-        raise UsageError("--root", f"{root} is not a folder")
-    return load_project(root)
+    """Load the project at ``root`` (``--root``)."""
+    return load_project(project_root(root))
 
 
 def local_registry(project: Project) -> Registry:
@@ -104,7 +95,7 @@ def task() -> None:
 
 
 @task.command("list")
-@root_option
+@root_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON.")
 @local_option
 def task_list(root: Path, as_json: bool, local: bool) -> None:
@@ -142,7 +133,7 @@ def echo_listing(listing: dict[str, Any], as_json: bool) -> None:
 
 @task.command("run")
 @click.argument("name")
-@root_option
+@root_option()
 @click.option("--payload", help="The payload, a JSON object.")
 @local_option
 @click.pass_context
