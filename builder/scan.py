@@ -10,7 +10,9 @@ check it defines at most one task; nothing is imported.
 from __future__ import annotations
 
 import ast
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +40,13 @@ def scan_tasks(root: Path, tasks_dir: str) -> tuple[ScannedTask, ...]:
     base = root / tasks_dir
     if not base.is_dir():
         return ()
+    where = base.relative_to(root).as_posix()
+    prefix = "" if where == "." else where + "/"
     found: dict[str, ScannedTask] = {}
     folded: dict[str, ScannedTask] = {}
-    for path in sorted(_task_files(base)):
-        rel = path.relative_to(root).as_posix()
-        name = task_name(path.relative_to(base).as_posix())
+    for path in sorted(_task_files(os.fspath(base), ""), key=lambda path: path.split("/")):
+        rel = prefix + path
+        name = task_name(path)
         if not NAME_RE.match(name):
             raise ConfigError(rel, None, f"{name!r} is not a valid task name (use letters, "
                               "digits, '_' and '-', folders joined with ':')")
@@ -60,16 +64,16 @@ def task_name(relpath: str) -> str:
     return relpath.removesuffix(".py").replace("/", ":")
 
 
-def _task_files(base: Path) -> list[Path]:
-    files: list[Path] = []
-    for entry in base.iterdir():
-        if entry.name.startswith(("_", ".")):
-            continue
-        if entry.is_dir():
-            files.extend(_task_files(entry))
-        elif entry.suffix == ".py" and entry.is_file():
-            files.append(entry)
-    return files
+def _task_files(folder: str, prefix: str) -> Iterator[str]:
+    """Task files under ``folder`` as POSIX paths relative to it (with ``prefix``)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(("_", ".")):
+                continue
+            if entry.is_dir():
+                yield from _task_files(entry.path, f"{prefix}{entry.name}/")
+            elif entry.name.endswith(".py") and entry.is_file():
+                yield prefix + entry.name
 
 
 def read_description(root: Path, rel: str) -> str:
@@ -94,7 +98,8 @@ def parse_module(root: Path, rel: str) -> ast.Module:
     """The file's syntax tree; :class:`ConfigError` with ``file:line`` if it
     cannot be read or parsed."""
     try:
-        source = (root / rel).read_bytes()
+        with open(os.path.join(root, rel), "rb") as file:
+            source = file.read()
         return ast.parse(source, filename=rel)
     except SyntaxError as exc:
         where = f"{rel}:{exc.lineno}" if exc.lineno else rel
