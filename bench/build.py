@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from projects import make_project
+from projects import bytecode_env, make_project
 
 CHILD = """
 import json, sys, time
@@ -47,13 +47,6 @@ def command() -> list[str]:
     if not script.is_file():
         sys.exit(f"{script} not found: install taskpack into this interpreter's environment")
     return [str(script)]
-
-
-def child_env(tmp: Path) -> dict[str, str]:
-    """The environment of the measured processes: bytecode cached, as installed."""
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
-    return env
 
 
 def measure(root: Path, output: Path, env: dict[str, str]) -> tuple[float, int, float]:
@@ -81,7 +74,7 @@ def main() -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
     rows = []
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        env = child_env(Path(tmp))
+        env = bytecode_env(Path(tmp))
         for size in sizes:
             root = make_project(Path(tmp) / f"p{size}", size)
             output = Path(tmp) / f"out{size}"

@@ -12,6 +12,8 @@ requirements: uvicorn, croniter):
 * **run_task**: from starting ``python -c`` to the first successful
   ``run_task`` on the bundle's registry, no server.
 
+Bytecode caches are written and used (in a folder of the run), as in a
+deployment, even when the environment sets ``PYTHONDONTWRITEBYTECODE``.
 Sizes are measured in turn, round after round; medians of the rounds, with
 ratios to the smallest size (the baseline, measured in the same run). Lazy
 task imports should keep the two close.
@@ -34,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from projects import FIRST_TASK, make_project
+from projects import FIRST_TASK, bytecode_env, make_project
 
 TOKEN = "bench"
 DIRECT = """
@@ -54,10 +56,10 @@ def free_port() -> int:
         return port
 
 
-def server_start(base: Path) -> float:
+def server_start(base: Path, env: dict[str, str]) -> float:
     """Seconds from spawning the server to its first successful task run."""
     port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "TASKPACK_TASKS_TOKEN": TOKEN}
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "TASKPACK_TASKS_TOKEN": TOKEN}
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/_nitro/tasks/{FIRST_TASK}", data=b"{}", method="POST",
         headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
@@ -79,11 +81,11 @@ def server_start(base: Path) -> float:
         process.wait(30)
 
 
-def direct_start(base: Path) -> float:
+def direct_start(base: Path, env: dict[str, str]) -> float:
     """Seconds from spawning an interpreter to its first run_task returning."""
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", DIRECT, str(base), FIRST_TASK], check=True,
-                   env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+                   env={k: v for k, v in env.items() if k != "PYTHONPATH"})
     return time.perf_counter() - start
 
 
@@ -96,20 +98,21 @@ def main() -> None:
     taskpack = str(Path(sys.executable).with_name("taskpack"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        env = bytecode_env(Path(tmp))
         bases = []
         for size in sizes:
             root = make_project(Path(tmp) / f"p{size}", size, tasks_api=True)
             subprocess.run([taskpack, "build", "--root", str(root)], check=True,
                            capture_output=True)
             bases.append(root / ".output" / "server")
-            server_start(bases[-1])  # warm the page cache and write .pyc files once
+            server_start(bases[-1], env)  # warm the page cache and write .pyc files once
         # Interleave the sizes so drifts in machine load hit them alike.
         served: list[list[float]] = [[] for _ in sizes]
         direct: list[list[float]] = [[] for _ in sizes]
         for _ in range(args.repeats):
             for index, base in enumerate(bases):
-                served[index].append(server_start(base))
-                direct[index].append(direct_start(base))
+                served[index].append(server_start(base, env))
+                direct[index].append(direct_start(base, env))
         for index, size in enumerate(sizes):
             rows.append((size, statistics.median(served[index]),
                          statistics.median(direct[index])))

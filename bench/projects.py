@@ -1,7 +1,9 @@
-"""Generated projects of N tasks, shared by the build and cold-start benchmarks."""
+"""Generated projects of N tasks and the environment of measured processes,
+shared by the build and cold-start benchmarks."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 TASK = '''"""Generated task {index}."""
@@ -30,3 +32,13 @@ def make_project(root: Path, tasks: int, *, tasks_api: bool = False) -> Path:
     return root
 
 FIRST_TASK = "group0:task00000"
+
+
+def bytecode_env(folder: Path) -> dict[str, str]:
+    """This process's environment for a measured child, with bytecode caches
+    written and used (under ``folder``, ``PYTHONPYCACHEPREFIX``) as for an
+    installed taskpack or a deployed bundle, even when the environment sets
+    ``PYTHONDONTWRITEBYTECODE``."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
+    return env
