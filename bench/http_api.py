@@ -1,6 +1,6 @@
 """Throughput and tail latency of the HTTP task API through uvicorn.
 
-Run: ``.venv/bin/python bench/http.py`` (``--duration S``, ``--connections
+Run: ``.venv/bin/python bench/http_api.py`` (``--duration S``, ``--connections
 1,64``). Installs ``wrk`` from Debian packages if it is missing (needs apt).
 
 ``wrk`` (a separate process, 2 threads) drives two uvicorn servers, each in
@@ -21,21 +21,15 @@ baseline. Note: concurrent requests for one task join the running call
 
 from __future__ import annotations
 
-import os.path
-import sys
-
-# Run as a script, this file's folder is sys.path[0], where this very file
-# would shadow the standard library's ``http`` package (uvicorn imports it).
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    del sys.path[0]
-
 import argparse
 import contextlib
+import os
 import re
 import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
@@ -55,7 +49,7 @@ Scope = MutableMapping[str, Any]
 App = Callable[[Scope, Any, Any], Awaitable[None]]
 
 
-# -- the servers (run in a child process: ``bench/http.py --serve KIND --port P``) --
+# -- the servers (run in a child process: ``bench/http_api.py --serve KIND --port P``) --
 
 
 def baseline_app() -> App:
