@@ -158,7 +158,7 @@ def vercel_tools() -> VercelTools:
     assert proc.returncode == 0, proc.stderr[-4000:]
     info = json.loads(proc.stdout)
     uv = Path(sys.executable).parent / "uv"
-    assert uv.exists(), "uv is missing from the venv: install the dev extra (pip install -e '.[dev]')"
+    assert uv.exists(), "uv is missing from the venv: install the dev extra ('.[dev]')"
     path_dir = CACHE / "tools" / "vercel-path"
     path_dir.mkdir(parents=True, exist_ok=True)
     for name, target in (("python3.12", python312), ("uv", str(uv))):
