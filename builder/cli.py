@@ -18,7 +18,11 @@ from typing import Any, NoReturn
 import click
 
 from taskpack import Registry, TaskError, __version__, run_task_sync, set_registry
+from taskpack.http import dump_result
 
+from .dev import dev_command
+from .devclient import DevServerError, fetch_listing, run_remote
+from .devstate import DevState, live_server
 from .errors import TaskFailedError, TaskpackError, UsageError
 from .manifest import build_manifest
 from .project import Project, load_project
@@ -94,12 +98,39 @@ def fail_task(ctx: click.Context, name: str, exc: BaseException) -> NoReturn:
     """Report a failed run: exit 2 for task-system errors that are the
     caller's fault (unknown task, no handler), else 1."""
     if ctx.meta.get("taskpack.debug"):
-        traceback.print_exception(exc, file=sys.stderr)
+        if isinstance(exc, DevServerError):
+            if exc.traceback:
+                click.echo(exc.traceback.rstrip("\n"), err=True)
+        else:
+            traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, DevServerError) and exc.exception is not None:
+        raise TaskFailedError(failure_line(name, exc.exception, exc.message))
     if isinstance(exc, TaskError):
         if exc.status_code in (404, 501):
             raise TaskpackError(exc.message)
         raise TaskFailedError(exc.message)
-    raise TaskFailedError(f"task `{name}` failed: {type(exc).__name__}: {exc}")
+    raise TaskFailedError(failure_line(name, type(exc).__name__, str(exc)))
+
+
+def failure_line(name: str, exception: str, message: str) -> str:
+    """How a task that raised is reported, in-process or via the dev server
+    (which sends the exception's class name and message)."""
+    what = exception if message in ("", exception) else f"{exception}: {message}"
+    return f"task `{name}` failed: {what}"
+
+
+def dev_server(root: Path, local: bool) -> DevState | None:
+    """The running ``taskpack dev`` of the project at ``root``, unless
+    ``--local`` or there is none (a stale ``dev.json`` is cleaned up)."""
+    if local or not root.is_dir():
+        return None
+    return live_server(root)
+
+
+local_option = click.option(
+    "--local", is_flag=True,
+    help="Run in-process even when `taskpack dev` is running for the project.",
+)
 
 
 @main.group()
@@ -110,10 +141,15 @@ def task() -> None:
 @task.command("list")
 @root_option
 @click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON.")
-def task_list(root: Path, as_json: bool) -> None:
-    """List tasks with their descriptions and schedules."""
-    project = open_project(root)
-    listing = local_registry(project).listing()
+@local_option
+def task_list(root: Path, as_json: bool, local: bool) -> None:
+    """List tasks with their descriptions and schedules (from the running
+    dev server when there is one)."""
+    server = dev_server(root, local)
+    if server is not None:
+        listing = fetch_listing(server)
+    else:
+        listing = local_registry(open_project(root)).listing()
     echo_listing(listing, as_json)
 
 
@@ -141,10 +177,21 @@ def echo_listing(listing: dict[str, Any], as_json: bool) -> None:
 @click.argument("name")
 @root_option
 @click.option("--payload", help="The payload, a JSON object.")
+@local_option
 @click.pass_context
-def task_run(ctx: click.Context, name: str, root: Path, payload: str | None) -> None:
-    """Run task NAME and print its result as JSON."""
+def task_run(ctx: click.Context, name: str, root: Path, payload: str | None,
+             local: bool) -> None:
+    """Run task NAME and print its result as JSON (on the running dev server
+    when there is one)."""
     data = parse_payload(payload)
+    server = dev_server(root, local)
+    if server is not None:
+        try:
+            result = run_remote(server, name, data)
+        except DevServerError as exc:
+            fail_task(ctx, name, exc)
+        echo_result(name, result)
+        return
     project = open_project(root)
     local_registry(project)
     try:
@@ -159,9 +206,9 @@ def task_run(ctx: click.Context, name: str, root: Path, payload: str | None) -> 
 def echo_result(name: str, result: Any) -> None:
     """Print a task's result as JSON (exit 1 if it is not serialisable)."""
     try:
-        text = json.dumps(result, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise TaskFailedError(
-            f"task `{name}` returned a value that is not JSON-serialisable: {exc}"
-        ) from None
+        text = dump_result(name, result)
+    except TaskError as exc:
+        raise TaskFailedError(exc.message) from None
     click.echo(text)
+
+main.add_command(dev_command)

@@ -76,6 +76,23 @@ def _load_attr(handler: str) -> Task:
     return task
 
 
+def unload_handler(root: Path, handler: str) -> None:
+    """Forget the imported module of ``handler`` so the next load executes
+    the file again (the dev server's reload). A ``module:attr`` handler's
+    module is dropped only when its file lies inside ``root``: installed
+    packages are never unloaded. Modules already running keep working."""
+    with _import_lock:
+        if ":" in handler and not handler.endswith(".py"):
+            name = handler.partition(":")[0]
+            module = sys.modules.get(name)
+            file = getattr(module, "__file__", None)
+            if file is None or not Path(file).resolve().is_relative_to(root.resolve()):
+                return
+        else:
+            name = private_module_name(root, handler)
+        sys.modules.pop(name, None)
+
+
 def _load_path(root: Path, relpath: str) -> Task:
     name = private_module_name(root, relpath)
     module = sys.modules.get(name)

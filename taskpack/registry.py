@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TaskLoadError, TaskNotFoundError, TaskNotImplementedError
-from .loader import HandlerError, load_handler
+from .loader import HandlerError, load_handler, unload_handler
 from .task import Task, TaskContext, TaskEvent, copy_payload
 
 MANIFEST_VERSION = 1
@@ -114,6 +114,15 @@ class Registry:
             raise TaskLoadError(name, entry.handler, str(exc)) from None
         self._loaded[name] = task
         return task
+
+    def unload(self) -> None:
+        """Forget every imported task module of this registry, so a registry
+        built afterwards from the same files imports them afresh (the dev
+        server's reload). Runs in progress are not affected."""
+        self._loaded.clear()
+        for entry in self.entries.values():
+            if entry.handler is not None:
+                unload_handler(self.root, entry.handler)
 
     async def run(
         self,

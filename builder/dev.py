@@ -1,0 +1,310 @@
+"""``taskpack dev``: the task API on loopback, the scheduler, and reload.
+
+The server answers loopback clients only (:func:`taskpack.http.loopback_only`)
+with tracebacks in 500 responses. A poller watches the config and the
+project's Python files; on a change the project is loaded again and, if it is
+valid, swapped in: a fresh registry (edited modules are imported again),
+a restarted scheduler. An invalid project after an edit is reported and the
+last good one keeps serving. Ctrl-C or SIGTERM stops it: no new requests,
+running tasks get ``[server] shutdown_grace`` seconds (default 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Protocol
+
+import click
+
+from taskpack import Registry, set_registry
+from taskpack.http import TaskApi, asgi_app, loopback_only
+
+from .config import CANDIDATES
+from .devstate import remove_state, write_state
+from .errors import TaskpackError, UsageError
+from .manifest import build_manifest
+from .project import Project, load_project
+
+DEFAULT_GRACE = 5.0
+POLL_INTERVAL = 0.3
+SETTLE_DELAY = 0.1
+SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages"})
+
+Snapshot = dict[str, tuple[int, int]]
+
+
+# -- watching -------------------------------------------------------------------
+
+
+class ProjectWatcher:
+    """Polls modification times (and sizes) of the config candidates and
+    every ``*.py`` file under the root. Skipped: folders starting with ``.``,
+    ``__pycache__``, ``node_modules``, virtualenvs and the build output."""
+
+    def __init__(self, root: Path, output_dir: str) -> None:
+        self.root = root
+        self.output_dir = output_dir
+        self.last = self.snapshot()
+
+    def snapshot(self) -> Snapshot:
+        found: Snapshot = {}
+        for name in CANDIDATES:
+            self._stat(self.root / name, name, found)
+        output = (self.root / self.output_dir).resolve()
+        for folder, dirs, files in os.walk(self.root):
+            here = Path(folder)
+            dirs[:] = sorted(
+                d for d in dirs
+                if not d.startswith(".") and d not in SKIPPED_DIRS
+                and (here / d).resolve() != output and not (here / d / "pyvenv.cfg").exists()
+            )
+            for file in files:
+                if file.endswith(".py"):
+                    path = here / file
+                    self._stat(path, path.relative_to(self.root).as_posix(), found)
+        return found
+
+    @staticmethod
+    def _stat(path: Path, key: str, into: Snapshot) -> None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return
+        into[key] = (stat.st_mtime_ns, stat.st_size)
+
+    def changes(self) -> list[str]:
+        """Paths added, removed or modified since the last call (and forget them)."""
+        current = self.snapshot()
+        changed = sorted(
+            key for key in current.keys() | self.last.keys()
+            if current.get(key) != self.last.get(key)
+        )
+        self.last = current
+        return changed
+
+
+def drop_project_modules(root: Path) -> None:
+    """Forget modules imported from the project's own files (helpers that
+    tasks import, such as ``jobs.record``) so a reload imports them afresh.
+    Never taskpack itself, nor anything under a virtualenv in the root."""
+    root = root.resolve()
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if not file or name == "taskpack" or name.startswith("taskpack."):
+            continue
+        path = Path(file).resolve()
+        if not path.is_relative_to(root):
+            continue
+        parts = path.relative_to(root).parts
+        if any(p.startswith(".") or p in SKIPPED_DIRS for p in parts):
+            continue
+        del sys.modules[name]
+
+
+# -- the server -----------------------------------------------------------------
+
+
+def summary(project: Project) -> str:
+    tasks, schedules = len(project.tasks), len(project.schedules)
+    return (f"{tasks} task{'s' * (tasks != 1)}, "
+            f"{schedules} schedule{'s' * (schedules != 1)}")
+
+
+def make_registry(project: Project) -> Registry:
+    """The registry serving ``project``, made current for ``run_task``."""
+    registry = Registry.from_manifest(build_manifest(project), project.root)
+    set_registry(registry)
+    return registry
+
+
+class Scheduler(Protocol):
+    async def stop(self, grace: float) -> None: ...
+
+
+def start_scheduler(registry: Registry) -> Scheduler | None:
+    """Start firing ``registry``'s schedules (the one place the dev server
+    touches the scheduler)."""
+    try:
+        from taskpack.scheduler import Scheduler as CronScheduler
+    except ImportError:  # TODO(cron merge): taskpack.scheduler lands from branch `cron`
+        return None
+    scheduler = CronScheduler(registry, timezone=registry.timezone)
+    scheduler.start()
+    return scheduler
+
+
+class DevServer:
+    """One ``taskpack dev`` session over ``project`` (the last good version)."""
+
+    def __init__(self, project: Project, *, grace: float) -> None:
+        self.project = project
+        self.grace = grace
+        self.api = TaskApi(make_registry(project), policy=loopback_only(), dev=True)
+        self.scheduler: Scheduler | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    @property
+    def registry(self) -> Registry:
+        return self.api.registry
+
+    async def startup(self) -> None:
+        self.scheduler = start_scheduler(self.registry)
+        self._watch = asyncio.create_task(self._watch_loop(), name="taskpack-dev-watch")
+
+    async def shutdown(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        if self.scheduler is not None:
+            await self.scheduler.stop(self.grace)
+        if self._retiring:
+            await asyncio.wait(self._retiring, timeout=self.grace)
+        await self.registry.drain(self.grace)
+
+    async def _watch_loop(self) -> None:
+        root = self.project.root
+        watcher = await asyncio.to_thread(ProjectWatcher, root, self.project.config.output_dir)
+        while True:
+            await asyncio.sleep(POLL_INTERVAL)
+            changed = await asyncio.to_thread(watcher.changes)
+            if not changed:
+                continue
+            await asyncio.sleep(SETTLE_DELAY)  # let an editor finish writing
+            changed = sorted({*changed, *await asyncio.to_thread(watcher.changes)})
+            await self.reload(changed)
+
+    async def reload(self, changed: list[str]) -> None:
+        """Load the project again and swap it in if it is valid."""
+        what = ", ".join(changed[:3])
+        if len(changed) > 3:
+            what += f" and {len(changed) - 3} more"
+        try:
+            project = await asyncio.to_thread(load_project, self.project.root)
+        except TaskpackError as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            click.echo("taskpack dev: keeping the last good version until this is fixed", err=True)
+            return
+        old_registry, old_scheduler = self.registry, self.scheduler
+        old_registry.unload()
+        drop_project_modules(project.root)
+        self.project = project
+        self.api.registry = make_registry(project)
+        if old_scheduler is not None:
+            retiring = asyncio.create_task(old_scheduler.stop(self.grace))
+            self._retiring.add(retiring)
+            retiring.add_done_callback(self._retiring.discard)
+        self.scheduler = start_scheduler(self.api.registry)
+        click.echo(f"taskpack dev: reloaded ({what} changed): {summary(project)}")
+
+
+@click.command("dev")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="The project folder.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=3000, show_default=True,
+              help="Port to listen on (0: any free port).")
+def dev_command(root: Path, host: str, port: int) -> None:
+    """Serve the task API on loopback, run the schedules, reload on change."""
+    if not root.is_dir():
+        raise UsageError("--root", f"{root} is not a folder")
+    serve(root, host, port)
+
+
+def serve(root: Path, host: str, port: int) -> None:
+    """Run ``taskpack dev`` for the project at ``root`` until Ctrl-C/SIGTERM."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise TaskpackError("taskpack dev needs uvicorn: pip install 'taskpack[server]'") from None
+    project = load_project(root)
+    grace = float(project.preset_options("server").get("shutdown_grace", DEFAULT_GRACE))
+    sock = bind(host, port)
+    bound_port = sock.getsockname()[1]
+    dev = DevServer(project, grace=grace)
+    app = asgi_app(dev.api, on_startup=[dev.startup], on_shutdown=[dev.shutdown])
+    config = uvicorn.Config(
+        app, lifespan="on", access_log=False, log_level="info",
+        timeout_graceful_shutdown=max(int(grace), 1),
+    )
+    server = uvicorn.Server(config)
+    _log_runs()
+    url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
+    state = write_state(project.root, host, bound_port)
+    click.echo(f"taskpack dev: serving {url}/_nitro/tasks ({summary(project)})")
+    try:
+        with _quiet_signals():
+            server.run(sockets=[sock])
+    finally:
+        sock.close()
+        remove_state(project.root, state.pid)
+        click.echo("taskpack dev: stopped")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (``--port 0``: any free port)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UsageError("--host", f"cannot resolve {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise UsageError("--port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+@contextlib.contextmanager
+def _quiet_signals() -> Iterator[None]:
+    """Let uvicorn own SIGINT/SIGTERM while serving. uvicorn re-raises the
+    signal that stopped it once it is done; these handlers absorb that, so
+    the process can clean up and exit 0 instead of dying mid-cleanup."""
+    caught: list[int] = []
+
+    def note(sig: int, frame: FrameType | None) -> None:
+        caught.append(sig)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _log_runs() -> None:
+    """Show the API's one-line-per-run log and task failures on stderr."""
+    logger = logging.getLogger("taskpack")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(_Formatter())
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        record.message = record.getMessage()
+        text = f"{stamp} {record.levelname.lower()}: {record.message}"
+        if record.exc_info and record.levelno >= logging.ERROR:
+            text += "\n" + self.formatException(record.exc_info)
+        return text

@@ -1,0 +1,603 @@
+"""The HTTP task API (Nitro-compatible paths), written once for every platform.
+
+Two layers:
+
+* a pure core: :class:`HttpRequest` in, :class:`HttpResponse` out, through
+  :func:`handle`. It knows nothing about servers, so the Cloudflare Worker and
+  the Vercel function convert their platform request into an
+  :class:`HttpRequest` (:meth:`HttpRequest.from_url` does the URL part) and
+  call :func:`handle` unchanged;
+* :func:`asgi_app`: an ASGI 3 application over the core, used by the dev
+  server and the server presets (body limit enforced while streaming,
+  lifespan hooks for the scheduler).
+
+Routes (DESIGN §5):
+
+* ``GET /_nitro/tasks`` lists tasks with descriptions and the schedules;
+* ``GET|POST /_nitro/tasks/{name}`` runs a task. Its payload is the query
+  string (a repeated key becomes a list of strings, a single key a string)
+  overlaid by the ``"payload"`` object of a JSON body (body keys win).
+
+Errors are JSON ``{"error": true, "statusCode": n, "message": str}``. Who may
+call the API is decided by an :data:`AccessPolicy` that every :class:`TaskApi`
+must be given: :func:`loopback_only` (dev) or :func:`bearer_token`
+(production). There is no open default.
+
+Standard library only: this module is bundled into every deploy output.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .errors import TaskError
+from .registry import Registry
+from .task import TaskContext
+
+logger = logging.getLogger("taskpack.http")
+
+PREFIX = "/_nitro/tasks"
+DEFAULT_BODY_LIMIT = 1024 * 1024
+JSON_TYPE = "application/json; charset=utf-8"
+
+RUN_METHODS = ("GET", "POST")
+LIST_METHODS = ("GET",)
+
+
+# -- request and response -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A request as the core sees it.
+
+    ``path`` is percent-decoded (the ASGI ``path`` convention); ``query`` the
+    decoded key/value pairs in order, blank values kept; ``headers`` has
+    lower-case keys (repeated headers joined with ``", "``); ``client_host``
+    is the peer address when the platform knows it.
+    """
+
+    method: str
+    path: str
+    query: list[tuple[str, str]] = field(default_factory=list)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    client_host: str | None = None
+
+    @classmethod
+    def from_url(
+        cls,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        client_host: str | None = None,
+    ) -> HttpRequest:
+        """A request from a full URL (or a path with a query string), as
+        platforms that hand over ``request.url`` have it. Header names are
+        lower-cased here."""
+        parts = urlsplit(url)
+        return cls(
+            method=method.upper(),
+            path=unquote(parts.path or "/"),
+            query=parse_qsl(parts.query, keep_blank_values=True),
+            headers=lower_headers(headers.items() if isinstance(headers, Mapping) else headers),
+            body=body,
+            client_host=client_host,
+        )
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """A complete response; ``headers`` are lower-case names."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON (for tests and clients)."""
+        return json.loads(self.body)
+
+
+def lower_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Header pairs as a dict with lower-case names; repeats joined by ``", "``."""
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
+
+
+def json_response(status: int, data: Any, headers: Mapping[str, str] | None = None) -> HttpResponse:
+    """``data`` as a JSON response; ``TypeError``/``ValueError`` if it is not
+    JSON-serialisable (NaN and infinities included: they are not JSON)."""
+    body = json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return HttpResponse(status, {"content-type": JSON_TYPE, **(headers or {})}, body)
+
+
+def dump_result(name: str, result: Any) -> str:
+    """A task's result as JSON text, as the API sends it and the CLI prints
+    it; a :class:`TaskError` (500) naming the task when it is not JSON."""
+    try:
+        return json.dumps(result, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TaskError(
+            f"task `{name}` returned a value that is not JSON-serialisable: {exc}"
+        ) from None
+
+
+def error_response(
+    status: int, message: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> HttpResponse:
+    """The API's error shape: ``{"error": true, "statusCode": n, "message": ...}``."""
+    return json_response(
+        status, {"error": True, "statusCode": status, "message": message, **extra}, headers
+    )
+
+
+# -- access policies ----------------------------------------------------------
+
+
+class AccessPolicy(Protocol):
+    """Decides whether a request may use the API: ``None`` to admit it, or
+    the response refusing it. Called before the body is read."""
+
+    def __call__(self, request: HttpRequest, /) -> HttpResponse | None: ...
+
+
+_LOOPBACK_NAMES = ("localhost", "localhost.")
+
+
+def _is_loopback_ip(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def _is_loopback_name(host: str) -> bool:
+    host = host.lower()
+    return host in _LOOPBACK_NAMES or host.endswith(".localhost") or _is_loopback_ip(host)
+
+
+def _host_of(authority: str) -> str:
+    """``localhost`` from ``localhost:3000``, ``::1`` from ``[::1]:3000``."""
+    if authority.startswith("["):
+        return authority[1 : authority.find("]")] if "]" in authority else authority
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def loopback_only() -> AccessPolicy:
+    """Admit clients on this machine only (``127.0.0.0/8`` and ``::1``): the
+    dev server's policy.
+
+    Because a web page in the developer's browser is also "on this machine",
+    the request must also be addressed to a loopback name (``Host``; this
+    defeats DNS rebinding) and, when a browser sends an ``Origin``, come from
+    a loopback origin (a cross-site page cannot trigger tasks). Refusals are
+    403.
+    """
+
+    def policy(request: HttpRequest) -> HttpResponse | None:
+        if request.client_host is None or not _is_loopback_ip(request.client_host):
+            return error_response(403, "the task API answers loopback clients only")
+        host = request.headers.get("host")
+        if host is not None and not _is_loopback_name(_host_of(host)):
+            return error_response(403, f"the task API answers loopback hosts only, not {host!r}")
+        origin = request.headers.get("origin")
+        if origin is not None and not _is_loopback_name(urlsplit(origin).hostname or ""):
+            return error_response(403, f"cross-origin requests from {origin!r} are refused")
+        return None
+
+    return policy
+
+
+def bearer_token(token: str) -> AccessPolicy:
+    """Admit requests with ``Authorization: Bearer <token>`` (constant-time
+    compare); 401 otherwise. ``ValueError`` for an empty token, so a missing
+    secret can never mean an open API."""
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError("bearer_token: the token must be a non-empty string")
+    expected = token.encode("utf-8")
+    challenge = {"www-authenticate": 'Bearer realm="taskpack"'}
+
+    def policy(request: HttpRequest) -> HttpResponse | None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return error_response(401, "missing bearer token", challenge)
+        if not hmac.compare_digest(given.strip().encode("utf-8"), expected):
+            return error_response(401, "invalid bearer token", challenge)
+        return None
+
+    return policy
+
+
+# -- the API ------------------------------------------------------------------
+
+
+class TaskApi:
+    """The task API over a registry.
+
+    ``registry`` may be replaced at any time (the dev server does on reload);
+    each request uses the registry current when it arrives. ``policy`` is
+    required. ``dev`` adds tracebacks to 500 responses. ``body_limit`` is the
+    largest accepted request body in bytes (413 above it).
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        policy: AccessPolicy,
+        dev: bool = False,
+        body_limit: int = DEFAULT_BODY_LIMIT,
+    ) -> None:
+        if not callable(policy):
+            raise TypeError("TaskApi: policy must be an access policy (see loopback_only)")
+        if body_limit < 0:
+            raise ValueError("TaskApi: body_limit must not be negative")
+        self.registry = registry
+        self.policy = policy
+        self.dev = dev
+        self.body_limit = body_limit
+
+    def route(self, path: str) -> Route | None:
+        """The API route for ``path``, or ``None`` when the path is not the API's."""
+        if path in (PREFIX, PREFIX + "/"):
+            return Route(None)
+        if path.startswith(PREFIX + "/"):
+            return Route(path[len(PREFIX) + 1 :])
+        return None
+
+    def admit(self, route: Route, request: HttpRequest) -> HttpResponse | None:
+        """Checks that need no body: the access policy, then the method.
+        ``None`` to go on, else the response to send."""
+        denied = self.policy(request)
+        if denied is not None:
+            logger.warning("%s %s refused: %d", request.method, request.path, denied.status)
+            return denied
+        allowed = route.methods
+        if request.method not in allowed:
+            return error_response(
+                405, f"method {request.method} is not allowed here", {"allow": ", ".join(allowed)}
+            )
+        return None
+
+    def too_large(self, size: int) -> HttpResponse | None:
+        """The 413 response when a body of ``size`` bytes is over the limit."""
+        if size <= self.body_limit:
+            return None
+        return error_response(413, f"request body is over the limit of {self.body_limit} bytes")
+
+    def listing(self) -> HttpResponse:
+        """``GET /_nitro/tasks``: tasks with descriptions, and the schedules."""
+        return json_response(200, self.registry.listing())
+
+    async def run(self, name: str, request: HttpRequest) -> HttpResponse:
+        """Run ``name`` with the request's payload; every outcome is a response.
+
+        A task that raises is a 500 with the exception's message; in dev the
+        body also names the exception class (``exception``) and carries the
+        ``traceback``."""
+        try:
+            payload = request_payload(request.query, request.body)
+        except PayloadError as exc:
+            return error_response(400, str(exc))
+        try:
+            result = await self.registry.run(name, payload, TaskContext(trigger="http"))
+        except TaskError as exc:
+            return error_response(exc.status_code, exc.message)
+        except Exception as exc:
+            logger.error("task %s failed", name, exc_info=exc)
+            message = str(exc) or type(exc).__name__
+            if self.dev:
+                trace = "".join(traceback.format_exception(exc))
+                return error_response(500, message, exception=type(exc).__name__,
+                                      traceback=trace)
+            return error_response(500, message)
+        try:
+            body = dump_result(name, result)
+        except TaskError as exc:
+            return error_response(exc.status_code, exc.message)
+        return HttpResponse(200, {"content-type": JSON_TYPE}, body.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Route:
+    """A matched API path: the listing (``name is None``) or one task."""
+
+    name: str | None
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return LIST_METHODS if self.name is None else RUN_METHODS
+
+
+class PayloadError(ValueError):
+    """The request's payload is malformed (HTTP 400); ``str()`` says how."""
+
+
+def request_payload(query: Iterable[tuple[str, str]], body: bytes) -> dict[str, Any]:
+    """The run payload: query parameters (a repeated key becomes a list, a
+    single key stays a string) overlaid by the JSON body's ``"payload"``
+    object, body keys winning. An empty body, or one without ``"payload"``,
+    contributes nothing. :class:`PayloadError` for a body that is not JSON or
+    not an object, or a ``"payload"`` that is not an object."""
+    payload: dict[str, Any] = {}
+    for key, value in query:
+        current = payload.get(key)
+        if current is None:
+            payload[key] = value
+        elif isinstance(current, list):
+            current.append(value)
+        else:
+            payload[key] = [current, value]
+    if not body.strip():
+        return payload
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError("request body is not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise PayloadError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PayloadError(f"request body must be a JSON object, got {_json_kind(data)}")
+    if "payload" in data:
+        overlay = data["payload"]
+        if not isinstance(overlay, dict):
+            raise PayloadError(f'"payload" must be a JSON object, got {_json_kind(overlay)}')
+        payload.update(overlay)
+    return payload
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "an array", str: "a string", int: "a number", float: "a number",
+             bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+async def handle(api: TaskApi, request: HttpRequest) -> HttpResponse | None:
+    """Answer ``request`` if it is for the task API, else ``None`` (so a host
+    app can route it elsewhere). ``request.body`` is the whole body."""
+    route = api.route(request.path)
+    if route is None:
+        return None
+    refused = api.admit(route, request)
+    if refused is not None:
+        return refused
+    return await _dispatch(api, route, request)
+
+
+async def _dispatch(api: TaskApi, route: Route, request: HttpRequest) -> HttpResponse:
+    """Answer an admitted request whose body has been read."""
+    if route.name is None:
+        return api.listing()
+    started = time.perf_counter()
+    response = api.too_large(len(request.body)) or await api.run(route.name, request)
+    logger.info(
+        "%s %s %d %.1fms",
+        request.method,
+        route.name,
+        response.status,
+        (time.perf_counter() - started) * 1000,
+    )
+    return response
+
+
+# -- ASGI ---------------------------------------------------------------------
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Hook = Callable[[], Awaitable[None] | None]
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
+    pass
+
+
+def asgi_app(
+    api: TaskApi,
+    *,
+    fallback: ASGIApp | None = None,
+    on_startup: Iterable[Hook] = (),
+    on_shutdown: Iterable[Hook] = (),
+) -> ASGIApp:
+    """An ASGI 3 application serving ``api``.
+
+    Paths outside the API go to ``fallback`` when given, else get a 404 JSON
+    error. Bodies are read with ``api.body_limit`` enforced while streaming
+    (a 413 as soon as the limit is passed, or up front from
+    ``Content-Length``); the access policy and method are checked before the
+    body is read. Lifespan: ``on_startup`` hooks run in order at startup,
+    ``on_shutdown`` hooks in order at shutdown (each may be sync or async);
+    a failing startup hook reports ``lifespan.startup.failed``. With a
+    ``fallback``, the fallback's own lifespan runs inside ours (our startup
+    hooks first, our shutdown hooks last); a fallback without lifespan
+    support is tolerated.
+    """
+    startup = tuple(on_startup)
+    shutdown = tuple(on_shutdown)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(startup, shutdown, fallback, receive, send)
+            return
+        if kind != "http":
+            if fallback is not None:
+                await fallback(scope, receive, send)
+            return  # websockets are not ours: returning closes the connection
+        route = api.route(scope["path"])
+        if route is None:
+            if fallback is not None:
+                await fallback(scope, receive, send)
+            else:
+                await _send(send, error_response(404, f"no route for {scope['path']}"))
+            return
+        request = _request_head(scope)
+        response = api.admit(route, request)
+        if response is None:
+            try:
+                body = await _read_body(receive, request.headers, api)
+            except _BodyTooLarge:
+                response = api.too_large(api.body_limit + 1)
+            except _Disconnected:
+                return
+            else:
+                response = await _dispatch(api, route, replace(request, body=body))
+        assert response is not None
+        await _send(send, response)
+
+    return app
+
+
+def _request_head(scope: Scope) -> HttpRequest:
+    client = scope.get("client")
+    query = scope.get("query_string", b"").decode("latin-1")
+    return HttpRequest(
+        method=scope["method"].upper(),
+        path=scope["path"],
+        query=parse_qsl(query, keep_blank_values=True),
+        headers=lower_headers(
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
+        ),
+        client_host=client[0] if client else None,
+    )
+
+
+async def _read_body(receive: Receive, headers: Mapping[str, str], api: TaskApi) -> bytes:
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > api.body_limit:
+        raise _BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > api.body_limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send(send: Send, response: HttpResponse) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+async def _run_hooks(hooks: Iterable[Hook]) -> None:
+    for hook in hooks:
+        result = hook()
+        if result is not None:
+            await result
+
+
+async def _lifespan(
+    startup: tuple[Hook, ...],
+    shutdown: tuple[Hook, ...],
+    fallback: ASGIApp | None,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Answer the lifespan protocol, running our hooks around the fallback's."""
+    message = await receive()
+    assert message["type"] == "lifespan.startup"
+    try:
+        await _run_hooks(startup)
+    except Exception as exc:
+        logger.exception("startup failed")
+        await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+        return
+    if fallback is not None:
+        after = await _fallback_lifespan(fallback, receive, send)
+        if after is None:
+            return
+        message = after
+    else:
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+    assert message["type"] == "lifespan.shutdown"
+    try:
+        await _run_hooks(shutdown)
+    except Exception as exc:
+        logger.exception("shutdown failed")
+        await send({"type": "lifespan.shutdown.failed", "message": f"{type(exc).__name__}: {exc}"})
+        return
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _fallback_lifespan(fallback: ASGIApp, receive: Receive, send: Send) -> Message | None:
+    """Run the fallback's lifespan between our startup and shutdown hooks.
+
+    The fallback sees the startup and shutdown events; its ``shutdown.complete``
+    is held back (our hooks run first) and the shutdown message is returned
+    for the caller to finish. ``None`` when startup failed (already reported).
+    A fallback that raises before completing startup is treated as not
+    supporting lifespan, as servers do.
+    """
+    state: dict[str, Any] = {"started": False, "failed": False, "shutdown": None}
+    first = True
+
+    async def inner_receive() -> Message:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "lifespan.startup"}
+        message = await receive()
+        if message["type"] == "lifespan.shutdown":
+            state["shutdown"] = message
+        return message
+
+    async def inner_send(message: Message) -> None:
+        kind = message["type"]
+        if kind == "lifespan.startup.complete":
+            state["started"] = True
+        elif kind == "lifespan.startup.failed":
+            state["failed"] = True
+        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            if kind == "lifespan.shutdown.failed":
+                logger.error("fallback app shutdown failed: %s", message.get("message", ""))
+            return
+        await send(message)
+
+    try:
+        await fallback({"type": "lifespan", "asgi": {"version": "3.0"}}, inner_receive, inner_send)
+    except Exception:
+        if state["started"] or state["failed"]:
+            raise
+        logger.debug("fallback app does not support lifespan")
+    if state["failed"]:
+        return None
+    if not state["started"]:
+        await send({"type": "lifespan.startup.complete"})
+    shutdown: Message | None = state["shutdown"]
+    return shutdown if shutdown is not None else await receive()
