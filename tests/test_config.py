@@ -135,5 +135,6 @@ def test_yaml_that_is_not_a_table(make_project: MakeProject) -> None:
 
 
 def test_duplicate_names_in_a_schedule_list_are_kept_once(make_project: MakeProject) -> None:
-    config = load_config(make_project({"taskpack.toml": "[scheduled_tasks]\n'@daily' = ['a', 'a']"}))
+    root = make_project({"taskpack.toml": "[scheduled_tasks]\n'@daily' = ['a', 'a']"})
+    config = load_config(root)
     assert config.scheduled_tasks == (("@daily", ("a",)),)

@@ -232,7 +232,7 @@ def test_module_attr_handler_and_imported_tasks_do_not_count(make_project: MakeP
                                    "bad": "lib.jobs:missing"})
     assert asyncio.run(registry.run("plain")) == "plain"
     assert asyncio.run(registry.run("reuse")) == "own"
-    with pytest.raises(TaskLoadError, match="module lib.jobs has no attribute 'missing'"):
+    with pytest.raises(TaskLoadError, match=r"module lib\.jobs has no attribute 'missing'"):
         asyncio.run(registry.run("bad"))
 
 

@@ -145,7 +145,7 @@ def test_names_colliding_after_normalisation(make_project: MakeProject) -> None:
 
 def test_names_colliding_by_case(make_project: MakeProject) -> None:
     root = make_project({"tasks/Report.py": task_source(), "tasks/report.py": task_source()})
-    with pytest.raises(ConfigError, match="collides with tasks/Report.py"):
+    with pytest.raises(ConfigError, match=r"collides with tasks/Report\.py"):
         scan_tasks(root, "tasks")
 
 
