@@ -20,6 +20,7 @@ import click
 from taskpack import Registry, TaskError, __version__, run_task_sync, set_registry
 from taskpack.http import dump_result
 
+from .build_command import build_command
 from .dev import dev_command
 from .devclient import DevServerError, fetch_listing, run_remote
 from .devstate import DevState, live_server
@@ -211,4 +212,5 @@ def echo_result(name: str, result: Any) -> None:
         raise TaskFailedError(exc.message) from None
     click.echo(text)
 
+main.add_command(build_command)
 main.add_command(dev_command)

@@ -1,0 +1,594 @@
+"""taskpack's cron dialect: croner's, minus what does not mean the same everywhere.
+
+:meth:`CronExpr.parse` accepts what Nitro documents (croner 10): 5 fields, or
+6 with **seconds first**; ``*``, ``N``, ``N-M``, ``*/S``, ``N-M/S`` and lists;
+month and weekday names (any case); weekday 0-7 (0 and 7 are Sunday; ``SUN``
+ending a range is 7, as in croner); nicknames (``@yearly`` ... ``@hourly``);
+``L`` and ``nW`` (n <= 28) in day-of-month; ``D#n``, ``D#L`` and ``DL`` in
+day-of-week, those extended forms only when the other day field is ``*``.
+When both day fields are restricted a day matches if EITHER matches.
+
+It refuses, with a :class:`CronError` saying why and what to write instead,
+what croner rejects or reads surprisingly (``?``, ``N/S``, wrap-around
+ranges, ``+``, ``LW``, ``L-n``), what is not croner syntax (``H``/``R``,
+``@reboot``, 7 fields), values out of range, and schedules that never fire.
+
+Evaluation is done by ``croniter`` on wall-clock times of the evaluation
+zone (UTC unless given); this module maps wall times to instants with these
+daylight-saving rules:
+
+- A *fixed-time* schedule (its hour field is not every hour) whose wall time
+  does not exist (spring forward) fires once, at the first instant after the
+  gap; a wall time that occurs twice (fall back) fires once, at its first
+  occurrence.
+- An *interval* schedule (every hour, e.g. ``*/30 * * * *``) follows real
+  elapsed time: it fires at every instant whose local time matches, so it
+  neither skips nor doubles an hour.
+
+Only the standard library and ``croniter`` are imported: this module is
+bundled into deployments.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+from croniter import croniter  # type: ignore[import-untyped, unused-ignore]
+
+__all__ = ["UTC_NAMES", "CronError", "CronExpr", "is_utc", "zone"]
+
+UTC_NAMES = frozenset({
+    "UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu",
+    "GMT", "Etc/GMT", "Etc/GMT+0", "Etc/GMT-0", "Etc/GMT0", "GMT0", "GMT+0", "GMT-0",
+    "Etc/Greenwich", "Greenwich",
+})
+"""IANA names that always mean UTC."""
+
+
+class CronError(ValueError):
+    """A cron expression taskpack does not accept; ``str()`` is the reason."""
+
+
+# Field layout: name used in messages, lowest and highest value.
+_SECOND, _MINUTE, _HOUR, _DOM, _MONTH, _DOW = range(6)
+_LABELS = ("second", "minute", "hour", "dom", "month", "dow")
+_BOUNDS = ((0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+
+_MONTH_NAMES = {name.upper(): i for i, name in enumerate(calendar.month_abbr) if name}
+_DAY_NAMES = {"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6}
+_DAY_LABELS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+
+_NICKNAMES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+# Longest month of the year (February counts its leap day).
+_MONTH_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+_HASH_RANDOM = re.compile(r"^[HR](?:$|[(/])")
+_NEAREST_WEEKDAY = re.compile(r"^(\d+)W$")
+_NTH_WEEKDAY = re.compile(r"^(\d+|[A-Z]{3})(?:#(\d+|L)|L)$")
+_NUMBER = re.compile(r"^\d+$")
+
+Zone = tzinfo
+Values = frozenset[int]
+
+
+@dataclass(frozen=True)
+class LastDay:
+    """``L`` in day-of-month: the month's last day."""
+
+
+@dataclass(frozen=True)
+class NearestWeekday:
+    """``nW``: the weekday (Mon-Fri) nearest to ``day`` within its month."""
+
+    day: int
+
+
+@dataclass(frozen=True)
+class NthWeekday:
+    """``D#n`` (``nth`` 1-5), or ``D#L``/``DL`` (``nth`` None: the month's last)."""
+
+    weekday: int
+    nth: int | None
+
+
+DomSpec = Values | LastDay | NearestWeekday | None
+"""Day-of-month: ``None`` is ``*``."""
+DowSpec = Values | NthWeekday | None
+"""Day-of-week (0-6, 0 = Sunday): ``None`` is ``*``."""
+
+
+@dataclass(frozen=True, eq=False)
+class CronExpr:
+    """A parsed cron expression; immutable, hashable, equal by meaning.
+
+    ``source`` is the text as written; ``canonical`` a normal form (digits,
+    weekdays 0-6, ``*`` for full fields, 5 fields unless some second is not
+    0) that parses back to an equal expression. When both ``days_of_month``
+    and ``days_of_week`` are set, a day matching either fires.
+    """
+
+    source: str
+    seconds: Values
+    minutes: Values
+    hours: Values
+    days_of_month: DomSpec
+    months: Values
+    days_of_week: DowSpec
+    canonical: str = field(init=False)
+    _key: tuple[object, ...] = field(init=False, repr=False)
+    _croniter: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "canonical", self._render(_render_day_canonical))
+        object.__setattr__(self, "_key", _meaning_key(self))
+        object.__setattr__(self, "_croniter", _croniter_form(self))
+
+    @classmethod
+    def parse(cls, text: str) -> CronExpr:
+        """Parse ``text``; :class:`CronError` with the reason if it is refused."""
+        if not isinstance(text, str):
+            raise CronError(f"a cron expression must be a string, got {type(text).__name__}")
+        return _parse(text)
+
+    @property
+    def has_seconds(self) -> bool:
+        """Whether it fires at a second other than 0 (sub-minute resolution)."""
+        return self.seconds != frozenset({0})
+
+    @property
+    def is_interval(self) -> bool:
+        """Whether it runs every hour; such schedules follow elapsed time
+        through DST changes (see the module docstring)."""
+        return self.hours == _full(_HOUR)
+
+    @property
+    def uses_extensions(self) -> bool:
+        """Whether a day field uses ``L``, ``W`` or ``#``."""
+        return not (_is_plain(self.days_of_month) and _is_plain(self.days_of_week))
+
+    @property
+    def both_days_restricted(self) -> bool:
+        """Whether day-of-month and day-of-week are both set (either matches)."""
+        return self.days_of_month is not None and self.days_of_week is not None
+
+    def render(self, *, weekday_names: bool) -> str:
+        """The expression for another engine: like :attr:`canonical`, but
+        weekdays without steps, as names (``SUN,TUE``, ``MON-FRI``, ``MON#2``,
+        ``FRIL``) or as digits 0-6 (``0,2``, ``1-5``)."""
+        return self._render(_render_day_names if weekday_names else _render_day_digits)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CronExpr):
+            return NotImplemented
+        return self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __str__(self) -> str:
+        return self.canonical
+
+    # -- evaluation --------------------------------------------------------
+
+    def next_after(self, dt: datetime, timezone: str | Zone | None = None) -> datetime:
+        """The first fire time strictly after the aware datetime ``dt``.
+
+        Wall times are those of ``timezone`` (an IANA name or a tzinfo; UTC
+        by default), with the DST rules of the module docstring. The result
+        is aware, in that zone. ``ValueError`` for a naive ``dt``.
+        """
+        return next(self.iter_after(dt, timezone))
+
+    def iter_after(self, dt: datetime, timezone: str | Zone | None = None) -> Iterator[datetime]:
+        """Fire times strictly after ``dt``, ascending, without end (see
+        :meth:`next_after`)."""
+        if dt.tzinfo is None or dt.utcoffset() is None:
+            raise ValueError("cron evaluation needs an aware datetime (with tzinfo)")
+        tz = zone(timezone)
+        if tz is UTC:
+            for wall in _walls(self._croniter, _wall(dt, UTC)):
+                yield wall.replace(tzinfo=UTC)
+        else:
+            while True:
+                dt = self._next_zoned(dt, tz)
+                yield dt
+
+    def _next_zoned(self, dt: datetime, tz: Zone) -> datetime:
+        found: datetime | None = None
+        for wall in _walls(self._croniter, _wall(dt, tz)):
+            found = next((t for t in _fires_at(wall, tz, self.is_interval) if t > dt), None)
+            if found is not None:
+                break
+        assert found is not None
+        if self.is_interval:
+            second_pass = self._in_second_pass(dt, tz)
+            if second_pass is not None and second_pass < found:
+                return second_pass
+        return found
+
+    def _in_second_pass(self, dt: datetime, tz: Zone) -> datetime | None:
+        """For interval schedules: the first fire after ``dt`` in the second
+        pass of a repeated hour beginning within 6 hours after ``dt``. Its wall
+        times are earlier than ``dt``'s, so the forward wall search misses it."""
+        start = int(dt.timestamp())
+        before = _offset(tz, start)
+        change = _transition(tz, start, start + 6 * 3600)
+        if change is None:
+            return None
+        after = _offset(tz, change)
+        if after >= before:
+            return None
+        change_utc = datetime.fromtimestamp(change, UTC).replace(tzinfo=None)
+        earliest = max(change_utc - timedelta(seconds=1), _wall(dt, UTC))
+        wall = next(_walls(self._croniter, earliest + after))
+        if wall >= change_utc + before:
+            return None
+        return (wall - after).replace(tzinfo=UTC).astimezone(tz)
+
+    def _render(self, days: Callable[[Values], str]) -> str:
+        dom = self.days_of_month
+        if isinstance(dom, LastDay):
+            dom_text = "L"
+        elif isinstance(dom, NearestWeekday):
+            dom_text = f"{dom.day}W"
+        else:
+            dom_text = "*" if dom is None else _render_set(dom, _DOM)
+        dow = self.days_of_week
+        if isinstance(dow, NthWeekday):
+            day = days(frozenset({dow.weekday}))
+            dow_text = f"{day}L" if dow.nth is None else f"{day}#{dow.nth}"
+        else:
+            dow_text = "*" if dow is None else days(dow)
+        parts = [_render_set(self.minutes, _MINUTE), _render_set(self.hours, _HOUR), dom_text,
+                 _render_set(self.months, _MONTH), dow_text]
+        if self.has_seconds:
+            parts.insert(0, _render_set(self.seconds, _SECOND))
+        return " ".join(parts)
+
+
+# -- time zones --------------------------------------------------------------
+
+
+def zone(timezone: str | Zone | None) -> Zone:
+    """The tzinfo for an IANA name (UTC and its aliases give
+    :data:`datetime.UTC`); a tzinfo is returned as is, ``None`` means UTC.
+    ``zoneinfo.ZoneInfoNotFoundError`` for an unknown name."""
+    if timezone is None:
+        return UTC
+    if isinstance(timezone, str):
+        return UTC if is_utc(timezone) else ZoneInfo(timezone)
+    return timezone
+
+
+def is_utc(timezone: str) -> bool:
+    """Whether the IANA name ``timezone`` always means UTC."""
+    return timezone in UTC_NAMES
+
+
+def _wall(dt: datetime, tz: Zone) -> datetime:
+    """``dt``'s naive wall-clock time in ``tz``."""
+    return dt.astimezone(tz).replace(tzinfo=None)
+
+
+def _walls(expr: str, after: datetime) -> Iterator[datetime]:
+    """Naive wall times matching the croniter ``expr``, strictly after ``after``."""
+    it = croniter(expr, after, day_or=True, second_at_beginning=True,
+                  max_years_between_matches=100)
+    while True:
+        try:
+            wall: datetime = it.get_next(datetime)
+        except Exception as exc:  # CroniterBadDateError: croniter stops at 2099
+            raise CronError(f"no fire time after {after.isoformat()} within croniter's range "
+                            f"({exc})") from None
+        yield wall
+
+
+def _offset(tz: Zone, timestamp: int) -> timedelta:
+    offset = datetime.fromtimestamp(timestamp, tz).utcoffset()
+    assert offset is not None
+    return offset
+
+
+def _transition(tz: Zone, low: int, high: int) -> int | None:
+    """The first POSIX second in ``(low, high]`` whose UTC offset in ``tz``
+    differs from ``low``'s, or None if ``high``'s does not differ."""
+    offset = _offset(tz, low)
+    if _offset(tz, high) == offset:
+        return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _offset(tz, middle) == offset:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def _fires_at(wall: datetime, tz: Zone, interval: bool) -> tuple[datetime, ...]:
+    """The instants at which a schedule matching the naive ``wall`` time fires
+    in ``tz`` (module docstring): one; none or both (interval) for a wall time
+    that does not exist or occurs twice; else the end of the gap or the first
+    occurrence."""
+    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    if first == second:
+        return (first.astimezone(tz),)
+    early, late = min(first, second), max(first, second)
+    if _wall(early, tz) == wall:  # occurs twice
+        both = (early.astimezone(tz), late.astimezone(tz))
+        return both if interval else both[:1]
+    if interval:
+        return ()
+    end = _transition(tz, int(early.timestamp()), int(late.timestamp()))
+    assert end is not None
+    return (datetime.fromtimestamp(end, tz),)
+
+
+# -- parsing -----------------------------------------------------------------
+
+
+def _parse(text: str) -> CronExpr:
+    stripped = text.strip()
+    if not stripped:
+        raise CronError("empty cron expression")
+    if stripped.startswith("@"):
+        nickname = stripped.lower()
+        if nickname == "@reboot":
+            raise CronError("@reboot is not a schedule")
+        if nickname not in _NICKNAMES:
+            raise CronError(f"unknown nickname {stripped!r} (use one of "
+                            f"{', '.join(_NICKNAMES)})")
+        parts = _NICKNAMES[nickname].split()
+    else:
+        parts = stripped.upper().split()
+    _refuse_foreign_syntax(parts)
+    if len(parts) == 7:
+        raise CronError("7-field (year) patterns are not supported (croniter's year range is "
+                        "1970-2099, croner's 1-9999; Cloudflare/Vercel have no year field). "
+                        "Use 5 fields, or 6 with seconds first.")
+    if len(parts) not in (5, 6):
+        raise CronError(f"expected 5 fields (minute hour day-of-month month day-of-week) or 6 "
+                        f"with seconds first, got {len(parts)}")
+    if len(parts) == 5:
+        parts.insert(0, "0")
+    seconds, minutes, hours = (_parse_set(parts[i], i) for i in (_SECOND, _MINUTE, _HOUR))
+    months = _parse_set(parts[_MONTH], _MONTH)
+    dom, dow = _parse_days(parts[_DOM], parts[_DOW])
+    if dow is None and isinstance(dom, frozenset) and not _fitting_days(dom, months):
+        raise CronError("this schedule never fires (e.g. a day that does not exist in the "
+                        "given month)")
+    return CronExpr(text, seconds, minutes, hours, dom, months, dow)
+
+
+def _refuse_foreign_syntax(parts: list[str]) -> None:
+    """Refusals about the whole expression, checked before any field."""
+    for part in parts:
+        if "?" in part:
+            raise CronError("'?' is not supported: croner 10 treats '?' in a day field as "
+                            "'every day' (so '0 0 ? * MON' runs daily), croner 11 as '*'. "
+                            "Write '*' instead.")
+        if "+" in part:
+            raise CronError("the croner '+' (AND) modifier is croner-only; no other engine "
+                            "supports it")
+        if any(_HASH_RANDOM.match(item) for item in part.split(",")):
+            raise CronError("'H'/'R' (croniter hash/random) is not croner syntax")
+
+
+def _parse_days(dom_token: str, dow_token: str) -> tuple[DomSpec, DowSpec]:
+    """Both day fields. Full sets become ``None`` (``*``); when both fields
+    are restricted (either matches) and one is full, every day matches."""
+    dom_ext = _parse_dom_extension(dom_token)
+    dow_ext = _parse_dow_extension(dow_token)
+    if (dom_ext is not None and dow_token != "*") or (dow_ext is not None and dom_token != "*"):
+        raise CronError("L/W/# may only be used when the other day field is '*' "
+                        "(engines combine them differently)")
+    dom: DomSpec = dom_ext if dom_ext is not None else (
+        None if dom_token == "*" else _parse_set(dom_token, _DOM))
+    dow: DowSpec = dow_ext if dow_ext is not None else (
+        None if dow_token == "*" else _parse_set(dow_token, _DOW))
+    dom_full, dow_full = dom == _full(_DOM), dow == _full(_DOW)
+    if dom is not None and dow is not None and (dom_full or dow_full):
+        return None, None
+    return (None if dom_full else dom), (None if dow_full else dow)
+
+
+def _full(index: int) -> Values:
+    low, high = _BOUNDS[index]
+    return frozenset(range(low, high + 1))
+
+
+def _parse_set(token: str, index: int) -> Values:
+    """A plain field: ``*``, values, ranges, steps and lists of them."""
+    values: set[int] = set()
+    for item in token.split(","):
+        if not item:
+            raise CronError(f"empty list item in {_LABELS[index]} field {token!r}")
+        values.update(_parse_item(item, index))
+    if index == _DOW and 7 in values:
+        values.discard(7)
+        values.add(0)
+    return frozenset(values)
+
+
+def _parse_item(item: str, index: int) -> range:
+    label = _LABELS[index]
+    low, high = _BOUNDS[index]
+    top = 7 if index == _DOW else high
+    base, slash, step_text = item.partition("/")
+    step = 1
+    if slash:
+        size = high - low + 1
+        if not _NUMBER.match(step_text) or not 1 <= int(step_text) <= size:
+            raise CronError(f"{label} field: the step in {item!r} must be a number 1-{size}")
+        step = int(step_text)
+    if base == "*":
+        return range(low, high + 1, step)
+    if "-" in base:
+        start_text, _, end_text = base.partition("-")
+        start = _value(start_text, index, item)
+        end = _value(end_text, index, item, range_end=True)
+        if start > end:
+            split = f"{start}-{top},{low}" + (f"-{end}" if end > low else "")
+            raise CronError(f"wrap-around range '{start}-{end}' is rejected by croner (croniter "
+                            f"and Cloudflare would accept it). Split it, e.g. '{split}'.")
+        return range(start, end + 1, step)
+    value = _value(base, index, item)
+    if slash:
+        raise CronError(f"'{item}': a step needs '*' or a range before '/'; croner rejects "
+                        f"'{item}' (sloppyRanges is off). Write '{value}-{top}/{step}'.")
+    return range(value, value + 1)
+
+
+def _value(text: str, index: int, item: str, *, range_end: bool = False) -> int:
+    """One number or name of field ``index`` (weekdays 0-7)."""
+    low, high = _BOUNDS[index]
+    if index == _DOW:
+        high = 7
+        if range_end and text == "SUN":
+            return 7  # as croner: a range ending on SUN ends on Sunday (FRI-SUN)
+    names = _MONTH_NAMES if index == _MONTH else _DAY_NAMES if index == _DOW else {}
+    if text in names:
+        return names[text]
+    if not _NUMBER.match(text):
+        kind = "a number or a name" if names else "a number"
+        raise CronError(f"{_LABELS[index]} field: {text!r} in {item!r} is not {kind}")
+    value = int(text)
+    if not low <= value <= high:
+        raise CronError(f"{_LABELS[index]} value {value} is out of range {low}-{high}")
+    return value
+
+
+def _parse_dom_extension(token: str) -> LastDay | NearestWeekday | None:
+    if "L" not in token and "W" not in token:
+        return None
+    if token == "L":
+        return LastDay()
+    match = _NEAREST_WEEKDAY.match(token)
+    if match is None:
+        raise CronError(f"unsupported day-of-month '{token}' (only 'L' or 'NW' alone; 'LW', "
+                        "'L-n' are not portable)")
+    day = int(match.group(1))
+    if 29 <= day <= 31:
+        raise CronError(f"'{token}': W is only accepted for days 1-28 (for 29W-31W croner "
+                        "skips months without that day, croniter clamps to the month's last "
+                        "weekday). Use 'L' or a day 1-28.")
+    if not 1 <= day <= 28:
+        raise CronError(f"dom value {day} is out of range 1-31")
+    return NearestWeekday(day)
+
+
+def _parse_dow_extension(token: str) -> NthWeekday | None:
+    if "L" not in token and "#" not in token:
+        return None
+    match = _NTH_WEEKDAY.match(token)
+    if match is None:
+        raise CronError(f"unsupported day-of-week '{token}' (only a single 'D#n', 'D#L' or "
+                        "'DL')")
+    day = _value(match.group(1), _DOW, token) % 7
+    nth = match.group(2)
+    if nth is None or nth == "L":
+        return NthWeekday(day, None)
+    if not 1 <= int(nth) <= 5:
+        raise CronError(f"'{token}': the occurrence after '#' must be 1-5 or L")
+    return NthWeekday(day, int(nth))
+
+
+def _fitting_days(days: Values, months: Values) -> Values:
+    """The days of ``days`` that exist in at least one of ``months``."""
+    longest = max(_MONTH_DAYS[m] for m in months)
+    return frozenset(d for d in days if d <= longest)
+
+
+def _is_plain(spec: DomSpec | DowSpec) -> bool:
+    return spec is None or isinstance(spec, frozenset)
+
+
+def _meaning_key(expr: CronExpr) -> tuple[object, ...]:
+    """Equal for expressions that fire at the same instants: day numbers no
+    chosen month has are dropped, then months without a chosen day; ``L`` in
+    months of one length (not February) is that day; days covering whole
+    months are ``*``."""
+    months, dom, dow = expr.months, expr.days_of_month, expr.days_of_week
+    lengths = {_MONTH_DAYS[m] for m in months}
+    if isinstance(dom, LastDay) and len(lengths) == 1 and 2 not in months:
+        dom = frozenset(lengths)
+    if isinstance(dom, frozenset):
+        dom = _fitting_days(dom, months)
+        if dow is None:
+            months = frozenset(m for m in months if min(dom) <= _MONTH_DAYS[m])
+            if dom >= frozenset(range(1, max(_MONTH_DAYS[m] for m in months) + 1)):
+                dom = None
+        elif not dom:
+            dom = None
+    return (expr.seconds, expr.minutes, expr.hours, months, dom, dow)
+
+
+def _croniter_form(expr: CronExpr) -> str:
+    """Six fields, seconds first, in croniter's syntax (last weekday: ``L5``)."""
+    fields = expr.render(weekday_names=False).split()
+    if not expr.has_seconds:
+        fields.insert(0, "0")
+    dow = expr.days_of_week
+    if isinstance(dow, NthWeekday) and dow.nth is None:
+        fields[5] = f"L{dow.weekday}"
+    return " ".join(fields)
+
+
+# -- rendering of value sets ----------------------------------------------------
+
+
+def _runs(values: Values) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for value in sorted(values):
+        if runs and runs[-1][1] == value - 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs
+
+
+def _render_runs(values: Values, names: tuple[str, ...] | None = None) -> str:
+    def show(value: int) -> str:
+        return names[value] if names else str(value)
+
+    return ",".join(show(a) if a == b else f"{show(a)}-{show(b)}" for a, b in _runs(values))
+
+
+def _render_set(values: Values, index: int) -> str:
+    """``*``, ``*/S``, ``A-B/S`` (3+ evenly spaced values) or runs and values."""
+    low, high = _BOUNDS[index]
+    if values == _full(index):
+        return "*"
+    ordered = sorted(values)
+    step = ordered[1] - ordered[0] if len(ordered) > 2 else 0
+    if step > 1 and ordered == list(range(ordered[0], ordered[-1] + 1, step)):
+        if ordered[0] == low and ordered[-1] + step > high:
+            return f"*/{step}"
+        return f"{ordered[0]}-{ordered[-1]}/{step}"
+    return _render_runs(values)
+
+
+def _render_day_canonical(values: Values) -> str:
+    return _render_set(values, _DOW)
+
+
+def _render_day_digits(values: Values) -> str:
+    return _render_runs(values)
+
+
+def _render_day_names(values: Values) -> str:
+    return _render_runs(values, _DAY_LABELS)

@@ -1,0 +1,53 @@
+"""The layout of a built bundle, and loading its registry at runtime.
+
+``taskpack build`` writes, into a bundle folder (``<base>``; for the server
+presets ``.output/server``)::
+
+    <base>/taskpack/               this runtime package (runtime modules only)
+    <base>/taskpack_manifest.py    MANIFEST: the project's tasks and schedules
+    <base>/app/                    the project's Python sources, paths kept
+
+The entry file (``index.py``, ``app.py``, ``entry.py``) sits in ``<base>``,
+so ``taskpack`` and ``taskpack_manifest`` import from there; the project's
+folder is appended to ``sys.path`` by the loader when a task first runs,
+so task modules import the project's own helpers as they do in development.
+The manifest is a Python module (not a JSON file) so every platform that can
+import the entry file can load it, including Workers where the bundle is a
+set of modules rather than a file system.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from .registry import Registry
+
+MANIFEST_MODULE = "taskpack_manifest"
+PROJECT_DIR = "app"
+RUNTIME_DIR = "taskpack"
+
+
+def read_manifest(base: Path) -> dict[str, Any]:
+    """The ``MANIFEST`` dict of the bundle at ``base``.
+
+    ``FileNotFoundError`` when ``base`` holds no manifest (not a bundle).
+    """
+    path = base / f"{MANIFEST_MODULE}.py"
+    spec = importlib.util.spec_from_file_location(f"_{MANIFEST_MODULE}_{id(base):x}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    manifest: dict[str, Any] = module.MANIFEST
+    return manifest
+
+
+def load_registry(base: Path, **kwargs: Any) -> Registry:
+    """The registry of the bundle at ``base`` (task modules still unimported).
+
+    ``kwargs`` go to :meth:`Registry.from_manifest` (``threads=False`` under
+    Pyodide).
+    """
+    return Registry.from_manifest(read_manifest(base), base / PROJECT_DIR, **kwargs)

@@ -1,0 +1,303 @@
+"""The self-hosted server of a built bundle (presets ``server``,
+``server_cluster`` and ``asgi``).
+
+The generated entry files only call into this module, so what they do is
+tested here as code:
+
+* :class:`BundleApp` — the bundle's ASGI application: the task API (when
+  ``[server] tasks_api = true``, behind ``Authorization: Bearer
+  $TASKPACK_TASKS_TOKEN``), ``GET /_health``, and the scheduler started and
+  stopped by the ASGI lifespan. ``app`` is the standalone application,
+  ``lifespan`` an async context manager for a host framework
+  (``FastAPI(lifespan=...)``) and ``mountable`` the same routes for
+  ``app.mount(...)``.
+* :func:`serve` — one uvicorn process (``server``/``asgi``): ``HOST`` and
+  ``PORT`` (``TASKPACK_HOST``/``TASKPACK_PORT`` win) default to
+  ``0.0.0.0:3000``. On SIGTERM or SIGINT it stops accepting connections,
+  lets running requests finish, stops the scheduler and waits for running
+  tasks, each up to ``shutdown_grace`` seconds, and exits 0.
+
+``uvicorn`` is imported only by :func:`serve`, so ``app.py`` works under any
+ASGI server. Settings that are wrong (a missing token, a bad port) raise
+:class:`ServerConfigError`, which the entry files print as one line with
+exit code 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .http import (
+    ASGIApp,
+    HttpRequest,
+    HttpResponse,
+    Receive,
+    Scope,
+    Send,
+    TaskApi,
+    asgi_app,
+    bearer_token,
+    error_response,
+    json_response,
+)
+from .layout import load_registry
+from .registry import Registry
+
+if TYPE_CHECKING:
+    import uvicorn
+
+logger = logging.getLogger("taskpack.server")
+
+TOKEN_ENV = "TASKPACK_TASKS_TOKEN"
+HEALTH_PATH = "/_health"
+DEFAULT_HOST = "0.0.0.0"
+DEFAULT_PORT = 3000
+
+
+class ServerConfigError(Exception):
+    """The server cannot start as configured; ``str()`` is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """The ``[server]`` table as the build baked it into the entry file."""
+
+    tasks_api: bool = False
+    shutdown_grace: float = 30.0
+
+
+class SchedulerHandle(Protocol):
+    """What the server needs of a scheduler (``taskpack.scheduler.Scheduler``)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self, grace: float) -> None: ...
+
+
+class SchedulerGate(Protocol):
+    """Decides whether and when this process runs the scheduler: the
+    cluster's file lock (``taskpack.cluster.FileLease``); a single server
+    runs it unconditionally (no gate)."""
+
+    async def start(self, begin: Callable[[], None]) -> None: ...
+
+    async def stop(self, end: Callable[[], Any]) -> None: ...
+
+
+def address_from_env(env: Mapping[str, str]) -> tuple[str, int]:
+    """(host, port) from ``TASKPACK_HOST``/``HOST`` and ``TASKPACK_PORT``/``PORT``."""
+    host = env.get("TASKPACK_HOST") or env.get("HOST") or DEFAULT_HOST
+    key = "TASKPACK_PORT" if env.get("TASKPACK_PORT") else "PORT"
+    text = env.get(key) or str(DEFAULT_PORT)
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ServerConfigError(f"{key}: expected a port number (0-65535), got {text!r}")
+    return host, int(text)
+
+
+def token_from_env(options: ServerOptions, env: Mapping[str, str]) -> str | None:
+    """The task API's bearer token; ``None`` when the API is off.
+    :class:`ServerConfigError` when it is on and the token is unset or blank."""
+    if not options.tasks_api:
+        return None
+    token = env.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise ServerConfigError(
+            f"{TOKEN_ENV} is empty: the task API is on ([server] tasks_api = true), so set "
+            "it to a secret token callers send as `Authorization: Bearer <token>`"
+        )
+    return token
+
+
+def api_disabled(request: HttpRequest) -> HttpResponse | None:
+    """The access policy of a server whose task API is off: every API path
+    answers 404, as if it did not exist."""
+    return error_response(404, "the task API is off; enable it with [server] tasks_api = true")
+
+
+class BundleApp:
+    """A built bundle served over ASGI.
+
+    ``registry`` holds the bundle's tasks; ``token`` turns the task API on
+    (``None``: off). ``make_scheduler`` builds the scheduler for the
+    registry's schedules (default: :class:`taskpack.scheduler.Scheduler`);
+    ``gate`` decides whether this process schedules (cluster workers).
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        token: str | None,
+        shutdown_grace: float = 30.0,
+        make_scheduler: Callable[[Registry], SchedulerHandle] | None = None,
+        gate: SchedulerGate | None = None,
+    ) -> None:
+        self.registry = registry
+        self.shutdown_grace = shutdown_grace
+        self.gate = gate
+        self.scheduler: SchedulerHandle | None = None
+        self._make_scheduler = make_scheduler or default_scheduler
+        policy = bearer_token(token) if token is not None else api_disabled
+        self.api = TaskApi(registry, policy=policy)
+        self.app: ASGIApp = _strip_root_path(asgi_app(
+            self.api, fallback=self._routes, on_startup=[self.startup],
+            on_shutdown=[self.shutdown],
+        ))
+        self.mountable: ASGIApp = self.app
+
+    @classmethod
+    def load(cls, base: Path, options: ServerOptions,
+             env: Mapping[str, str] | None = None, **kwargs: Any) -> BundleApp:
+        """The app of the bundle at ``base`` with the baked-in ``options``;
+        the token comes from ``env`` (default ``os.environ``)."""
+        token = token_from_env(options, os.environ if env is None else env)
+        return cls(load_registry(base), token=token, shutdown_grace=options.shutdown_grace,
+                   **kwargs)
+
+    async def _routes(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
+            body = {"status": "ok", "tasks": len(self.registry.entries)}
+            await _send_response(send, json_response(200, body))
+        else:
+            await _send_response(send, error_response(404, f"no route for {scope['path']}"))
+
+    async def startup(self) -> None:
+        """Start scheduling (through the gate, if any) when there are schedules."""
+        if not self.registry.schedules:
+            return
+        if self.gate is None:
+            self._begin()
+        else:
+            await self.gate.start(self._begin)
+
+    def _begin(self) -> None:
+        self.scheduler = self._make_scheduler(self.registry)
+        self.scheduler.start()
+        logger.info("scheduler started in process %d (%d schedule(s))", os.getpid(),
+                    len(self.registry.schedules))
+
+    async def shutdown(self) -> None:
+        """Stop scheduling, wait for running scheduled tasks and background
+        work (``wait_until``) up to ``shutdown_grace`` seconds each."""
+        if self.gate is not None:
+            await self.gate.stop(self._end)
+        else:
+            await self._end()
+        await self.registry.drain(self.shutdown_grace)
+
+    async def _end(self) -> None:
+        scheduler, self.scheduler = self.scheduler, None
+        if scheduler is not None:
+            await scheduler.stop(self.shutdown_grace)
+            logger.info("scheduler stopped in process %d", os.getpid())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """Startup and shutdown for a host app that mounts :attr:`mountable`:
+        ``FastAPI(lifespan=bundle.lifespan)`` or Starlette's ``lifespan=``."""
+        await self.startup()
+        try:
+            yield
+        finally:
+            await self.shutdown()
+
+
+def default_scheduler(registry: Registry) -> SchedulerHandle:
+    """taskpack's own scheduler over ``registry``'s schedules and time zone."""
+    from .scheduler import Scheduler
+
+    return Scheduler(registry, timezone=registry.timezone)
+
+
+def _strip_root_path(app: ASGIApp) -> ASGIApp:
+    """Route on the path below ``root_path``, so the app answers at
+    ``<prefix>/_nitro/tasks`` when mounted at a prefix (Starlette ≥ 0.33
+    keeps the full path in ``scope["path"]``) or run with ``--root-path``."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        root = scope.get("root_path", "")
+        path = scope.get("path", "")
+        if scope["type"] == "http" and root and path.startswith(root):
+            scope = {**scope, "path": path[len(root):] or "/"}
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+async def _send_response(send: Send, response: HttpResponse) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+# -- running under uvicorn ------------------------------------------------------
+
+
+def uvicorn_config(app: ASGIApp, host: str, port: int, grace: float) -> uvicorn.Config:
+    """uvicorn settings of every self-hosted preset: lifespan on, graceful
+    shutdown bounded by ``grace``."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, lifespan="on",
+                          timeout_graceful_shutdown=max(1, round(grace)), log_level="info")
+
+
+def make_server(config: uvicorn.Config) -> uvicorn.Server:
+    """A uvicorn server that exits normally (status 0) after a graceful
+    shutdown on SIGTERM/SIGINT, where uvicorn itself re-raises the signal."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit)
+                        for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server(config)
+
+
+def serve(base: Path, options: ServerOptions) -> None:
+    """Run the bundle at ``base`` in this process until SIGTERM (``index.py``)."""
+    with exit_on_config_error():
+        host, port = address_from_env(os.environ)
+        bundle = BundleApp.load(base, options)
+    server = make_server(uvicorn_config(bundle.app, host, port, options.shutdown_grace))
+    server.run()
+    if not server.started:
+        sys.exit(1)
+
+
+@contextlib.contextmanager
+def exit_on_config_error() -> Iterator[None]:
+    """Print a :class:`ServerConfigError` as ``error: <reason>`` and exit 2."""
+    try:
+        yield
+    except ServerConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def wait_forever() -> asyncio.Future[None]:
+    """A future that never resolves (until cancelled)."""
+    return asyncio.get_running_loop().create_future()

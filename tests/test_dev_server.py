@@ -1,0 +1,355 @@
+"""``taskpack dev`` as a real subprocess on a free port, in a copy of
+``examples/basic``, driven with a real HTTP client (httpx) and the real CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+
+from taskpack.builder.dev import DevServer
+from taskpack.builder.project import load_project
+from taskpack.http import asgi_app
+from tests.asgi_driver import call
+from tests.helpers import EXAMPLES, write_files
+
+TASKPACK = str(Path(sys.executable).with_name("taskpack"))
+
+EXTRA_FILES = {
+    "tasks/slow.py": """
+        import asyncio
+        from pathlib import Path
+
+        from taskpack import define_task
+
+        @define_task(description="Sleep half a second")
+        async def run(event):
+            with (Path(__file__).parent.parent / "slow-runs.txt").open("a") as fh:
+                fh.write("ran\\n")
+            await asyncio.sleep(0.5)
+            return {"slept": 0.5}
+    """,
+    "tasks/boom.py": """
+        from taskpack import define_task
+
+        @define_task
+        def run(event):
+            raise ValueError("it broke")
+    """,
+    "tasks/unjson.py": """
+        from taskpack import define_task
+
+        @define_task
+        def run(event):
+            return {"set": {1, 2}}
+    """,
+}
+TODO_CONFIG = '\n[tasks.todo]\ndescription = "Not written yet"\n'
+
+
+class Dev:
+    """A running ``taskpack dev`` with its output captured in files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.out = root.parent / f"{root.name}-dev.out"
+        self.err = root.parent / f"{root.name}-dev.err"
+        with self.out.open("wb") as out, self.err.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [TASKPACK, "dev", "--port", "0", "--root", str(root)],
+                stdout=out, stderr=err, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        state = wait_for(lambda: _read_json(root / ".taskpack" / "dev.json"), what="dev.json",
+                         check=self.alive)
+        self.url = f"http://127.0.0.1:{state['port']}"
+        self.state = state
+
+    def alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"taskpack dev exited {self.proc.returncode}: {self.output()}")
+
+    def output(self) -> str:
+        return self.out.read_text() + self.err.read_text()
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=15)
+
+
+def _read_json(path: Path) -> dict[str, object] | None:
+    try:
+        data: dict[str, object] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = 10.0,
+                check: Callable[[], None] = lambda: None) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        check()
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def project_copy(dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(EXAMPLES / "basic", dest, ignore=shutil.ignore_patterns(
+        "__pycache__", ".output", ".taskpack"))
+    write_files(dest, EXTRA_FILES)
+    with (dest / "taskpack.toml").open("a") as fh:
+        fh.write(TODO_CONFIG)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+    server = Dev(project_copy(tmp_path_factory.mktemp("dev") / "basic"))
+    yield server
+    assert server.stop(signal.SIGINT) == 0, server.output()
+    assert not (server.root / ".taskpack" / "dev.json").exists()
+    assert "taskpack dev: stopped" in server.output()
+
+
+def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TASKPACK, *args, "--root", str(root)], capture_output=True,
+                          text=True, timeout=30)
+
+
+# -- the API over HTTP -------------------------------------------------------------
+
+
+def test_start_banner_and_state(dev: Dev) -> None:
+    assert f"taskpack dev: serving {dev.url}/_nitro/tasks (8 tasks, 3 schedules)" in dev.output()
+    assert dev.state["pid"] == dev.proc.pid and dev.state["host"] == "127.0.0.1"
+
+
+def test_listing_has_descriptions(dev: Dev) -> None:
+    response = httpx.get(f"{dev.url}/_nitro/tasks")
+    assert response.status_code == 200
+    data = response.json()
+    assert data["tasks"]["db:migrate"] == {"description": "Run database migrations"}
+    assert data["tasks"]["echo:payload"] == {"description": "Echo the payload back."}
+    assert data["tasks"]["todo"] == {"description": "Not written yet"}
+    assert {"cron": "0 * * * *", "tasks": ["db:migrate"]} in data["scheduledTasks"]
+
+
+def test_query_payload(dev: Dev) -> None:
+    response = httpx.get(f"{dev.url}/_nitro/tasks/echo:payload?field=value&array=1&array=2")
+    assert response.status_code == 200
+    assert response.json() == {"result": {"field": "value", "array": ["1", "2"]}}
+
+
+def test_post_body_overrides_query(dev: Dev) -> None:
+    response = httpx.post(f"{dev.url}/_nitro/tasks/echo%3Apayload?field=value&other=q",
+                          json={"payload": {"field": "body", "n": [1, 2]}})
+    assert response.json() == {"result": {"field": "body", "other": "q", "n": [1, 2]}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("GET", "/_nitro/tasks/nope", None, 404, "Task `nope` is not available!"),
+        ("POST", "/_nitro/tasks/todo", None, 501, "Task `todo` is not implemented!"),
+        ("POST", "/_nitro/tasks/echo:payload", b"{oops", 400, "request body is not valid JSON"),
+        ("POST", "/_nitro/tasks/echo:payload", b'{"payload": 3}', 400,
+         '"payload" must be a JSON object, got a number'),
+        ("DELETE", "/_nitro/tasks/echo:payload", None, 405, "method DELETE is not allowed here"),
+        ("POST", "/_nitro/tasks/echo:payload", b"x" * (1024 * 1024 + 1), 413,
+         "request body is over the limit of 1048576 bytes"),
+        ("GET", "/_nitro/tasks/boom", None, 500, "it broke"),
+        ("GET", "/_nitro/tasks/unjson", None, 500,
+         "task `unjson` returned a value that is not JSON-serialisable"),
+        ("GET", "/elsewhere", None, 404, "no route for /elsewhere"),
+    ],
+)
+def test_error_statuses(dev: Dev, method: str, path: str, body: bytes | None, status: int,
+                        message: str) -> None:
+    response = httpx.request(method, dev.url + path, content=body)
+    assert response.status_code == status
+    data = response.json()
+    assert (data["error"], data["statusCode"]) == (True, status)
+    assert data["message"].startswith(message)
+
+
+def test_dev_500_carries_the_traceback(dev: Dev) -> None:
+    data = httpx.get(f"{dev.url}/_nitro/tasks/boom").json()
+    assert data["exception"] == "ValueError"
+    assert 'raise ValueError("it broke")' in data["traceback"]
+
+
+def test_runs_are_logged_one_line_each(dev: Dev) -> None:
+    httpx.get(f"{dev.url}/_nitro/tasks/echo:payload?logged=yes")
+    wait_for(lambda: "info: GET echo:payload 200 " in dev.output(), what="log line")
+
+
+def test_non_loopback_clients_are_refused(tmp_path: Path) -> None:
+    # The dev server's own app, called at the ASGI level with a foreign peer
+    # address (a second non-loopback interface is not available here).
+    dev_server = DevServer(load_project(project_copy(tmp_path / "p")), grace=1)
+    app = asgi_app(dev_server.api)
+    status, _, data = asyncio.run(call(app, "GET", "/_nitro/tasks", client=("192.0.2.10", 5555)))
+    assert (status, data["message"]) == (403, "the task API answers loopback clients only")
+    assert asyncio.run(call(app, "GET", "/_nitro/tasks", client=("127.0.0.1", 5555)))[0] == 200
+
+
+def test_concurrent_requests_run_the_body_once(dev: Dev) -> None:
+    async def burst() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+            return await asyncio.gather(
+                *(client.get(f"{dev.url}/_nitro/tasks/slow?i={i}") for i in range(100))
+            )
+
+    started = time.perf_counter()
+    responses = asyncio.run(burst())
+    elapsed = time.perf_counter() - started
+    assert [r.status_code for r in responses] == [200] * 100
+    assert all(r.json() == {"slept": 0.5} for r in responses)
+    assert (dev.root / "slow-runs.txt").read_text() == "ran\n"
+    assert elapsed < 2.5, f"100 joined requests took {elapsed:.2f}s"
+
+
+# -- the CLI through the dev server ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("task", "list"),
+        ("task", "list", "--json"),
+        ("task", "run", "echo:payload", "--payload", '{"ü": [1, 2.5, null], "b": true}'),
+        ("task", "run", "db:migrate"),
+        ("task", "run", "boom"),
+        ("task", "run", "unjson"),
+        ("task", "run", "nope"),
+        ("task", "run", "todo"),
+    ],
+)
+def test_cli_output_is_the_same_through_the_server(dev: Dev, args: tuple[str, ...]) -> None:
+    before = dev.output().count("info: ")
+    remote = cli(dev.root, *args)
+    local = cli(dev.root, *args, "--local")
+    assert (remote.returncode, remote.stdout) == (local.returncode, local.stdout)
+    # What the task itself prints goes to the CLI's stderr locally, to the
+    # server's output remotely; everything else on stderr is the same.
+    task_print = "Running DB migration task... {}\n"
+    assert remote.stderr == local.stderr.replace(task_print, "")
+    if args[1] == "run":  # the server ran it (and logged the run)
+        wait_for(lambda: dev.output().count("info: ") > before, what="server log of the run")
+
+
+def test_cli_payload_error_is_checked_before_the_server(dev: Dev) -> None:
+    result = cli(dev.root, "task", "run", "echo:payload", "--payload", "[1]")
+    assert (result.returncode, result.stderr) == (
+        2, "error: --payload: expected a JSON object, got an array\n")
+
+
+def test_stale_state_file_is_removed(tmp_path: Path) -> None:
+    root = project_copy(tmp_path / "p")
+    state = root / ".taskpack" / "dev.json"
+    state.parent.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for pid, port in ((dead.pid, 1), (os.getpid(), _closed_port())):
+        state.write_text(json.dumps({"pid": pid, "host": "127.0.0.1", "port": port,
+                                     "started": "2026-01-01T00:00:00+00:00"}))
+        result = cli(root, "task", "run", "echo:payload", "--payload", '{"x": 1}')
+        assert (result.returncode, result.stdout) == (0, '{"result": {"x": 1}}\n')
+        assert not state.exists()
+    state.write_text("{not json")
+    assert cli(root, "task", "list").returncode == 0
+    assert not state.exists()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# -- reload and shutdown -------------------------------------------------------------
+
+
+def test_reload_and_graceful_stop(tmp_path: Path) -> None:
+    root = project_copy(tmp_path / "p")
+    dev = Dev(root)
+    try:
+        client = httpx.Client(base_url=dev.url, timeout=10)
+
+        # A new task file is listed and runnable without a restart.
+        write_files(root, {"tasks/fresh/task.py": """
+            from taskpack import define_task
+
+            @define_task(description="Just added")
+            def run(event):
+                return {"version": 1}
+        """})
+        wait_for(lambda: "fresh:task" in client.get("/_nitro/tasks").json()["tasks"],
+                 what="new task listed", timeout=5)
+        assert client.get("/_nitro/tasks/fresh:task").json() == {"version": 1}
+
+        # Editing it re-imports the module.
+        path = root / "tasks/fresh/task.py"
+        path.write_text(path.read_text().replace('"version": 1', '"version": 2'))
+        wait_for(lambda: client.get("/_nitro/tasks/fresh:task").json() == {"version": 2},
+                 what="edited task reloaded", timeout=5)
+
+        # A broken config is reported; the last good project keeps serving.
+        config = root / "taskpack.toml"
+        good = config.read_text()
+        config.write_text(good + '\n[scheduled_tasks2]\n"@daily" = "fresh:task"\n')
+        wait_for(lambda: "unknown key" in dev.output(), what="config error printed", timeout=5)
+        assert "error: taskpack.toml: scheduled_tasks2: unknown key" in dev.output()
+        assert "keeping the last good version" in dev.output()
+        assert client.get("/_nitro/tasks/fresh:task").json() == {"version": 2}
+
+        # Fixing it (with a new schedule) reloads.
+        config.write_text(good.replace('"0 * * * *" = "db:migrate"',
+                                       '"0 * * * *" = ["db:migrate", "fresh:task"]'))
+        wait_for(lambda: {"cron": "0 * * * *", "tasks": ["db:migrate", "fresh:task"]}
+                 in client.get("/_nitro/tasks").json()["scheduledTasks"],
+                 what="fixed config reloaded", timeout=5)
+
+        # Deleting a task file removes the task.
+        (root / "tasks/boom.py").unlink()
+        wait_for(lambda: client.get("/_nitro/tasks/boom").status_code == 404,
+                 what="deleted task gone", timeout=5)
+
+        # SIGTERM while a task runs: the run completes, then the server exits 0.
+        async def slow_then_stop() -> httpx.Response:
+            async with httpx.AsyncClient(base_url=dev.url, timeout=10) as aclient:
+                pending = asyncio.ensure_future(aclient.get("/_nitro/tasks/slow"))
+                await asyncio.sleep(0.2)
+                dev.proc.send_signal(signal.SIGTERM)
+                return await pending
+
+        response = asyncio.run(slow_then_stop())
+        assert (response.status_code, response.json()) == (200, {"slept": 0.5})
+        assert dev.proc.wait(timeout=15) == 0
+        assert not (root / ".taskpack" / "dev.json").exists()
+        client.close()
+    finally:
+        dev.stop(signal.SIGKILL)
