@@ -316,11 +316,14 @@ def test_user_vercel_json_is_merged_and_stable(tmp_path: Path) -> None:
     assert (out / "vercel.json").read_bytes() == first
 
 
-def test_tasks_api_option_adds_its_rewrite(tmp_path: Path) -> None:
+def test_options_and_project_link(tmp_path: Path) -> None:
+    link = '{"projectId": "prj_x", "orgId": "team_x"}'
     root = project_with(tmp_path, {"0 12 * * *": "a"},
-                        extra='[vercel]\ntasks_api = true\npython = "3.13"\n')
+                        extra='[vercel]\ntasks_api = true\npython = "3.13"\n',
+                        files={".vercel/project.json": link})
     out = tmp_path / "out"
     assert taskpack_build(root, out).returncode == 0
+    assert (out / ".vercel" / "project.json").read_text() == link
     config = json.loads((out / "vercel.json").read_text())
     assert {"source": "/_nitro/tasks(/.*)?", "destination": "/api/index"} in config["rewrites"]
     assert "tasks_api=True" in (out / "api" / "index.py").read_text()
