@@ -17,6 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from taskpack.cron import CronError, CronExpr
+
 from .config import Config, TaskConfig, load_config
 from .scan import NAME_RE, ScannedTask, parse_module, read_description, scan_tasks
 
@@ -94,6 +96,10 @@ def load_project(root: Path) -> Project:
     known = sorted(tasks)
     schedules = []
     for cron, names in config.scheduled_tasks:
+        try:
+            CronExpr.parse(cron)
+        except CronError as exc:
+            raise config.error(str(exc), "scheduled_tasks", cron) from None
         for name in names:
             if name not in tasks:
                 raise config.error(

@@ -189,7 +189,9 @@ class CronExpr:
 
         Wall times are those of ``timezone`` (an IANA name or a tzinfo; UTC
         by default), with the DST rules of the module docstring. The result
-        is aware, in that zone. ``ValueError`` for a naive ``dt``.
+        is aware and in UTC (datetimes sharing a ``ZoneInfo`` compare by wall
+        time, ignoring ``fold``: convert with ``astimezone`` only to display).
+        ``ValueError`` for a naive ``dt``.
         """
         return next(self.iter_after(dt, timezone))
 
@@ -203,11 +205,13 @@ class CronExpr:
             for wall in _walls(self._croniter, _wall(dt, UTC)):
                 yield wall.replace(tzinfo=UTC)
         else:
+            dt = dt.astimezone(UTC)
             while True:
                 dt = self._next_zoned(dt, tz)
                 yield dt
 
     def _next_zoned(self, dt: datetime, tz: Zone) -> datetime:
+        """The next fire after ``dt`` (UTC) for wall times in ``tz``, in UTC."""
         found: datetime | None = None
         for wall in _walls(self._croniter, _wall(dt, tz)):
             found = next((t for t in _fires_at(wall, tz, self.is_interval) if t > dt), None)
@@ -237,7 +241,7 @@ class CronExpr:
         wall = next(_walls(self._croniter, earliest + after))
         if wall >= change_utc + before:
             return None
-        return (wall - after).replace(tzinfo=UTC).astimezone(tz)
+        return (wall - after).replace(tzinfo=UTC)
 
     def _render(self, days: Callable[[Values], str]) -> str:
         dom = self.days_of_month
@@ -319,23 +323,22 @@ def _transition(tz: Zone, low: int, high: int) -> int | None:
 
 
 def _fires_at(wall: datetime, tz: Zone, interval: bool) -> tuple[datetime, ...]:
-    """The instants at which a schedule matching the naive ``wall`` time fires
-    in ``tz`` (module docstring): one; none or both (interval) for a wall time
-    that does not exist or occurs twice; else the end of the gap or the first
-    occurrence."""
+    """The instants (UTC) at which a schedule matching the naive ``wall`` time
+    fires in ``tz`` (module docstring): one; none or both (interval) for a
+    wall time that does not exist or occurs twice; else the end of the gap or
+    the first occurrence."""
     first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
     second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
     if first == second:
-        return (first.astimezone(tz),)
+        return (first,)
     early, late = min(first, second), max(first, second)
     if _wall(early, tz) == wall:  # occurs twice
-        both = (early.astimezone(tz), late.astimezone(tz))
-        return both if interval else both[:1]
+        return (early, late) if interval else (early,)
     if interval:
         return ()
     end = _transition(tz, int(early.timestamp()), int(late.timestamp()))
     assert end is not None
-    return (datetime.fromtimestamp(end, tz),)
+    return (datetime.fromtimestamp(end, UTC),)
 
 
 # -- parsing -----------------------------------------------------------------
