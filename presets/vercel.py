@@ -42,9 +42,15 @@ from pathlib import Path
 from typing import Any
 
 from taskpack.builder.bundle import render, write_bundle, write_bytes, write_text
-from taskpack.builder.dialects import is_more_frequent_than_daily, platform_triggers, to_vercel
+from taskpack.builder.dialects import (
+    is_more_frequent_than_daily,
+    platform_triggers,
+    require_utc,
+    to_vercel,
+)
 from taskpack.builder.errors import ConfigError
 from taskpack.builder.project import Project
+from taskpack.cron import CronExpr
 from taskpack.vercel import CRON_PREFIX, CronRoute, cron_path
 
 name = "vercel"
@@ -91,10 +97,12 @@ class Options:
 
 def cron_routes(project: Project) -> list[CronRoute]:
     """One route per distinct Vercel schedule, in the order of the project's
-    schedules; :class:`ConfigError` naming the key for what Vercel cannot run."""
+    schedules; :class:`ConfigError` naming the key for what Vercel cannot
+    run (a time zone other than UTC included)."""
+    require_utc(project.config, "Vercel")
     return [
-        CronRoute(cron_path(trigger.schedule), trigger.schedule, trigger.tasks)
-        for trigger in platform_triggers(project, to_vercel)
+        CronRoute(cron_path(trigger.cron), trigger.cron, trigger.tasks)
+        for trigger in platform_triggers(project.schedules, to_vercel, config=project.config)
     ]
 
 
@@ -109,7 +117,8 @@ def validate(project: Project) -> list[str]:
             "cron jobs per project; merge some schedules",
             "scheduled_tasks",
         )
-    frequent = [route.schedule for route in routes if is_more_frequent_than_daily(route.schedule)]
+    frequent = [route.schedule for route in routes
+                if is_more_frequent_than_daily(CronExpr.parse(route.schedule))]
     if frequent:
         warnings.append(
             f"vercel: {', '.join(repr(s) for s in frequent)} run(s) more often than once a day: "

@@ -270,8 +270,16 @@ def test_last_day_of_month_fails_the_build(tmp_path: Path) -> None:
     assert proc.returncode == 2
     line = proc.stderr.strip()
     assert len(line.splitlines()) == 1 and "Traceback" not in line
-    assert 'scheduled_tasks."0 0 L * *"' in line and "Vercel" in line
+    assert 'scheduled_tasks."0 0 L * *"' in line
+    assert "Vercel Cron Jobs do not support L, W or #" in line
     assert not out.exists()
+
+
+def test_non_utc_timezone_fails_the_build(tmp_path: Path) -> None:
+    root = project_with(tmp_path, {"0 12 * * *": "a"}, extra='timezone = "Europe/Berlin"')
+    proc = taskpack_build(root, tmp_path / "out")
+    assert proc.returncode == 2
+    assert "taskpack.toml: timezone:" in proc.stderr and "UTC only" in proc.stderr
 
 
 USER_VERCEL_JSON = {
