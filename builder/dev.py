@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -128,17 +129,23 @@ def make_registry(project: Project) -> Registry:
 
 
 class Scheduler(Protocol):
+    """What the dev server needs of ``taskpack.scheduler.Scheduler``."""
+
+    def start(self) -> None: ...
+
     async def stop(self, grace: float) -> None: ...
 
 
 def start_scheduler(registry: Registry) -> Scheduler | None:
-    """Start firing ``registry``'s schedules (the one place the dev server
-    touches the scheduler)."""
+    """Start firing ``registry``'s schedules: the one place the dev server
+    touches the scheduler. ``None`` while ``taskpack.scheduler`` (branch
+    ``cron``) is not merged yet; then the schedules are listed, not fired."""
     try:
-        from taskpack.scheduler import Scheduler as CronScheduler
-    except ImportError:  # TODO(cron merge): taskpack.scheduler lands from branch `cron`
+        module = importlib.import_module("taskpack.scheduler")
+    except ImportError:
+        click.echo("taskpack dev: no scheduler in this build; schedules are not fired", err=True)
         return None
-    scheduler = CronScheduler(registry, timezone=registry.timezone)
+    scheduler: Scheduler = module.Scheduler(registry, timezone=registry.timezone)
     scheduler.start()
     return scheduler
 

@@ -28,6 +28,7 @@ Standard library only: this module is bundled into every deploy output.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import json
@@ -159,6 +160,7 @@ class AccessPolicy(Protocol):
 _LOOPBACK_NAMES = ("localhost", "localhost.")
 
 
+@functools.lru_cache(maxsize=256)
 def _is_loopback_ip(host: str) -> bool:
     try:
         address = ipaddress.ip_address(host.strip("[]"))
@@ -169,6 +171,7 @@ def _is_loopback_ip(host: str) -> bool:
     return address.is_loopback
 
 
+@functools.lru_cache(maxsize=256)
 def _is_loopback_name(host: str) -> bool:
     host = host.lower()
     return host in _LOOPBACK_NAMES or host.endswith(".localhost") or _is_loopback_ip(host)

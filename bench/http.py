@@ -1,0 +1,203 @@
+"""Throughput and tail latency of the HTTP task API through uvicorn.
+
+Run: ``.venv/bin/python bench/http.py`` (``--duration S``, ``--connections
+1,64``). Installs ``wrk`` from Debian packages if it is missing (needs apt).
+
+``wrk`` (a separate process, 2 threads) drives two uvicorn servers, each in
+its own process on a free loopback port, in alternation (``--rounds`` runs
+each per connection count; the table gives medians):
+
+* baseline: a bare ASGI app answering a fixed JSON body, the least any
+  Python ASGI endpoint on this uvicorn can cost;
+* taskpack: :func:`taskpack.http.asgi_app` over ``examples/basic``, asked
+  ``GET /_nitro/tasks/echo:payload?field=value`` (a sync task: each run
+  goes through a worker thread) and ``GET /_nitro/tasks/cms:update`` (an
+  async task, run on the event loop).
+
+Prints a Markdown table of requests/s and p99 latency with ratios to the
+baseline. Note: concurrent requests for one task join the running call
+(dedupe), so at high concurrency some requests share a run.
+"""
+
+from __future__ import annotations
+
+import os.path
+import sys
+
+# Run as a script, this file's folder is sys.path[0], where this very file
+# would shadow the standard library's ``http`` package (uvicorn imports it).
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import argparse
+import contextlib
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "basic"
+KINDS = ("baseline", "taskpack")
+# (column, server kind, path): the baseline first.
+TARGETS = (
+    ("bare ASGI (baseline)", "baseline", "/echo"),
+    ("`echo:payload` (sync task)", "taskpack", "/_nitro/tasks/echo:payload?field=value"),
+    ("`cms:update` (async task)", "taskpack", "/_nitro/tasks/cms:update"),
+)
+
+Scope = MutableMapping[str, Any]
+App = Callable[[Scope, Any, Any], Awaitable[None]]
+
+
+# -- the servers (run in a child process: ``bench/http.py --serve KIND --port P``) --
+
+
+def baseline_app() -> App:
+    body = b'{"result": {"field": "value"}}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def taskpack_app() -> App:
+    from taskpack import Registry, set_registry
+    from taskpack.builder.manifest import build_manifest
+    from taskpack.builder.project import load_project
+    from taskpack.http import TaskApi, asgi_app, loopback_only
+
+    project = load_project(EXAMPLE)
+    registry = Registry.from_manifest(build_manifest(project), project.root)
+    set_registry(registry)
+    return asgi_app(TaskApi(registry, policy=loopback_only()))
+
+
+def serve(kind: str, port: int) -> None:
+    import uvicorn
+
+    app = baseline_app() if kind == "baseline" else taskpack_app()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                lifespan="off")
+
+
+# -- the driver ---------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk not found: installing it with apt-get", file=sys.stderr)
+    sudo = [] if _is_root() else ["sudo"]
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-q", "wrk"], check=True,
+                   stdout=subprocess.DEVNULL)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk is still missing after apt-get install")
+    return found
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"server on port {port} did not start")
+
+
+def run_wrk(wrk: str, url: str, connections: int, duration: int) -> tuple[float, float]:
+    """(requests/s, p99 latency in ms) from one wrk run."""
+    threads = min(2, connections)
+    out = subprocess.run(
+        [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    if re.search(r"Non-2xx or 3xx responses", out) or re.search(r"Socket errors", out):
+        raise SystemExit(f"wrk saw errors:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out).groups()  # type: ignore[union-attr]
+    p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return rps, p99
+
+
+@contextlib.contextmanager
+def server(kind: str) -> Iterator[str]:
+    """A uvicorn process serving ``kind``; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)],
+                            cwd=ROOT)
+    try:
+        wait_listening(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--connections", default="1,64", help="comma-separated counts")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per cell (median)")
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port)
+        return
+    wrk = ensure_wrk()
+    import uvicorn
+
+    version = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout
+    print(f"Python {sys.version.split()[0]}, uvicorn {uvicorn.__version__}, "
+          f"{version.split(' [')[0].strip()}, {args.duration} s per run\n")
+    print(f"Median of {args.rounds} interleaved runs per cell; ratios to the baseline.\n")
+    print("| connections | measurement | " + " | ".join(c for c, _, _ in TARGETS) + " |")
+    print("|---|---|" + "---|" * len(TARGETS))
+    with server("baseline") as base_url, server("taskpack") as tp_url:
+        urls = [{"baseline": base_url, "taskpack": tp_url}[kind] + path
+                for _, kind, path in TARGETS]
+        for url in urls:
+            run_wrk(wrk, url, 8, 1)  # warm-up: imports, first task load
+        for connections in (int(c) for c in args.connections.split(",")):
+            samples: list[list[tuple[float, float]]] = [[] for _ in urls]
+            for _ in range(args.rounds):
+                for cell, url in zip(samples, urls, strict=True):
+                    cell.append(run_wrk(wrk, url, connections, args.duration))
+            rps = [statistics.median(r for r, _ in cell) for cell in samples]
+            p99 = [statistics.median(p for _, p in cell) for cell in samples]
+            print(f"| {connections} | requests/s | {rps[0]:,.0f} | " + " | ".join(
+                f"{v:,.0f} ({v / rps[0]:.2f}x)" for v in rps[1:]) + " |")
+            print(f"| {connections} | p99 latency | {p99[0]:.2f} ms | " + " | ".join(
+                f"{v:.2f} ms ({v / p99[0]:.2f}x)" for v in p99[1:]) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
