@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pprint
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
@@ -42,7 +41,7 @@ import taskpack
 from taskpack.layout import MANIFEST_MODULE, PROJECT_DIR, RUNTIME_DIR
 
 from .errors import ConfigError
-from .manifest import build_manifest
+from .manifest import build_manifest, dump_manifest
 from .project import Project
 
 SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "tests", "test"})
@@ -138,7 +137,7 @@ def project_sources(project: Project) -> list[str]:
 
 
 def copy_project(project: Project, base: Path) -> list[str]:
-    """Copy :func:`project_sources` to ``base/app``; the written paths,
+    """Copy :func:`project_sources` to ``base/project``; the written paths,
     relative to ``base``."""
     written = []
     for rel in project_sources(project):
@@ -248,14 +247,18 @@ def _excluded(regex: re.Pattern[str], rel: str) -> bool:
 def write_manifest(project: Project, base: Path) -> str:
     """Write ``base/taskpack_manifest.py`` defining ``MANIFEST`` (the
     :func:`~taskpack.builder.manifest.build_manifest` dict) for
-    :func:`taskpack.layout.load_registry`; its path relative to ``base``."""
-    manifest = build_manifest(project)
-    text = (
-        f'"""The project\'s tasks and schedules, for the taskpack runtime. {GENERATED}"""\n\n'
-        f"MANIFEST = {pprint.pformat(manifest, sort_dicts=True, width=100)}\n"
-    )
+    :func:`taskpack.layout.load_registry`; its path relative to ``base``.
+
+    The module holds the manifest's JSON text (:func:`dump_manifest`) in a
+    raw string: readable, and fast to write and to load."""
+    text = dump_manifest(build_manifest(project))
+    if '"""' in text:  # cannot happen: JSON escapes every quote inside strings
+        raise RuntimeError("manifest JSON contains a triple quote")
     name = f"{MANIFEST_MODULE}.py"
-    write_text(base / name, text)
+    write_text(base / name, (
+        f'"""The project\'s tasks and schedules, for the taskpack runtime.\n\n{GENERATED}\n"""\n\n'
+        f'import json\n\nMANIFEST = json.loads(r"""\n{text}""")\n'
+    ))
     return name
 
 
@@ -274,10 +277,10 @@ def runtime_requirements(names: Iterable[str]) -> list[str]:
             declared.setdefault(canonical_name(match.group(1)), spec)
     lines = []
     for name in names:
-        spec = declared.get(canonical_name(name))
-        if spec is None:
+        found = declared.get(canonical_name(name))
+        if found is None:
             raise RuntimeError(f"taskpack's metadata declares no requirement {name!r}")
-        lines.append(spec)
+        lines.append(found)
     return sorted(lines, key=str.lower)
 
 
@@ -334,7 +337,7 @@ def canonical_name(name: str) -> str:
 
 def _is_taskpack(requirement: str) -> bool:
     match = REQUIREMENT_NAME_RE.match(requirement)
-    return bool(match) and canonical_name(match.group(1)) == "taskpack"  # type: ignore[union-attr]
+    return match is not None and canonical_name(match.group(1)) == "taskpack"
 
 
 def _check_requirement(file: str, key: str | None, line: str) -> None:
@@ -368,9 +371,11 @@ def sha256_file(path: Path) -> str:
 
 def tree_files(root: Path) -> list[str]:
     """Every file under ``root`` (POSIX paths relative to it), sorted."""
-    return sorted(
-        path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()
-    )
+    found = []
+    for folder, _dirs, names in os.walk(root):
+        prefix = Path(folder).relative_to(root).as_posix()
+        found.extend(name if prefix == "." else f"{prefix}/{name}" for name in names)
+    return sorted(found)
 
 
 def normalise_modes(root: Path) -> None:

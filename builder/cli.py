@@ -26,6 +26,7 @@ from .devclient import DevServerError, fetch_listing, run_remote
 from .devstate import DevState, live_server
 from .errors import TaskFailedError, TaskpackError, UsageError
 from .manifest import build_manifest
+from .preview import preview_command
 from .project import Project, load_project
 
 
@@ -212,5 +213,7 @@ def echo_result(name: str, result: Any) -> None:
         raise TaskFailedError(exc.message) from None
     click.echo(text)
 
+
 main.add_command(build_command)
+main.add_command(preview_command)
 main.add_command(dev_command)

@@ -15,7 +15,10 @@ that defines:
   in :mod:`taskpack.builder.bundle`;
 * optionally ``next_steps(out: Path) -> list[str]`` — the shell commands that
   run or deploy the output at ``out`` (its final location), for the
-  build's summary.
+  build's summary;
+* optionally ``preview(out: Path) -> list[str]`` — the command (argv) that
+  ``taskpack preview`` runs for the output at ``out``; presets without it
+  cannot be previewed.
 
 Its files come from ``templates/<name>/``. Adding a preset is adding one
 module and one template folder: modules are found by listing this package,
@@ -47,6 +50,7 @@ class Preset:
     validate: Callable[[Project], list[str]]
     emit: Callable[[Project, Path], None]
     next_steps: Callable[[Path], list[str]]
+    preview: Callable[[Path], list[str]] | None
     module: ModuleType
 
 
@@ -104,7 +108,8 @@ def _by_name() -> dict[str, Preset]:
 
 def _load(module: ModuleType) -> Preset:
     """Check ``module`` defines the preset interface and wrap it."""
-    missing = [attr for attr in ("name", "aliases", "validate", "emit") if not hasattr(module, attr)]
+    required = ("name", "aliases", "validate", "emit")
+    missing = [attr for attr in required if not hasattr(module, attr)]
     if missing:
         raise RuntimeError(f"preset module {module.__name__} lacks {', '.join(missing)}")
     return Preset(
@@ -113,6 +118,7 @@ def _load(module: ModuleType) -> Preset:
         validate=module.validate,
         emit=module.emit,
         next_steps=getattr(module, "next_steps", _no_steps),
+        preview=getattr(module, "preview", None),
         module=module,
     )
 

@@ -5,7 +5,7 @@ presets ``.output/server``)::
 
     <base>/taskpack/               this runtime package (runtime modules only)
     <base>/taskpack_manifest.py    MANIFEST: the project's tasks and schedules
-    <base>/app/                    the project's Python sources, paths kept
+    <base>/project/                the project's Python sources, paths kept
 
 The entry file (``index.py``, ``app.py``, ``entry.py``) sits in ``<base>``,
 so ``taskpack`` and ``taskpack_manifest`` import from there; the project's
@@ -25,7 +25,7 @@ from typing import Any
 from .registry import Registry
 
 MANIFEST_MODULE = "taskpack_manifest"
-PROJECT_DIR = "app"
+PROJECT_DIR = "project"
 RUNTIME_DIR = "taskpack"
 
 

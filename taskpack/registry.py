@@ -124,6 +124,11 @@ class Registry:
             if entry.handler is not None:
                 unload_handler(self.root, entry.handler)
 
+    def is_running(self, name: str) -> bool:
+        """Whether a call of ``name`` is in flight on the running loop (a new
+        call would join it)."""
+        return (id(asyncio.get_running_loop()), name) in self._inflight
+
     async def run(
         self,
         name: str,

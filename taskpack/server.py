@@ -25,7 +25,6 @@ exit code 2.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -277,8 +276,19 @@ def make_server(config: uvicorn.Config) -> uvicorn.Server:
     return Server(config)
 
 
+def configure_logging() -> None:
+    """Show taskpack's own log lines (INFO and up) on stderr, in uvicorn's style."""
+    root = logging.getLogger("taskpack")
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)-9s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+
+
 def serve(base: Path, options: ServerOptions) -> None:
     """Run the bundle at ``base`` in this process until SIGTERM (``index.py``)."""
+    configure_logging()
     with exit_on_config_error():
         host, port = address_from_env(os.environ)
         bundle = BundleApp.load(base, options)
@@ -296,8 +306,3 @@ def exit_on_config_error() -> Iterator[None]:
     except ServerConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-
-
-def wait_forever() -> asyncio.Future[None]:
-    """A future that never resolves (until cancelled)."""
-    return asyncio.get_running_loop().create_future()

@@ -1,0 +1,198 @@
+"""The scheduler with a real event loop, real time and real task modules.
+
+Every test runs a 6-field every-second schedule for a few seconds; task
+modules append one JSON line per run to a file beside them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskpack.registry import Registry, ScheduleEntry, TaskEntry
+from taskpack.scheduler import Scheduler
+from tests.helpers import write_files
+
+RECORDING_TASK = """
+import asyncio, json, pathlib, time
+from taskpack import define_task
+
+LOG = pathlib.Path(__file__).with_suffix(".log")
+
+@define_task
+async def run(event):
+    entry = {{"at": time.time(), "scheduled": event.payload["scheduledTime"],
+              "trigger": event.context.trigger}}
+    with LOG.open("a") as f:
+        f.write(json.dumps(entry) + "\\n")
+    await asyncio.sleep({sleep})
+    if {fail}:
+        raise RuntimeError("boom at " + str(event.payload["scheduledTime"]))
+    with LOG.open("a") as f:
+        f.write(json.dumps({{"done": event.payload["scheduledTime"]}}) + "\\n")
+    return "ok"
+"""
+
+
+def make_registry(root: Path, schedules: dict[str, list[str]],
+                  tasks: dict[str, dict[str, Any]]) -> Registry:
+    write_files(root, {
+        f"tasks/{name}.py": RECORDING_TASK.format(sleep=opts.get("sleep", 0),
+                                                  fail=opts.get("fail", False))
+        for name, opts in tasks.items()
+    })
+    entries = {name: TaskEntry(name, f"tasks/{name}.py") for name in tasks}
+    return Registry(root, entries, tuple(ScheduleEntry(cron, tuple(names))
+                                         for cron, names in schedules.items()))
+
+
+def records(root: Path, name: str) -> list[dict[str, Any]]:
+    path = root / "tasks" / f"{name}.log"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def starts(root: Path, name: str) -> list[dict[str, Any]]:
+    return [r for r in records(root, name) if "scheduled" in r]
+
+
+async def run_for(scheduler: Scheduler, seconds: float, grace: float = 5.0) -> None:
+    scheduler.start()
+    await asyncio.sleep(seconds)
+    await scheduler.stop(grace)
+
+
+def test_every_second_ticks_carry_their_own_scheduled_time(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path, {"* * * * * *": ["tick"]}, {"tick": {}})
+    asyncio.run(run_for(Scheduler(registry), 3.6))
+    runs = starts(tmp_path, "tick")
+    assert len(runs) >= 3
+    scheduled = [r["scheduled"] for r in runs]
+    assert all(ms % 1000 == 0 for ms in scheduled)
+    assert all(b - a == 1000 for a, b in itertools.pairwise(scheduled))
+    for run in runs:
+        lateness = run["at"] - run["scheduled"] / 1000
+        assert 0 <= lateness < 0.5, lateness  # generous: never early, never drifting
+    assert {r["trigger"] for r in runs} == {"schedule:* * * * * *"}
+
+
+def test_a_raising_task_does_not_stop_the_next_tick_or_its_neighbours(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    registry = make_registry(tmp_path, {"* * * * * *": ["boom", "fine"]},
+                             {"boom": {"fail": True}, "fine": {}})
+    with caplog.at_level(logging.INFO, logger="taskpack.scheduler"):
+        asyncio.run(run_for(Scheduler(registry), 2.6))
+    assert len(starts(tmp_path, "boom")) >= 2
+    assert len([r for r in records(tmp_path, "fine") if "done" in r]) >= 2
+    errors = [r for r in caplog.records if "task=boom" in r.getMessage()]
+    assert len(errors) >= 2
+    assert all(r.levelno == logging.ERROR and r.exc_info for r in errors)
+    assert "outcome=error: RuntimeError: boom at" in errors[0].getMessage()
+    fine = [r.getMessage() for r in caplog.records if "task=fine" in r.getMessage()]
+    assert fine and all("outcome=ok duration=" in m and "cron='* * * * * *'" in m for m in fine)
+
+
+def test_stop_waits_for_a_running_task(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path, {"* * * * * *": ["slow"]}, {"slow": {"sleep": 1.5}})
+
+    async def main() -> float:
+        scheduler = Scheduler(registry)
+        scheduler.start()
+        while not starts(tmp_path, "slow"):
+            await asyncio.sleep(0.05)
+        began = time.monotonic()
+        await scheduler.stop(10)
+        return time.monotonic() - began
+
+    waited = asyncio.run(main())
+    assert 1.0 < waited < 5
+    done = [r["done"] for r in records(tmp_path, "slow") if "done" in r]
+    assert done == [starts(tmp_path, "slow")[0]["scheduled"]]
+
+
+def test_stop_cancels_after_the_grace_period(tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    registry = make_registry(tmp_path, {"* * * * * *": ["slow"]}, {"slow": {"sleep": 30}})
+
+    async def main() -> float:
+        scheduler = Scheduler(registry)
+        scheduler.start()
+        while not starts(tmp_path, "slow"):
+            await asyncio.sleep(0.05)
+        began = time.monotonic()
+        await scheduler.stop(0.3)
+        return time.monotonic() - began
+
+    with caplog.at_level(logging.INFO, logger="taskpack.scheduler"):
+        waited = asyncio.run(main())
+    assert 0.2 < waited < 3
+    assert not [r for r in records(tmp_path, "slow") if "done" in r]
+    assert any("outcome=cancelled" in r.getMessage() for r in caplog.records)
+
+
+def test_an_overlapping_tick_joins_the_running_call(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    registry = make_registry(tmp_path, {"* * * * * *": ["slow"]}, {"slow": {"sleep": 1.6}})
+    with caplog.at_level(logging.INFO, logger="taskpack.scheduler"):
+        asyncio.run(run_for(Scheduler(registry), 3.3))
+    assert any("task=slow outcome=overlapping" in r.getMessage() for r in caplog.records)
+    ticks = [r for r in caplog.records if "task=slow" in r.getMessage()]
+    assert len(starts(tmp_path, "slow")) < len(ticks)
+
+
+def test_equal_schedules_share_one_timer(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path, {"* * * * * *": ["tick"], "*/1 * * * * *": ["tick"],
+                                        "0-59 * * * * *": ["other"]},
+                             {"tick": {}, "other": {}})
+    asyncio.run(run_for(Scheduler(registry), 2.6))
+    scheduled = [r["scheduled"] for r in starts(tmp_path, "tick")]
+    assert len(scheduled) >= 2
+    assert len(set(scheduled)) == len(scheduled)
+    assert {r["trigger"] for r in starts(tmp_path, "other")} == {"schedule:0-59 * * * * *"}
+
+
+class JumpingClock:
+    """The real wall clock plus an offset a test moves (a system clock change)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def test_clock_jumps(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path, {"* * * * * *": ["tick"]}, {"tick": {}})
+    clock = JumpingClock()
+
+    async def main() -> None:
+        scheduler = Scheduler(registry, clock=clock)
+        scheduler.start()
+        await asyncio.sleep(1.5)
+        clock.offset += 30  # forwards: the tick due fires once, no burst of 30
+        await asyncio.sleep(1.5)
+        clock.offset -= 10  # backwards: nothing fires twice
+        await asyncio.sleep(2.2)
+        await scheduler.stop(5)
+
+    asyncio.run(main())
+    scheduled = [r["scheduled"] for r in starts(tmp_path, "tick")]
+    assert len(scheduled) == len(set(scheduled))
+    assert scheduled == sorted(scheduled)
+    assert 3 <= len(scheduled) <= 6, scheduled
+    gaps = [b - a for a, b in itertools.pairwise(scheduled)]
+    assert any(gap > 20_000 for gap in gaps), gaps  # the jump was noticed, not replayed
+
+
+def test_start_needs_a_running_loop(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path, {"* * * * * *": ["tick"]}, {"tick": {}})
+    with pytest.raises(RuntimeError):
+        Scheduler(registry).start()

@@ -1,0 +1,242 @@
+"""End to end: examples/basic built with each self-hosted preset, installed
+into a fresh virtualenv from the output's requirements.txt alone (no
+taskpack, no source checkout on the path), run as real processes and
+driven over real HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import tomlkit
+
+from tests.helpers import EXAMPLES, REPO, write_files
+from tests.servers import ServerProcess, free_port, read_records, venv_python, wait_for
+
+TOKEN = "e2e-token"
+TICK = "e2e:tick"
+
+EXTRA_TASKS = {
+    "tasks/e2e/tick.py": '''
+        from jobs.record import record
+        from taskpack import define_task
+
+        @define_task(description="Record each scheduled fire")
+        def run(event):
+            record("e2e:tick", event.payload)
+            return {"ok": True}
+    ''',
+    "tasks/e2e/slow.py": '''
+        import asyncio
+
+        from jobs.record import record
+        from taskpack import define_task
+
+        @define_task(description="Take two seconds")
+        async def run(event):
+            record("e2e:slow:start", event.payload)
+            await asyncio.sleep(2)
+            record("e2e:slow:end", event.payload)
+            return {"slept": 2}
+    ''',
+}
+
+
+def make_e2e_project(dest: Path) -> Path:
+    """examples/basic plus a task fired every second and a 2 s task, with
+    the task API on."""
+    shutil.copytree(EXAMPLES / "basic", dest,
+                    ignore=shutil.ignore_patterns("__pycache__", ".output", ".taskpack"))
+    write_files(dest, EXTRA_TASKS)
+    config_path = dest / "taskpack.toml"
+    config = tomlkit.parse(config_path.read_text())
+    config["scheduled_tasks"]["* * * * * *"] = TICK  # type: ignore[index]
+    config["server"] = {"tasks_api": True, "shutdown_grace": 10}
+    config_path.write_text(tomlkit.dumps(config))
+    return dest
+
+
+def build(project: Path, preset: str, output: Path) -> Path:
+    taskpack = Path(sys.executable).with_name("taskpack")
+    subprocess.run([str(taskpack), "build", "--root", str(project), "--preset", preset,
+                    "--output", str(output)], check=True, capture_output=True)
+    return output
+
+
+@pytest.fixture(scope="session")
+def e2e_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_e2e_project(tmp_path_factory.mktemp("e2e") / "project")
+
+
+@pytest.fixture(scope="session")
+def bundle_venv(tmp_path_factory: pytest.TempPathFactory, e2e_project: Path) -> Iterator[Path]:
+    """One fresh virtualenv for every end-to-end test, with exactly what a
+    built output's requirements.txt asks for (each test checks its output
+    asks for the same)."""
+    output = build(e2e_project, "server", tmp_path_factory.mktemp("req") / "out")
+    venv = tmp_path_factory.mktemp("bundle-venv") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {**os.environ, "PIP_CACHE_DIR": str(REPO / ".cache" / "pip"),
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    subprocess.run([str(venv_python(venv)), "-m", "pip", "install", "-q", "-r",
+                    str(output / "server" / "requirements.txt")], check=True, env=env)
+    probe = subprocess.run([str(venv_python(venv)), "-c", "import taskpack"],
+                           capture_output=True, cwd=venv)
+    assert probe.returncode != 0, "the bundle venv must not have taskpack installed"
+    (venv / "requirements.sha256").write_text(_requirements_hash(output))
+    yield venv
+
+
+def _requirements_hash(output: Path) -> str:
+    return hashlib.sha256((output / "server" / "requirements.txt").read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    """Servers a test starts; killed at the end whatever happens."""
+    servers: list[ServerProcess] = []
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def start(preset: str, e2e_project: Path, bundle_venv: Path, tmp_path: Path,
+          started: list[ServerProcess], **env: str) -> tuple[ServerProcess, Path]:
+    output = build(e2e_project, preset, tmp_path / "out")
+    assert _requirements_hash(output) == (bundle_venv / "requirements.sha256").read_text()
+    python = str(venv_python(bundle_venv))
+    base = output / "server"
+    if preset == "asgi":
+        argv = [python, "-m", "uvicorn", "app:app", "--app-dir", str(base),
+                "--host", "127.0.0.1", "--port", "{port}"]
+    else:
+        argv = [python, str(base / "index.py")]
+    port = free_port()
+    records = tmp_path / "records.jsonl"
+    server = ServerProcess(
+        [arg.format(port=port) for arg in argv],
+        {"PORT": str(port), "TASKPACK_TASKS_TOKEN": TOKEN,
+         "TASKPACK_EXAMPLE_RECORD": str(records), **env},
+        tmp_path / "server.log", cwd=tmp_path)
+    started.append(server)
+    return server, records
+
+
+def api(server: ServerProcess, name: str, payload: dict[str, Any] | None = None,
+        token: str | None = TOKEN) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(f"{server.url}/_nitro/tasks/{name}", json={"payload": payload or {}},
+                      headers=headers, timeout=30)
+
+
+def tick_times(records: Path) -> list[int]:
+    return [r["payload"]["scheduledTime"] for r in read_records(records) if r["task"] == TICK]
+
+
+@pytest.mark.parametrize("preset", ["server", "asgi"])
+def test_single_process_presets(preset: str, e2e_project: Path, bundle_venv: Path,
+                                tmp_path: Path, started: list[ServerProcess]) -> None:
+    server, records = start(preset, e2e_project, bundle_venv, tmp_path, started)
+    assert server.wait_healthy() == {"status": "ok", "tasks": 6}
+
+    unauthorised = api(server, "echo:payload", {"a": 1}, token=None)
+    assert unauthorised.status_code == 401
+    assert api(server, "echo:payload", {"a": 1}, token="wrong").status_code == 401
+    response = api(server, "echo:payload", {"a": 1})
+    assert (response.status_code, response.json()) == (200, {"result": {"a": 1}})
+    listing = httpx.get(f"{server.url}/_nitro/tasks",
+                        headers={"authorization": f"Bearer {TOKEN}"}).json()
+    assert {"cron": "* * * * * *", "tasks": [TICK]} in listing["scheduledTasks"]
+
+    # The every-second schedule fires, each run with its own fire time.
+    times = wait_for(lambda: tick_times(records)[:3] if len(tick_times(records)) >= 3 else None,
+                     10, "three scheduled runs")
+    assert len(set(times)) == len(times)
+    assert all(t % 1000 == 0 for t in times)
+    assert times == sorted(times)
+
+    # SIGTERM while a 2 s task runs: it finishes, the caller gets its result.
+    result: dict[str, httpx.Response] = {}
+    caller = threading.Thread(target=lambda: result.update(r=api(server, "e2e:slow")))
+    caller.start()
+    wait_for(lambda: any(r["task"] == "e2e:slow:start" for r in read_records(records)) or None,
+             10, "the slow task to start")
+    status = server.terminate()
+    caller.join(15)
+    assert result["r"].status_code == 200 and result["r"].json() == {"slept": 2}
+    assert any(r["task"] == "e2e:slow:end" for r in read_records(records))
+    # `python index.py` exits 0; uvicorn's own CLI re-raises the SIGTERM it
+    # handled gracefully, as it does for any app.
+    assert status == (0 if preset == "server" else -signal.SIGTERM), server.logs()
+    assert "Application shutdown complete" in server.logs()
+
+
+def test_task_api_refuses_to_start_without_token(e2e_project: Path, bundle_venv: Path,
+                                                 tmp_path: Path,
+                                                 started: list[ServerProcess]) -> None:
+    server, _ = start("server", e2e_project, bundle_venv, tmp_path, started,
+                      TASKPACK_TASKS_TOKEN="")
+    assert server.process.wait(30) == 2
+    assert server.logs().startswith("error: TASKPACK_TASKS_TOKEN is empty: the task API is on")
+
+
+def test_cluster_fires_each_tick_once_and_fails_over(e2e_project: Path, bundle_venv: Path,
+                                                     tmp_path: Path,
+                                                     started: list[ServerProcess]) -> None:
+    server, records = start("server_cluster", e2e_project, bundle_venv, tmp_path, started,
+                            WORKERS="3")
+    server.wait_healthy()
+    lock = tmp_path / "out" / "server" / "run" / "scheduler.lock"
+    leader = wait_for(lambda: int(text) if (text := lock.read_text().strip()) else None, 10,
+                      "a scheduling worker")
+    workers = {int(pid) for pid in subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(server.process.pid)], capture_output=True,
+        text=True, check=True).stdout.split()}
+    assert leader in workers and len(workers) == 3
+
+    time.sleep(5)
+    counts = Counter(tick_times(records))
+    assert len(counts) >= 4
+    assert set(counts.values()) == {1}, counts
+
+    os.kill(leader, signal.SIGKILL)
+    killed_at = time.time() * 1000
+    new_leader = wait_for(
+        lambda: pid if (text := lock.read_text().strip()) and (pid := int(text)) != leader
+        else None, 5, "another worker to take the scheduler")
+    assert new_leader in workers or new_leader > 0
+    resumed = wait_for(lambda: [t for t in tick_times(records) if t > killed_at] or None, 5,
+                       "ticks after the fail-over")
+    assert resumed[0] - killed_at < 5000
+    time.sleep(2)
+    counts = Counter(tick_times(records))
+    assert set(counts.values()) == {1}, counts
+    assert server.wait_healthy()["tasks"] == 6  # the dead worker was replaced
+    assert server.terminate() == 0
+
+
+def test_preview_runs_the_built_server(e2e_project: Path, tmp_path: Path,
+                                       started: list[ServerProcess]) -> None:
+    output = build(e2e_project, "server", tmp_path / "out")
+    port = free_port()
+    taskpack = Path(sys.executable).with_name("taskpack")
+    server = ServerProcess([str(taskpack), "preview", "--output", str(output)],
+                           {"PORT": str(port), "TASKPACK_TASKS_TOKEN": TOKEN,
+                            "PATH": os.environ["PATH"]},
+                           tmp_path / "preview.log", cwd=tmp_path)
+    started.append(server)
+    assert server.wait_healthy()["tasks"] == 6
+    assert api(server, "echo:payload", {"b": 2}).json() == {"result": {"b": 2}}
+    assert server.terminate() == 0

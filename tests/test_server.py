@@ -1,0 +1,179 @@
+"""The runtime's server pieces in-process: settings from the environment,
+the bundle's ASGI app (health, API on/off, mounting, lifespan order) and the
+cluster's scheduler lease on a real file lock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from taskpack.cluster import FileLease, lock_path, workers_from_env
+from taskpack.registry import Registry, ScheduleEntry, TaskEntry
+from taskpack.server import (
+    BundleApp,
+    ServerConfigError,
+    ServerOptions,
+    address_from_env,
+    token_from_env,
+)
+from tests.asgi_driver import call
+from tests.helpers import write_files
+
+
+def registry(tmp_path: Path, schedules: tuple[ScheduleEntry, ...] = ()) -> Registry:
+    write_files(tmp_path, {"tasks/echo.py": """
+        from taskpack import define_task
+
+        @define_task
+        def run(event):
+            return {"echo": event.payload}
+    """})
+    return Registry(tmp_path, {"echo": TaskEntry("echo", "tasks/echo.py")}, schedules)
+
+
+@pytest.mark.parametrize(("env", "address"), [
+    ({}, ("0.0.0.0", 3000)),
+    ({"HOST": "127.0.0.1", "PORT": "8080"}, ("127.0.0.1", 8080)),
+    ({"HOST": "a", "PORT": "1", "TASKPACK_HOST": "b", "TASKPACK_PORT": "2"}, ("b", 2)),
+])
+def test_address_from_env(env: dict[str, str], address: tuple[str, int]) -> None:
+    assert address_from_env(env) == address
+
+
+@pytest.mark.parametrize("port", ["http", "70000", "-1"])
+def test_bad_port(port: str) -> None:
+    with pytest.raises(ServerConfigError, match=f"^PORT: expected a port number .*{port!r}"):
+        address_from_env({"PORT": port})
+
+
+def test_token_from_env() -> None:
+    assert token_from_env(ServerOptions(tasks_api=False), {"TASKPACK_TASKS_TOKEN": "x"}) is None
+    assert token_from_env(ServerOptions(tasks_api=True), {"TASKPACK_TASKS_TOKEN": "x"}) == "x"
+    with pytest.raises(ServerConfigError, match=r"^TASKPACK_TASKS_TOKEN is empty"):
+        token_from_env(ServerOptions(tasks_api=True), {"TASKPACK_TASKS_TOKEN": "  "})
+
+
+def test_workers_from_env() -> None:
+    assert workers_from_env({}) == (os.cpu_count() or 1)
+    assert workers_from_env({"WORKERS": "3"}) == 3
+    with pytest.raises(ServerConfigError, match=r"^WORKERS: expected a positive integer"):
+        workers_from_env({"WORKERS": "0"})
+
+
+def test_lock_path(tmp_path: Path) -> None:
+    assert lock_path(tmp_path, {}) == tmp_path / "run" / "scheduler.lock"
+    assert lock_path(tmp_path, {"TASKPACK_RUN_DIR": str(tmp_path / "r")}) == (
+        tmp_path / "r" / "scheduler.lock")
+    with pytest.raises(ServerConfigError, match=r"^TASKPACK_RUN_DIR: cannot create"):
+        lock_path(tmp_path, {"TASKPACK_RUN_DIR": "/proc/nope"})
+
+
+def test_health_and_api_off(tmp_path: Path) -> None:
+    app = BundleApp(registry(tmp_path), token=None).app
+    assert asyncio.run(call(app, "GET", "/_health"))[::2] == (200, {"status": "ok", "tasks": 1})
+    status, _, body = asyncio.run(call(app, "POST", "/_nitro/tasks/echo"))
+    assert status == 404 and "tasks_api" in body["message"]
+    assert asyncio.run(call(app, "GET", "/elsewhere"))[0] == 404
+
+
+def test_api_on_needs_the_token(tmp_path: Path) -> None:
+    app = BundleApp(registry(tmp_path), token="t0k").app
+    assert asyncio.run(call(app, "POST", "/_nitro/tasks/echo", query="a=1"))[0] == 401
+    status, _, body = asyncio.run(call(
+        app, "POST", "/_nitro/tasks/echo", query="a=1",
+        headers=[("host", "x"), ("authorization", "Bearer t0k")]))
+    assert (status, body) == (200, {"echo": {"a": "1"}})
+
+
+async def mounted_call(app: object, path: str, root_path: str) -> tuple[int, object]:
+    """A request as Starlette >= 0.33 passes it to a mounted app: the full
+    path, with the mount prefix in ``root_path``."""
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": root_path,
+             "query_string": b"", "headers": [], "client": ("127.0.0.1", 1)}
+    await app(scope, receive, send)  # type: ignore[operator]
+    return sent[0]["status"], sent[1]["body"]  # type: ignore[return-value]
+
+
+def test_mountable_under_a_prefix(tmp_path: Path) -> None:
+    bundle = BundleApp(registry(tmp_path), token=None)
+    assert asyncio.run(mounted_call(bundle.mountable, "/jobs/_health", "/jobs"))[0] == 200
+    assert asyncio.run(mounted_call(bundle.mountable, "/_health", "/jobs"))[0] == 200
+
+
+class RecordingScheduler:
+    """Stands in for taskpack.scheduler.Scheduler to observe the order of
+    lifecycle calls (the real one runs in the end-to-end tests)."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def start(self) -> None:
+        self.log.append("start")
+
+    async def stop(self, grace: float) -> None:
+        self.log.append(f"stop {grace}")
+
+
+def test_lifespan_starts_and_stops_the_scheduler(tmp_path: Path) -> None:
+    log: list[str] = []
+    schedules = (ScheduleEntry("* * * * *", ("echo",)),)
+    bundle = BundleApp(registry(tmp_path, schedules), token=None, shutdown_grace=7,
+                       make_scheduler=lambda _: RecordingScheduler(log))
+
+    async def lifecycle() -> None:
+        async with bundle.lifespan():
+            assert log == ["start"]
+        assert log == ["start", "stop 7"]
+
+    asyncio.run(lifecycle())
+
+
+def test_no_schedules_no_scheduler(tmp_path: Path) -> None:
+    log: list[str] = []
+    bundle = BundleApp(registry(tmp_path), token=None,
+                       make_scheduler=lambda _: RecordingScheduler(log))
+
+    async def lifecycle() -> None:
+        async with bundle.lifespan():
+            pass
+
+    asyncio.run(lifecycle())
+    assert log == []
+
+
+def test_file_lease_admits_one_holder_and_hands_over(tmp_path: Path) -> None:
+    path = tmp_path / "scheduler.lock"
+    began: list[str] = []
+
+    async def scenario() -> None:
+        first, second = FileLease(path, poll=0.05), FileLease(path, poll=0.05)
+        await first.start(lambda: began.append("first"))
+        await asyncio.sleep(0.1)
+        await second.start(lambda: began.append("second"))
+        await asyncio.sleep(0.3)
+        assert began == ["first"] and first.held and not second.held
+        assert path.read_text() == f"{os.getpid()}\n"
+        ended: list[str] = []
+
+        async def end() -> None:
+            ended.append("first")
+
+        await first.stop(end)
+        assert ended == ["first"]
+        await asyncio.sleep(0.3)
+        assert began == ["first", "second"] and second.held
+        await second.stop(end)
+        assert path.read_text() == ""
+
+    asyncio.run(scenario())
