@@ -6,7 +6,7 @@ Output (``.output/`` by default)::
                              merged into the project's own vercel.json
     api/index.py             the function: the runtime's ASGI ``app``
                              (:func:`taskpack.vercel.vercel_app`)
-    taskpack/ app/ taskpack_manifest.py   the bundle (:mod:`taskpack.layout`)
+    taskpack/ project/ taskpack_manifest.py   the bundle (:mod:`taskpack.layout`)
     requirements.txt         the project's requirements (the runtime needs none)
     .python-version          ``[vercel] python`` (default 3.12)
     public/.gitkeep          see below

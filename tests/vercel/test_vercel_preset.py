@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from taskpack.layout import PROJECT_DIR
 from taskpack.vercel import cron_path
 from tests.helpers import EXAMPLES, write_files
 from tests.vercel.conftest import VercelTools, write_project_json
@@ -104,7 +105,7 @@ def test_real_vercel_build(basic_build: Path, vercel_tools: VercelTools, tmp_pat
     assert vc_config["maxDuration"] == 300
     bundled = set(vc_config["filePathMap"])
     assert {"api/index.py", "taskpack/vercel.py", "taskpack_manifest.py",
-            "app/tasks/cms/update.py", "app/jobs/report.py"} <= bundled
+            f"{PROJECT_DIR}/tasks/cms/update.py", f"{PROJECT_DIR}/jobs/report.py"} <= bundled
     # The task sources are in the function only, never served as static files.
     static = sorted(p.relative_to(output / "static").as_posix()
                     for p in (output / "static").rglob("*") if p.is_file())
