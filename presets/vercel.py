@@ -110,11 +110,13 @@ def validate(project: Project) -> list[str]:
     """Plan and platform checks; the warnings to print."""
     options = Options.of(project)
     routes = cron_routes(project)
+    theirs = user_crons(user_config(project))  # a broken vercel.json fails here
     warnings: list[str] = []
-    if len(routes) > MAX_CRON_JOBS:
+    if len(routes) + len(theirs) > MAX_CRON_JOBS:
+        mine = f" plus {len(theirs)} in vercel.json" if theirs else ""
         raise project.config.error(
-            f"{len(routes)} distinct schedules, but Vercel allows at most {MAX_CRON_JOBS} "
-            "cron jobs per project; merge some schedules",
+            f"{len(routes)} distinct schedules{mine}, but Vercel allows at most "
+            f"{MAX_CRON_JOBS} cron jobs per project; merge some schedules",
             "scheduled_tasks",
         )
     frequent = [route.schedule for route in routes
@@ -139,7 +141,6 @@ def validate(project: Project) -> list[str]:
             "vercel: allow_unauthenticated_cron = true: without CRON_SECRET anyone who "
             "knows a cron path can run its tasks"
         )
-    user_config(project)  # a broken vercel.json fails here, before anything is written
     return warnings
 
 
@@ -197,7 +198,15 @@ def user_config(project: Project) -> dict[str, Any]:
     if "builds" in data:
         raise ConfigError(USER_CONFIG, "builds", "cannot be combined with taskpack's "
                           "`functions` settings; remove it (Vercel detects api/index.py)")
+    if "routes" in data:
+        raise ConfigError(USER_CONFIG, "routes", "cannot be combined with the `rewrites` "
+                          "taskpack adds; express them as rewrites, redirects or headers")
     return data
+
+
+def user_crons(user: Mapping[str, Any]) -> list[Any]:
+    """The user's own cron jobs: theirs minus those an earlier build generated."""
+    return [c for c in user.get("crons", []) if not _generated(c, "path", GENERATED_CRONS)]
 
 
 def merge_config(user: Mapping[str, Any], routes: Sequence[CronRoute],
@@ -205,8 +214,7 @@ def merge_config(user: Mapping[str, Any], routes: Sequence[CronRoute],
     """``user``'s vercel.json with taskpack's entries merged in (see the
     module docstring). Pure: the same inputs give the same output."""
     config = dict(user)
-    theirs = [c for c in user.get("crons", []) if not _generated(c, "path", GENERATED_CRONS)]
-    config["crons"] = theirs + [{"path": r.path, "schedule": r.schedule} for r in routes]
+    config["crons"] = user_crons(user) + [{"path": r.path, "schedule": r.schedule} for r in routes]
     # Unnamed groups only: Vercel appends named parameters (``:id``) to the
     # query string, which the task API would read as payload.
     ours = [{"source": CRON_PREFIX + "(.*)", "destination": FUNCTION_ROUTE}]

@@ -346,6 +346,17 @@ def test_plan_checks(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "105 distinct schedules" in proc.stderr and "at most 100" in proc.stderr
 
+    few = {f"{n % 60} {n // 60} * * *": "a" for n in range(99)}
+    own = {"crons": [{"path": f"/api/own{i}", "schedule": "0 3 * * *"} for i in range(2)]}
+    root = project_with(tmp_path / "mixed", few, files={"vercel.json": json.dumps(own)})
+    proc = taskpack_build(root, tmp_path / "out1b")
+    assert proc.returncode == 2 and "99 distinct schedules plus 2 in vercel.json" in proc.stderr
+
+    root = project_with(tmp_path / "routes", {"0 0 * * *": "a"},
+                        files={"vercel.json": '{"routes": []}'})
+    proc = taskpack_build(root, tmp_path / "out1c")
+    assert proc.returncode == 2 and "vercel.json: routes:" in proc.stderr
+
     root = project_with(tmp_path / "long", {"0 0 * * *": "a"},
                         extra="[vercel]\nmax_duration = 900\n")
     proc = taskpack_build(root, tmp_path / "out2")
