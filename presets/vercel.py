@@ -155,8 +155,8 @@ def emit(project: Project, out: Path) -> None:
             {"path": repr(r.path), "schedule": repr(r.schedule), "tasks": repr(r.tasks)}
             for r in routes
         ],
-        tasks_api=repr(options.tasks_api),
-        allow_unauthenticated_cron=repr(options.allow_unauthenticated_cron),
+        tasks_api=options.tasks_api,
+        allow_unauthenticated_cron=options.allow_unauthenticated_cron,
     )
     config = merge_config(user_config(project), routes, options)
     write_text(out / USER_CONFIG, json.dumps(config, indent=2, ensure_ascii=False) + "\n")

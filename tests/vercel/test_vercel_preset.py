@@ -80,6 +80,7 @@ def test_vercel_json_has_one_cron_per_schedule_in_vercel_dialect(basic_build: Pa
     assert (basic_build / ".python-version").read_text() == "3.12\n"
     entry = (basic_build / "api" / "index.py").read_text()
     assert "'0 6 * * 1-5', ('report:daily', 'cms:update')" in entry
+    assert "tasks_api=False" in entry and "/_nitro/tasks" not in entry
     record = json.loads((basic_build / "taskpack.json").read_text())
     assert record["preset"] == "vercel"
     assert "api/index.py" in record["files"] and "vercel.json" in record["files"]
