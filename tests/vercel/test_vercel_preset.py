@@ -242,6 +242,28 @@ def test_cron_secret_unset_fails_closed(function_venv: Path, basic_build: Path,
     assert served.runs() == []
 
 
+def test_task_api_when_enabled(function_venv: Path, tmp_path: Path) -> None:
+    root = copy_example(tmp_path / "project")
+    config = root / "taskpack.toml"
+    config.write_text(config.read_text() + "\n[vercel]\ntasks_api = true\n")
+    out = tmp_path / "out"
+    assert taskpack_build(root, out).returncode == 0
+    served = Function(function_venv, out, {"CRON_SECRET": SECRET,
+                                           "TASKPACK_TASKS_TOKEN": "task-token"},
+                      tmp_path / "runs.jsonl")
+    try:
+        assert served.get("/_nitro/tasks/echo:payload?x=1", {})[0] == 401
+        assert served.get("/_nitro/tasks/echo:payload?x=1",
+                          {"authorization": f"Bearer {SECRET}"})[0] == 401
+        status, body = served.get("/_nitro/tasks/echo:payload?x=1",
+                                  {"authorization": "Bearer task-token"})
+        assert (status, body) == (200, {"result": {"x": "1"}})
+        status, body = served.get(cron_path("0 * * * *"), cron_request("0 * * * *", SECRET))
+        assert (status, body) == (200, {"success": True, "tasks": {"db:migrate": "ok"}})
+    finally:
+        served.stop()
+
+
 # -- dialect, config merge, plan checks --------------------------------------------
 
 
