@@ -15,7 +15,8 @@ Network: with ``--api`` pointed at a closed loopback port and telemetry off,
 the CLI reaches no Vercel host; ``uv`` fetches ``vercel-runtime`` and the
 project's requirements from PyPI. ``uv``'s cache is forced by the builder to
 ``<project>/.vercel/python/cache/uv``; it is made a symlink into
-``.cache/vercel-uv`` so repeated builds download nothing.
+``.cache/uv`` (shared with the tests' own uv calls) so repeated builds
+download nothing.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class VercelTools:
         uv_cache = project / ".vercel" / "python" / "cache" / "uv"
         if not uv_cache.exists():
             uv_cache.parent.mkdir(parents=True, exist_ok=True)
-            shared = CACHE / "vercel-uv"
+            shared = CACHE / "uv"
             shared.mkdir(parents=True, exist_ok=True)
             uv_cache.symlink_to(shared, target_is_directory=True)
         home.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ import pytest
 from taskpack.layout import PROJECT_DIR
 from taskpack.vercel import cron_path
 from tests.helpers import EXAMPLES, write_files
-from tests.vercel.conftest import VercelTools, write_project_json
+from tests.vercel.conftest import CACHE, VercelTools, write_project_json
 
 TASKPACK = Path(sys.executable).parent / "taskpack"
 SECRET = "cron-secret-for-tests-0123456789"
@@ -130,7 +130,7 @@ def function_venv(basic_build: Path, vercel_tools: VercelTools,
     requirements.txt and uvicorn (Vercel's runtime serves ASGI with it)."""
     venv = tmp_path_factory.mktemp("venv") / "venv"
     uv = str(vercel_tools.path_dir / "uv")
-    env = {**os.environ, "UV_CACHE_DIR": str(Path(".cache/uv").resolve()),
+    env = {**os.environ, "UV_CACHE_DIR": str(CACHE / "uv"),
            "UV_PYTHON_DOWNLOADS": "never"}
     subprocess.run([uv, "venv", "--quiet", "--python", str(vercel_tools.path_dir / "python3.12"),
                     str(venv)], check=True, env=env, timeout=120)
