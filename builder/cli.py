@@ -18,11 +18,11 @@ from typing import Any, NoReturn
 import click
 
 from taskpack import Registry, TaskError, __version__, run_task_sync, set_registry
-from taskpack.http import dump_result
+from taskpack.http import dump_result, json_kind
 
 from .build_command import build_command
 from .dev import dev_command
-from .devclient import DevServerError, fetch_listing, run_remote
+from .devclient import DevServerError, DevServerGone, fetch_listing, run_remote
 from .devstate import DevState, live_server
 from .errors import TaskFailedError, TaskpackError, UsageError
 from .manifest import build_manifest
@@ -89,13 +89,6 @@ def parse_payload(text: str | None) -> dict[str, Any]:
     return value
 
 
-def json_kind(value: Any) -> str:
-    """How a JSON value is named in messages."""
-    kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number",
-             float: "a number", type(None): "null", dict: "an object"}
-    return kinds.get(type(value), type(value).__name__)
-
-
 def fail_task(ctx: click.Context, name: str, exc: BaseException) -> NoReturn:
     """Report a failed run: exit 2 for task-system errors that are the
     caller's fault (unknown task, no handler), else 1."""
@@ -148,9 +141,11 @@ def task_list(root: Path, as_json: bool, local: bool) -> None:
     """List tasks with their descriptions and schedules (from the running
     dev server when there is one)."""
     server = dev_server(root, local)
+    listing = None
     if server is not None:
-        listing = fetch_listing(server)
-    else:
+        with contextlib.suppress(DevServerGone):
+            listing = fetch_listing(server)
+    if listing is None:
         listing = local_registry(open_project(root)).listing()
     echo_listing(listing, as_json)
 
@@ -192,8 +187,11 @@ def task_run(ctx: click.Context, name: str, root: Path, payload: str | None,
             result = run_remote(server, name, data)
         except DevServerError as exc:
             fail_task(ctx, name, exc)
-        echo_result(name, result)
-        return
+        except DevServerGone:
+            pass  # it stopped since it was found: run in-process
+        else:
+            echo_result(name, result)
+            return
     project = open_project(root)
     local_registry(project)
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -23,18 +22,22 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import click
 
 from taskpack import Registry, set_registry
 from taskpack.http import TaskApi, asgi_app, loopback_only
+from taskpack.loader import forget_module
 
 from .config import CANDIDATES
 from .devstate import remove_state, write_state
 from .errors import TaskpackError, UsageError
 from .manifest import build_manifest
 from .project import Project, load_project
+
+if TYPE_CHECKING:
+    from taskpack.scheduler import Scheduler
 
 DEFAULT_GRACE = 5.0
 POLL_INTERVAL = 0.3
@@ -109,7 +112,7 @@ def drop_project_modules(root: Path) -> None:
         parts = path.relative_to(root).parts
         if any(p.startswith(".") or p in SKIPPED_DIRS for p in parts):
             continue
-        del sys.modules[name]
+        forget_module(name)
 
 
 # -- the server -----------------------------------------------------------------
@@ -128,24 +131,13 @@ def make_registry(project: Project) -> Registry:
     return registry
 
 
-class Scheduler(Protocol):
-    """What the dev server needs of ``taskpack.scheduler.Scheduler``."""
-
-    def start(self) -> None: ...
-
-    async def stop(self, grace: float) -> None: ...
-
-
-def start_scheduler(registry: Registry) -> Scheduler | None:
+def start_scheduler(registry: Registry) -> Scheduler:
     """Start firing ``registry``'s schedules: the one place the dev server
-    touches the scheduler. ``None`` while ``taskpack.scheduler`` (branch
-    ``cron``) is not merged yet; then the schedules are listed, not fired."""
-    try:
-        module = importlib.import_module("taskpack.scheduler")
-    except ImportError:
-        click.echo("taskpack dev: no scheduler in this build; schedules are not fired", err=True)
-        return None
-    scheduler: Scheduler = module.Scheduler(registry, timezone=registry.timezone)
+    touches the scheduler. Imported here: the CLI's other commands do not
+    need croniter."""
+    from taskpack.scheduler import Scheduler
+
+    scheduler = Scheduler(registry, timezone=registry.timezone)
     scheduler.start()
     return scheduler
 
@@ -199,8 +191,10 @@ class DevServer:
             what += f" and {len(changed) - 3} more"
         try:
             project = await asyncio.to_thread(load_project, self.project.root)
-        except TaskpackError as exc:
-            click.echo(f"error: {exc.format_message()}", err=True)
+        except Exception as exc:  # anything: the server must outlive a bad edit
+            problem = (exc.format_message() if isinstance(exc, TaskpackError)
+                       else f"reloading failed: {type(exc).__name__}: {exc}")
+            click.echo(f"error: {problem}", err=True)
             click.echo("taskpack dev: keeping the last good version until this is fixed", err=True)
             return
         old_registry, old_scheduler = self.registry, self.scheduler
@@ -274,7 +268,6 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise UsageError("--port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(128)
-    sock.set_inheritable(True)
     return sock
 
 

@@ -17,7 +17,13 @@ from urllib.parse import quote
 
 from taskpack import TaskError
 
-from .devstate import DevState
+from .devstate import LOCAL_OPENER, DevState
+from .errors import TaskpackError
+
+
+class DevServerGone(Exception):
+    """The dev server refused the connection: the request never reached it,
+    so the caller may run in-process instead."""
 
 
 class DevServerError(TaskError):
@@ -33,14 +39,16 @@ class DevServerError(TaskError):
 
 
 def fetch_listing(server: DevState) -> dict[str, Any]:
-    """``GET /_nitro/tasks``."""
+    """``GET /_nitro/tasks``. :class:`DevServerGone` if it refuses the
+    connection; :class:`TaskpackError` if the exchange breaks off."""
     data: dict[str, Any] = _request(server, "GET", "/_nitro/tasks", None)
     return data
 
 
 def run_remote(server: DevState, name: str, payload: dict[str, Any]) -> Any:
     """``POST /_nitro/tasks/{name}`` with ``{"payload": payload}``; the result,
-    or :class:`DevServerError`."""
+    or :class:`DevServerError` (and as :func:`fetch_listing`). A run cut off
+    midway is not retried: it may have happened."""
     body = json.dumps({"payload": payload}, ensure_ascii=False).encode("utf-8")
     return _request(server, "POST", "/_nitro/tasks/" + quote(name, safe=":"), body)
 
@@ -51,8 +59,10 @@ def _request(server: DevState, method: str, path: str, body: bytes | None) -> An
         headers={"content-type": "application/json", "accept": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=None) as response:
+        with LOCAL_OPENER.open(request, timeout=None) as response:
             return json.loads(response.read())
+    except ConnectionRefusedError:
+        raise DevServerGone from None
     except urllib.error.HTTPError as exc:
         with exc:
             text = exc.read()
@@ -64,3 +74,11 @@ def _request(server: DevState, method: str, path: str, body: bytes | None) -> An
                                  None, None) from None
         raise DevServerError(exc.code, message, error.get("exception"),
                              error.get("traceback")) from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError):
+            raise DevServerGone from None
+        raise TaskpackError(f"the dev server at {server.base_url} did not answer: "
+                            f"{exc.reason}") from None
+    except (OSError, ValueError) as exc:
+        raise TaskpackError(f"the dev server at {server.base_url} did not answer: "
+                            f"{exc}") from None

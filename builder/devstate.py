@@ -22,6 +22,9 @@ STATE_DIR = ".taskpack"
 STATE_FILE = "dev.json"
 PROBE_TIMEOUT = 2.0
 
+LOCAL_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""Opens URLs of the local dev server, never through an ``http_proxy``."""
+
 
 @dataclass(frozen=True)
 class DevState:
@@ -82,7 +85,7 @@ def live_server(root: Path) -> DevState | None:
         path.unlink(missing_ok=True)
         return None
     try:
-        with urllib.request.urlopen(state.base_url + "/_nitro/tasks", timeout=PROBE_TIMEOUT):
+        with LOCAL_OPENER.open(state.base_url + "/_nitro/tasks", timeout=PROBE_TIMEOUT):
             pass
     except urllib.error.HTTPError:
         pass  # it answered: a server is there (its answer is checked by the caller)

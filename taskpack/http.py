@@ -360,18 +360,19 @@ def request_payload(query: Iterable[tuple[str, str]], body: bytes) -> dict[str, 
     except ValueError as exc:
         raise PayloadError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise PayloadError(f"request body must be a JSON object, got {_json_kind(data)}")
+        raise PayloadError(f"request body must be a JSON object, got {json_kind(data)}")
     if "payload" in data:
         overlay = data["payload"]
         if not isinstance(overlay, dict):
-            raise PayloadError(f'"payload" must be a JSON object, got {_json_kind(overlay)}')
+            raise PayloadError(f'"payload" must be a JSON object, got {json_kind(overlay)}')
         payload.update(overlay)
     return payload
 
 
-def _json_kind(value: Any) -> str:
-    kinds = {list: "an array", str: "a string", int: "a number", float: "a number",
-             bool: "a boolean", type(None): "null"}
+def json_kind(value: Any) -> str:
+    """How a JSON value is named in messages ("an array", "null", ...)."""
+    kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null", dict: "an object"}
     return kinds.get(type(value), type(value).__name__)
 
 
@@ -453,14 +454,15 @@ def asgi_app(
             if fallback is not None:
                 await fallback(scope, receive, send)
             return  # websockets are not ours: returning closes the connection
-        route = api.route(scope["path"])
+        path = _app_path(scope)
+        route = api.route(path)
         if route is None:
             if fallback is not None:
                 await fallback(scope, receive, send)
             else:
-                await _send(send, error_response(404, f"no route for {scope['path']}"))
+                await _send(send, error_response(404, f"no route for {path}"))
             return
-        request = _request_head(scope)
+        request = _request_head(scope, path)
         response = api.admit(route, request)
         if response is None:
             try:
@@ -477,12 +479,22 @@ def asgi_app(
     return app
 
 
-def _request_head(scope: Scope) -> HttpRequest:
+def _app_path(scope: Scope) -> str:
+    """The path below the app's mount point: servers and routers include
+    ``root_path`` in ``path`` (uvicorn ``--root-path``, a Starlette ``Mount``)."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        return path[len(root_path):] or "/"
+    return path
+
+
+def _request_head(scope: Scope, path: str) -> HttpRequest:
     client = scope.get("client")
-    query = scope.get("query_string", b"").decode("latin-1")
+    query = scope.get("query_string", b"").decode("utf-8", "replace")
     return HttpRequest(
         method=scope["method"].upper(),
-        path=scope["path"],
+        path=path,
         query=parse_qsl(query, keep_blank_values=True),
         headers=lower_headers(
             (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]

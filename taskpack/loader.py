@@ -12,6 +12,7 @@ shadow the standard library or an installed package.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -90,7 +91,19 @@ def unload_handler(root: Path, handler: str) -> None:
                 return
         else:
             name = private_module_name(root, handler)
-        sys.modules.pop(name, None)
+        forget_module(name)
+
+
+def forget_module(name: str) -> None:
+    """Drop module ``name`` from ``sys.modules`` and delete its bytecode
+    cache: the ``.pyc`` records the source's mtime in whole seconds and its
+    size, so an edit within the same second that keeps the size (``1`` →
+    ``2``) would otherwise be imported from the stale cache."""
+    module = sys.modules.pop(name, None)
+    cached = getattr(module, "__cached__", None)
+    if isinstance(cached, str):
+        with contextlib.suppress(OSError):
+            Path(cached).unlink()
 
 
 def _load_path(root: Path, relpath: str) -> Task:

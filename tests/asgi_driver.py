@@ -18,6 +18,7 @@ async def call(
     headers: Iterable[tuple[str, str]] = (("host", "127.0.0.1:3000"),),
     body: bytes | list[bytes] = b"",
     client: tuple[str, int] | None = ("127.0.0.1", 50000),
+    root_path: str = "",
 ) -> tuple[int, dict[str, str], Any]:
     """Drive ``app`` with one HTTP request; (status, headers, parsed JSON)."""
     chunks = body if isinstance(body, list) else [body]
@@ -42,7 +43,8 @@ async def call(
         "http_version": "1.1",
         "method": method,
         "scheme": "http",
-        "path": path,
+        "path": root_path + path,
+        "root_path": root_path,
         "raw_path": path.encode(),
         "query_string": query.encode(),
         "headers": [(k.encode(), v.encode()) for k, v in headers],

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +20,8 @@ import httpx
 import pytest
 
 from taskpack.builder.dev import DevServer
+from taskpack.builder.devclient import DevServerGone, fetch_listing, run_remote
+from taskpack.builder.devstate import DevState
 from taskpack.builder.project import load_project
 from taskpack.http import asgi_app
 from tests.asgi_driver import call
@@ -53,8 +57,21 @@ EXTRA_FILES = {
         def run(event):
             return {"set": {1, 2}}
     """,
+    "tasks/tick.py": """
+        import json
+        from pathlib import Path
+
+        from taskpack import define_task
+
+        @define_task(description="Record each scheduled fire")
+        def run(event):
+            with (Path(__file__).parent.parent / "ticks.txt").open("a") as fh:
+                fh.write(json.dumps({"payload": event.payload,
+                                     "trigger": event.context.trigger}) + "\\n")
+    """,
 }
 TODO_CONFIG = '\n[tasks.todo]\ndescription = "Not written yet"\n'
+TICK_SCHEDULE = '"* * * * * *" = "tick"\n'
 
 
 class Dev:
@@ -111,13 +128,12 @@ def wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = 10.0,
 
 
 def project_copy(dest: Path) -> Path:
-    import shutil
-
     shutil.copytree(EXAMPLES / "basic", dest, ignore=shutil.ignore_patterns(
         "__pycache__", ".output", ".taskpack"))
     write_files(dest, EXTRA_FILES)
-    with (dest / "taskpack.toml").open("a") as fh:
-        fh.write(TODO_CONFIG)
+    config = dest / "taskpack.toml"
+    text = config.read_text().replace("[scheduled_tasks]\n", "[scheduled_tasks]\n" + TICK_SCHEDULE)
+    config.write_text(text + TODO_CONFIG)
     return dest
 
 
@@ -139,7 +155,7 @@ def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_start_banner_and_state(dev: Dev) -> None:
-    assert f"taskpack dev: serving {dev.url}/_nitro/tasks (8 tasks, 3 schedules)" in dev.output()
+    assert f"taskpack dev: serving {dev.url}/_nitro/tasks (9 tasks, 4 schedules)" in dev.output()
     assert dev.state["pid"] == dev.proc.pid and dev.state["host"] == "127.0.0.1"
 
 
@@ -197,6 +213,19 @@ def test_dev_500_carries_the_traceback(dev: Dev) -> None:
     assert 'raise ValueError("it broke")' in data["traceback"]
 
 
+def test_schedules_fire_with_their_fire_time(dev: Dev) -> None:
+    ticks = dev.root / "ticks.txt"
+
+    def fired() -> list[dict[str, object]] | None:
+        lines = ticks.read_text().splitlines() if ticks.exists() else []
+        return [json.loads(line) for line in lines] if len(lines) >= 2 else None
+
+    runs = wait_for(fired, what="two scheduled runs", timeout=5)
+    times = [run["payload"]["scheduledTime"] for run in runs]  # type: ignore[index]
+    assert all(t % 1000 == 0 for t in times) and times == sorted(set(times))
+    assert {run["trigger"] for run in runs} == {"schedule:* * * * * *"}
+
+
 def test_runs_are_logged_one_line_each(dev: Dev) -> None:
     httpx.get(f"{dev.url}/_nitro/tasks/echo:payload?logged=yes")
     wait_for(lambda: "info: GET echo:payload 200 " in dev.output(), what="log line")
@@ -246,7 +275,8 @@ def test_concurrent_requests_run_the_body_once(dev: Dev) -> None:
     ],
 )
 def test_cli_output_is_the_same_through_the_server(dev: Dev, args: tuple[str, ...]) -> None:
-    before = dev.output().count("info: ")
+    run_line = f"info: POST {args[2]} " if args[1] == "run" else ""
+    before = dev.output().count(run_line)
     remote = cli(dev.root, *args)
     local = cli(dev.root, *args, "--local")
     assert (remote.returncode, remote.stdout) == (local.returncode, local.stdout)
@@ -255,7 +285,7 @@ def test_cli_output_is_the_same_through_the_server(dev: Dev, args: tuple[str, ..
     task_print = "Running DB migration task... {}\n"
     assert remote.stderr == local.stderr.replace(task_print, "")
     if args[1] == "run":  # the server ran it (and logged the run)
-        wait_for(lambda: dev.output().count("info: ") > before, what="server log of the run")
+        wait_for(lambda: dev.output().count(run_line) > before, what="server log of the run")
 
 
 def test_cli_payload_error_is_checked_before_the_server(dev: Dev) -> None:
@@ -282,8 +312,6 @@ def test_stale_state_file_is_removed(tmp_path: Path) -> None:
 
 
 def _closed_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -300,22 +328,32 @@ def test_reload_and_graceful_stop(tmp_path: Path) -> None:
         client = httpx.Client(base_url=dev.url, timeout=10)
 
         # A new task file is listed and runnable without a restart.
-        write_files(root, {"tasks/fresh/task.py": """
-            from taskpack import define_task
+        write_files(root, {
+            "helpers/__init__.py": "",
+            "helpers/flavour.py": 'FLAVOUR = "vanilla"\n',
+            "tasks/fresh/task.py": """
+                from helpers.flavour import FLAVOUR
+                from taskpack import define_task
 
-            @define_task(description="Just added")
-            def run(event):
-                return {"version": 1}
-        """})
+                @define_task(description="Just added")
+                def run(event):
+                    return {"version": 1, "flavour": FLAVOUR}
+            """,
+        })
         wait_for(lambda: "fresh:task" in client.get("/_nitro/tasks").json()["tasks"],
                  what="new task listed", timeout=5)
-        assert client.get("/_nitro/tasks/fresh:task").json() == {"version": 1}
+        assert client.get("/_nitro/tasks/fresh:task").json() == {"version": 1,
+                                                                 "flavour": "vanilla"}
 
-        # Editing it re-imports the module.
+        # Editing it, or a project module it imports, re-imports them.
         path = root / "tasks/fresh/task.py"
         path.write_text(path.read_text().replace('"version": 1', '"version": 2'))
-        wait_for(lambda: client.get("/_nitro/tasks/fresh:task").json() == {"version": 2},
+        wait_for(lambda: client.get("/_nitro/tasks/fresh:task").json()["version"] == 2,
                  what="edited task reloaded", timeout=5)
+        (root / "helpers/flavour.py").write_text('FLAVOUR = "mint"\n')
+        latest = {"version": 2, "flavour": "mint"}
+        wait_for(lambda: client.get("/_nitro/tasks/fresh:task").json() == latest,
+                 what="edited helper reloaded", timeout=5)
 
         # A broken config is reported; the last good project keeps serving.
         config = root / "taskpack.toml"
@@ -324,7 +362,7 @@ def test_reload_and_graceful_stop(tmp_path: Path) -> None:
         wait_for(lambda: "unknown key" in dev.output(), what="config error printed", timeout=5)
         assert "error: taskpack.toml: scheduled_tasks2: unknown key" in dev.output()
         assert "keeping the last good version" in dev.output()
-        assert client.get("/_nitro/tasks/fresh:task").json() == {"version": 2}
+        assert client.get("/_nitro/tasks/fresh:task").json() == latest
 
         # Fixing it (with a new schedule) reloads.
         config.write_text(good.replace('"0 * * * *" = "db:migrate"',
@@ -353,3 +391,27 @@ def test_reload_and_graceful_stop(tmp_path: Path) -> None:
         client.close()
     finally:
         dev.stop(signal.SIGKILL)
+
+
+def test_start_errors_are_one_line(tmp_path: Path) -> None:
+    root = project_copy(tmp_path / "p")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli(root, "dev", "--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: --port: cannot listen on 127.0.0.1:{port}: ")
+    (root / "taskpack.toml").write_text('scheduledTasks = {}\n')
+    result = cli(root, "dev", "--port", "0")
+    assert (result.returncode, result.stderr) == (
+        2, "error: taskpack.toml: scheduledTasks: unknown key (did you mean 'scheduled_tasks'?)\n")
+    assert not (root / ".taskpack" / "dev.json").exists()
+
+
+def test_a_server_gone_since_it_was_found_is_reported_as_such() -> None:
+    gone = DevState(os.getpid(), "127.0.0.1", _closed_port(), "2026-01-01T00:00:00+00:00")
+    with pytest.raises(DevServerGone):
+        run_remote(gone, "echo:payload", {})
+    with pytest.raises(DevServerGone):
+        fetch_listing(gone)

@@ -292,6 +292,13 @@ def test_paths_outside_the_api(registry: Registry) -> None:
         assert (status, data["statusCode"]) == (404, 404)
 
 
+def test_mounted_under_a_root_path(registry: Registry) -> None:
+    app = make_app(registry)
+    status, _, data = run(call(app, "GET", "/_nitro/tasks/echo:payload", query="q=%E2%9C%93",
+                               root_path="/admin"))
+    assert (status, data) == (200, {"q": "✓"})
+
+
 def test_fallback_app_gets_other_paths(registry: Registry) -> None:
     seen: list[str] = []
 
