@@ -1,7 +1,7 @@
 """Cold start of a built server bundle: 10 tasks against 1,000.
 
 Run: ``.venv/bin/python bench/coldstart.py`` (``--sizes 10,1000``,
-``--repeats 7``). For each size it generates a project (one schedule per 50
+``--repeats 11``). For each size it generates a project (one schedule per 50
 tasks, task API on), builds it with the ``server`` preset, then measures,
 in fresh processes and with this interpreter (which has the bundle's
 requirements: uvicorn, croniter):
@@ -12,8 +12,9 @@ requirements: uvicorn, croniter):
 * **run_task**: from starting ``python -c`` to the first successful
   ``run_task`` on the bundle's registry, no server.
 
-Medians of the repeats, with ratios to the smallest size (the baseline,
-measured in the same run). Lazy task imports should keep the two close.
+Sizes are measured in turn, round after round; medians of the rounds, with
+ratios to the smallest size (the baseline, measured in the same run). Lazy
+task imports should keep the two close.
 """
 
 from __future__ import annotations
@@ -89,21 +90,29 @@ def direct_start(base: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10,1000")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     taskpack = str(Path(sys.executable).with_name("taskpack"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        bases = []
         for size in sizes:
             root = make_project(Path(tmp) / f"p{size}", size, tasks_api=True)
             subprocess.run([taskpack, "build", "--root", str(root)], check=True,
                            capture_output=True)
-            base = root / ".output" / "server"
-            server_start(base)  # warm the page cache and write .pyc files once
-            served = statistics.median(server_start(base) for _ in range(args.repeats))
-            direct = statistics.median(direct_start(base) for _ in range(args.repeats))
-            rows.append((size, served, direct))
+            bases.append(root / ".output" / "server")
+            server_start(bases[-1])  # warm the page cache and write .pyc files once
+        # Interleave the sizes so drifts in machine load hit them alike.
+        served: list[list[float]] = [[] for _ in sizes]
+        direct: list[list[float]] = [[] for _ in sizes]
+        for _ in range(args.repeats):
+            for index, base in enumerate(bases):
+                served[index].append(server_start(base))
+                direct[index].append(direct_start(base))
+        for index, size in enumerate(sizes):
+            rows.append((size, statistics.median(served[index]),
+                         statistics.median(direct[index])))
     base_row = rows[0]
     print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, median of "
           f"{args.repeats}; ratios to {base_row[0]} tasks (the baseline)\n")

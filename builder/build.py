@@ -133,7 +133,8 @@ def build_record(project: Project, preset: Preset, staging: Path) -> dict[str, A
     return {
         "files": file_hashes(staging, skip=(BUILD_RECORD,)),
         "preset": preset.name,
-        "schedules": [{"cron": s.cron, "tasks": list(s.tasks)} for s in project.schedules],
+        "schedules": [{"cron": s.cron, "tasks": list(s.tasks)}
+                      for s in preset.deployed_schedules(project)],
         "taskpack_version": __version__,
         "tasks": {
             task.name: {"description": task.description, "handler": task.handler}

@@ -13,8 +13,8 @@ Which project files are bundled (:func:`project_sources`):
   hidden (``.venv``, ``.git``), virtualenvs (any folder with a
   ``pyvenv.cfg``), caches (``__pycache__``, ``node_modules``,
   ``site-packages``), tests (``tests/``, ``test/``, ``conftest.py``,
-  ``test_*.py``, ``*_test.py``), the output folder and any folder holding a
-  previous build (a ``taskpack.json``);
+  ``test_*.py``, ``*_test.py``), symlinked folders, the output folder and
+  any folder holding a previous build (a ``taskpack.json``);
 * plus whatever the ``include`` globs name (any file type, e.g.
   ``include = ["data/*.json", "templates/**"]``), minus whatever the
   ``exclude`` globs name (a file is excluded when it or one of its folders
@@ -26,6 +26,7 @@ Which project files are bundled (:func:`project_sources`):
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tomllib
@@ -41,7 +42,7 @@ import taskpack
 from taskpack.layout import MANIFEST_MODULE, PROJECT_DIR, RUNTIME_DIR
 
 from .errors import ConfigError
-from .manifest import build_manifest, dump_manifest
+from .manifest import build_manifest
 from .project import Project
 
 SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "tests", "test"})
@@ -139,14 +140,22 @@ def project_sources(project: Project) -> list[str]:
 def copy_project(project: Project, base: Path) -> list[str]:
     """Copy :func:`project_sources` to ``base/project``; the written paths,
     relative to ``base``."""
+    root, dest = str(project.root), str(base / PROJECT_DIR)
+    made: set[str] = set()
     written = []
     for rel in project_sources(project):
-        source = project.root / rel
         try:
-            data = source.read_bytes()
+            with open(os.path.join(root, rel), "rb") as source:
+                data = source.read()
         except OSError as exc:
             raise ConfigError(rel, None, f"cannot read: {exc.strerror or exc}") from None
-        write_bytes(base / PROJECT_DIR / rel, data)
+        target = os.path.join(dest, rel)
+        folder = os.path.dirname(target)
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        with open(target, "wb") as out:
+            out.write(data)
         written.append(f"{PROJECT_DIR}/{rel}")
     return written
 
@@ -162,11 +171,13 @@ def _default_sources(project: Project) -> Iterator[str]:
             name for name in dirs
             if not _skip_dir(here / name, in_tasks or (here / name) == tasks_dir, skip)
         )
+        prefix = here.relative_to(root).as_posix()
+        prefix = "" if prefix == "." else prefix + "/"
         for name in sorted(names):
-            if name.startswith(".") or not (here / name).is_file():
+            if name.startswith(".") or not os.path.isfile(os.path.join(folder, name)):
                 continue
             if in_tasks or (name.endswith(".py") and not TEST_FILE_RE.match(name)):
-                yield (here / name).relative_to(root).as_posix()
+                yield prefix + name
 
 
 def _skip_dir(path: Path, in_tasks: bool, skip: set[Path]) -> bool:
@@ -249,9 +260,26 @@ def write_manifest(project: Project, base: Path) -> str:
     :func:`~taskpack.builder.manifest.build_manifest` dict) for
     :func:`taskpack.layout.load_registry`; its path relative to ``base``.
 
-    The module holds the manifest's JSON text (:func:`dump_manifest`) in a
-    raw string: readable, and fast to write and to load."""
-    text = dump_manifest(build_manifest(project))
+    The module holds the manifest as JSON in a raw string, one task per
+    line: readable, and fast to write (C encoder) and to load."""
+    manifest = build_manifest(project)
+
+    def dump(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+    lines = ["{"]
+    for key in sorted(manifest):
+        if key == "tasks":
+            tasks = manifest["tasks"]
+            lines.append('"tasks": {')
+            lines += [f"  {dump(name)}: {dump(tasks[name])}," for name in sorted(tasks)]
+            if tasks:
+                lines[-1] = lines[-1].rstrip(",")
+            lines.append("},")
+        else:
+            lines.append(f"{dump(key)}: {dump(manifest[key])},")
+    lines[-1] = lines[-1].rstrip(",")
+    text = "\n".join([*lines, "}"]) + "\n"
     if '"""' in text:  # cannot happen: JSON escapes every quote inside strings
         raise RuntimeError("manifest JSON contains a triple quote")
     name = f"{MANIFEST_MODULE}.py"
@@ -371,7 +399,7 @@ def sha256_file(path: Path) -> str:
 
 def tree_files(root: Path) -> list[str]:
     """Every file under ``root`` (POSIX paths relative to it), sorted."""
-    found = []
+    found: list[str] = []
     for folder, _dirs, names in os.walk(root):
         prefix = Path(folder).relative_to(root).as_posix()
         found.extend(name if prefix == "." else f"{prefix}/{name}" for name in names)

@@ -21,6 +21,7 @@ from taskpack import Registry, TaskError, __version__, run_task_sync, set_regist
 from taskpack.http import dump_result, json_kind
 
 from .build_command import build_command
+from .cron_command import cron as cron_command
 from .dev import dev_command
 from .devclient import DevServerError, DevServerGone, fetch_listing, run_remote
 from .devstate import DevState, live_server
@@ -215,3 +216,4 @@ def echo_result(name: str, result: Any) -> None:
 main.add_command(build_command)
 main.add_command(preview_command)
 main.add_command(dev_command)
+main.add_command(cron_command)

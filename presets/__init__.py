@@ -18,7 +18,10 @@ that defines:
   build's summary;
 * optionally ``preview(out: Path) -> list[str]`` — the command (argv) that
   ``taskpack preview`` runs for the output at ``out``; presets without it
-  cannot be previewed.
+  cannot be previewed;
+* optionally ``deployed_schedules(project: Project) -> list[Schedule]`` —
+  the schedules as the platform will run them (translated, merged), for
+  ``taskpack.json`` and the summary; by default the project's own.
 
 Its files come from ``templates/<name>/``. Adding a preset is adding one
 module and one template folder: modules are found by listing this package,
@@ -36,7 +39,7 @@ from pathlib import Path
 from types import ModuleType
 
 from taskpack.builder.errors import TaskpackError
-from taskpack.builder.project import Project
+from taskpack.builder.project import Project, Schedule
 
 DEFAULT_PRESET = "server"
 
@@ -51,6 +54,7 @@ class Preset:
     emit: Callable[[Project, Path], None]
     next_steps: Callable[[Path], list[str]]
     preview: Callable[[Path], list[str]] | None
+    deployed_schedules: Callable[[Project], list[Schedule]]
     module: ModuleType
 
 
@@ -119,9 +123,14 @@ def _load(module: ModuleType) -> Preset:
         emit=module.emit,
         next_steps=getattr(module, "next_steps", _no_steps),
         preview=getattr(module, "preview", None),
+        deployed_schedules=getattr(module, "deployed_schedules", _project_schedules),
         module=module,
     )
 
 
 def _no_steps(out: Path) -> list[str]:
     return []
+
+
+def _project_schedules(project: Project) -> list[Schedule]:
+    return list(project.schedules)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import fcntl
 import logging
 import multiprocessing
@@ -207,6 +208,7 @@ class Supervisor:
     def _child(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
+        _term_with_parent()
         self.target()
 
     def _stop_all(self) -> None:
@@ -220,3 +222,19 @@ class Supervisor:
                 logger.error("worker %s did not stop in time; killing it", worker.pid)
                 worker.kill()
                 worker.join()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _term_with_parent() -> None:
+    """Ask Linux to send this worker SIGTERM when the supervisor dies (even
+    by SIGKILL), so no orphaned worker keeps the port and the scheduler.
+    Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        logger.debug("prctl(PR_SET_PDEATHSIG) is unavailable")

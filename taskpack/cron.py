@@ -26,21 +26,23 @@ daylight-saving rules:
   neither skips nor doubles an hour.
 
 Only the standard library and ``croniter`` are imported: this module is
-bundled into deployments.
+bundled into deployments. ``croniter`` (about 50 ms to import) is imported
+on the first evaluation, so loading a project's schedules does not pay
+for it.
 """
 
 from __future__ import annotations
 
-import calendar
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
-from croniter import croniter  # type: ignore[import-untyped, unused-ignore]
-
-__all__ = ["UTC_NAMES", "CronError", "CronExpr", "is_utc", "zone"]
+__all__ = [
+    "UTC_NAMES", "CronError", "CronExpr", "LastDay", "NearestWeekday", "NthWeekday", "Values",
+    "is_utc", "zone",
+]
 
 UTC_NAMES = frozenset({
     "UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu",
@@ -59,7 +61,8 @@ _SECOND, _MINUTE, _HOUR, _DOM, _MONTH, _DOW = range(6)
 _LABELS = ("second", "minute", "hour", "dom", "month", "dow")
 _BOUNDS = ((0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 
-_MONTH_NAMES = {name.upper(): i for i, name in enumerate(calendar.month_abbr) if name}
+_MONTH_NAMES = {name: i + 1 for i, name in enumerate(
+    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"))}
 _DAY_NAMES = {"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6}
 _DAY_LABELS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 
@@ -111,7 +114,7 @@ DowSpec = Values | NthWeekday | None
 """Day-of-week (0-6, 0 = Sunday): ``None`` is ``*``."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class CronExpr:
     """A parsed cron expression; immutable, hashable, equal by meaning.
 
@@ -181,6 +184,9 @@ class CronExpr:
 
     def __str__(self) -> str:
         return self.canonical
+
+    def __repr__(self) -> str:
+        return f"CronExpr.parse({self.source!r})"
 
     # -- evaluation --------------------------------------------------------
 
@@ -290,6 +296,8 @@ def _wall(dt: datetime, tz: Zone) -> datetime:
 
 def _walls(expr: str, after: datetime) -> Iterator[datetime]:
     """Naive wall times matching the croniter ``expr``, strictly after ``after``."""
+    from croniter import croniter  # type: ignore[import-untyped, unused-ignore]  # 50 ms: lazily
+
     it = croniter(expr, after, day_or=True, second_at_beginning=True,
                   max_years_between_matches=100)
     while True:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from .cron import CronExpr, zone
+from .cron import CronError, CronExpr, zone
 from .registry import Registry
 from .task import TaskContext
 
@@ -101,14 +101,18 @@ class Scheduler:
         return datetime.fromtimestamp(self.clock(), UTC)
 
     async def _timer(self, timer: _Timer) -> None:
-        due = timer.expr.next_after(self._now(), self.timezone)
-        while True:
-            wait = (due - self._now()).total_seconds()
-            if wait > 0:
-                await asyncio.sleep(min(wait, RECHECK_SECONDS))
-                continue
-            self._fire(timer, due)
-            due = timer.expr.next_after(max(due, self._now()), self.timezone)
+        try:
+            due = timer.expr.next_after(self._now(), self.timezone)
+            while True:
+                wait = (due - self._now()).total_seconds()
+                if wait > 0:
+                    await asyncio.sleep(min(wait, RECHECK_SECONDS))
+                    continue
+                self._fire(timer, due)
+                await asyncio.sleep(0)  # let the runs start before computing the next tick
+                due = timer.expr.next_after(max(due, self._now()), self.timezone)
+        except CronError as exc:  # past croniter's last year (2099)
+            self.logger.error("cron=%r stops firing: %s", timer.expr.source, exc)
 
     def _fire(self, timer: _Timer, due: datetime) -> None:
         for name, cron in timer.runs.items():

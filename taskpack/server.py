@@ -44,6 +44,8 @@ from .http import (
     Scope,
     Send,
     TaskApi,
+    _app_path,
+    _send,
     asgi_app,
     bearer_token,
     error_response,
@@ -148,10 +150,8 @@ class BundleApp:
         self._make_scheduler = make_scheduler or default_scheduler
         policy = bearer_token(token) if token is not None else api_disabled
         self.api = TaskApi(registry, policy=policy)
-        self.app: ASGIApp = _strip_root_path(asgi_app(
-            self.api, fallback=self._routes, on_startup=[self.startup],
-            on_shutdown=[self.shutdown],
-        ))
+        self.app: ASGIApp = asgi_app(self.api, fallback=self._routes,
+                                     on_startup=[self.startup], on_shutdown=[self.shutdown])
         self.mountable: ASGIApp = self.app
 
     @classmethod
@@ -166,11 +166,14 @@ class BundleApp:
     async def _routes(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        if scope["path"] == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
+        # Below the mount point, as the task API routes (a Starlette Mount,
+        # uvicorn --root-path).
+        path = _app_path(scope)
+        if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
             body = {"status": "ok", "tasks": len(self.registry.entries)}
-            await _send_response(send, json_response(200, body))
+            await _send(send, json_response(200, body))
         else:
-            await _send_response(send, error_response(404, f"no route for {scope['path']}"))
+            await _send(send, error_response(404, f"no route for {path}"))
 
     async def startup(self) -> None:
         """Start scheduling (through the gate, if any) when there are schedules."""
@@ -218,28 +221,6 @@ def default_scheduler(registry: Registry) -> SchedulerHandle:
     from .scheduler import Scheduler
 
     return Scheduler(registry, timezone=registry.timezone)
-
-
-def _strip_root_path(app: ASGIApp) -> ASGIApp:
-    """Route on the path below ``root_path``, so the app answers at
-    ``<prefix>/_nitro/tasks`` when mounted at a prefix (Starlette ≥ 0.33
-    keeps the full path in ``scope["path"]``) or run with ``--root-path``."""
-
-    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        root = scope.get("root_path", "")
-        path = scope.get("path", "")
-        if scope["type"] == "http" and root and path.startswith(root):
-            scope = {**scope, "path": path[len(root):] or "/"}
-        await app(scope, receive, send)
-
-    return wrapped
-
-
-async def _send_response(send: Send, response: HttpResponse) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-    headers.append((b"content-length", str(len(response.body)).encode()))
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
 
 
 # -- running under uvicorn ------------------------------------------------------

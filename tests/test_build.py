@@ -10,6 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import tomlkit
 from click.testing import CliRunner
 
 from taskpack import __version__
@@ -85,8 +86,10 @@ def test_two_builds_are_byte_identical(basic_example: Path, tmp_path: Path) -> N
 def test_failed_build_leaves_previous_output_untouched(basic_example: Path) -> None:
     assert build(basic_example)[0] == 0
     before = snapshot(basic_example / ".output")
-    config = basic_example / "taskpack.toml"
-    config.write_text(config.read_text() + '"61 * * * *" = "db:migrate"\n')
+    config_path = basic_example / "taskpack.toml"
+    config = tomlkit.parse(config_path.read_text())
+    config["scheduled_tasks"]["61 * * * *"] = "db:migrate"  # type: ignore[index]
+    config_path.write_text(tomlkit.dumps(config))
     code, _, err = build(basic_example)
     assert code == 2
     assert err.startswith('error: taskpack.toml: scheduled_tasks."61 * * * *": ')

@@ -3,6 +3,9 @@ manifest and requirements."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -163,6 +166,18 @@ def test_uninstallable_requirement_lines(make_project: MakeProject, line: str) -
         project_requirements(load_project(root))
 
 
+@pytest.fixture
+def isolated_imports() -> Iterator[None]:
+    """Forget modules and sys.path entries a test's project added (its
+    ``lib`` package must not shadow another test's)."""
+    path, modules = list(sys.path), set(sys.modules)
+    yield
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        del sys.modules[name]
+
+
+@pytest.mark.usefixtures("isolated_imports")
 def test_bundle_loads_lazily_and_runs(make_project: MakeProject, tmp_path: Path) -> None:
     root = make_project({
         "tasks/uses_lib.py": """
@@ -185,6 +200,4 @@ def test_bundle_loads_lazily_and_runs(make_project: MakeProject, tmp_path: Path)
     registry = load_registry(base)
     assert list(registry.entries) == ["uses_lib"]
     assert not registry.is_loaded("uses_lib")
-
-    import asyncio
     assert asyncio.run(registry.run("uses_lib", {"x": 1})) == {"f": 42, "payload": {"x": 1}}

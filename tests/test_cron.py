@@ -460,6 +460,9 @@ def test_property_parse_canonical_and_fire_times(w: Written, start: datetime) ->
     again = CronExpr.parse(expr.canonical)
     assert again == expr
     assert again.canonical == expr.canonical
+    # the platform renderings mean the same in taskpack's dialect
+    for names in (True, False):
+        assert CronExpr.parse(expr.render(weekday_names=names)) == expr
     # fire times: strictly increasing, and exactly the brute-force ones
     times = list(islice(expr.iter_after(start.replace(tzinfo=UTC)), 4))
     assert all(a < b for a, b in pairwise(times))
@@ -468,3 +471,73 @@ def test_property_parse_canonical_and_fire_times(w: Written, start: datetime) ->
         cursor = oracle_next(w, cursor)
         expected.append(cursor.replace(tzinfo=UTC))
     assert times == expected, (w.text, expr.canonical)
+
+
+TRANSITIONS_2026 = [  # (zone, the instant the offset changes)
+    (NEW_YORK, datetime(2026, 3, 8, 7, tzinfo=UTC)),
+    (NEW_YORK, datetime(2026, 11, 1, 6, tzinfo=UTC)),
+    (BERLIN, datetime(2026, 3, 29, 1, tzinfo=UTC)),
+    (BERLIN, datetime(2026, 10, 25, 1, tzinfo=UTC)),
+]
+
+
+@st.composite
+def times_of_day(draw: st.DrawFn) -> Written:
+    """Every-day expressions (the DST rules concern the time of day)."""
+    sets, tokens = {}, {}
+    for field in ("second", "minute", "hour"):
+        tokens[field], sets[field] = draw(field_token(field))
+    sets["month"] = frozenset(range(1, 13))
+    text = " ".join([tokens["second"], tokens["minute"], tokens["hour"], "*", "*", "*"])
+    return Written(text, sets, "*", "*")
+
+
+def wall_matches(w: Written, local: datetime) -> bool:
+    return (local.second in w.sets["second"] and local.minute in w.sets["minute"]
+            and local.hour in w.sets["hour"] and day_matches(w, local.date()))
+
+
+def oracle_zoned(w: Written, tz: str, start: datetime, end: datetime,
+                 interval: bool) -> list[datetime]:
+    """The DST rules, by brute force over instants in ``(start, end]``: a matching
+    local time fires (only its first occurrence unless ``interval``); a gap
+    fires once at its end if a wall time inside it matches (unless ``interval``)."""
+    zone = ZoneInfo(tz)
+    step = timedelta(seconds=1 if w.sets["second"] != frozenset({0}) else 60)
+    fires: list[datetime] = []
+    t = start - timedelta(seconds=start.second % step.seconds) + step
+    while t <= end:
+        local = t.astimezone(zone)
+        before = (t - step).astimezone(zone).utcoffset()
+        after = local.utcoffset()
+        assert before is not None and after is not None
+        if not interval and after > before:  # the gap's walls fire at its end, t
+            wall = (t.replace(tzinfo=None) + before)
+            while wall < t.replace(tzinfo=None) + after:
+                if wall_matches(w, wall):
+                    fires.append(t)
+                    break
+                wall += step
+        if wall_matches(w, local) and (interval or local.fold == 0) and t not in fires:
+            fires.append(t)
+        t += step
+    return fires
+
+
+@settings(max_examples=150, deadline=None)
+@given(times_of_day(), st.sampled_from(TRANSITIONS_2026), st.floats(0, 1))
+def test_property_dst_rules_against_brute_force(w: Written, transition: tuple[str, datetime],
+                                                position: float) -> None:
+    """Around each 2026 transition: 90 min before to 2 h after (10 min each
+    way for expressions with seconds, which fire up to every second)."""
+    tz, change = transition
+    expr = CronExpr.parse(w.text)
+    before, after = (600, 600) if expr.has_seconds else (5400, 7200)
+    start = change - timedelta(seconds=int(before * position))
+    end = change + timedelta(seconds=after)
+    ours = []
+    for t in expr.iter_after(start, tz):
+        if t > end:
+            break
+        ours.append(t)
+    assert ours == oracle_zoned(w, tz, start, end, expr.is_interval), w.text

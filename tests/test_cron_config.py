@@ -3,6 +3,9 @@ a ConfigError naming the key, and the CLI reports it in one line (exit 2)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -52,3 +55,16 @@ def test_good_cron_keys_load_as_written(make_project: MakeProject) -> None:
         "taskpack.toml": '[scheduled_tasks]\n"0 12 * * mon-fri" = "a"\n"@daily" = ["a"]\n',
     })
     assert [s.cron for s in load_project(root).schedules] == ["0 12 * * mon-fri", "@daily"]
+
+
+def test_loading_schedules_does_not_import_croniter(make_project: MakeProject) -> None:
+    """Parsing needs no croniter (50 ms to import); only evaluation does."""
+    root = make_project({
+        "tasks/a.py": task_source(),
+        "taskpack.toml": '[scheduled_tasks]\n"0 12 * * mon-fri" = "a"\n',
+    })
+    code = ("import sys; from pathlib import Path; "
+            "from taskpack.builder.project import load_project; "
+            f"load_project(Path({str(root)!r})); "
+            "assert 'croniter' not in sys.modules, 'croniter imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

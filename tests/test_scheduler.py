@@ -13,12 +13,15 @@ import logging
 import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from taskpack.builder.manifest import build_manifest
+from taskpack.builder.project import load_project
 from taskpack.registry import Registry, ScheduleEntry, TaskEntry
 from taskpack.scheduler import Scheduler
-from tests.helpers import write_files
+from tests.helpers import MakeProject, write_files
 
 RECORDING_TASK = """
 import asyncio, json, pathlib, time
@@ -196,3 +199,20 @@ def test_start_needs_a_running_loop(tmp_path: Path) -> None:
     registry = make_registry(tmp_path, {"* * * * * *": ["tick"]}, {"tick": {}})
     with pytest.raises(RuntimeError):
         Scheduler(registry).start()
+
+
+def test_from_a_project_through_the_manifest(make_project: MakeProject) -> None:
+    """Config -> load_project -> manifest -> Registry -> Scheduler, in a zone."""
+    root = make_project({
+        "tasks/tick.py": RECORDING_TASK.format(sleep=0, fail=False),
+        "taskpack.toml": 'timezone = "Europe/Berlin"\n'
+                         '[scheduled_tasks]\n"*/1 * * * * MON-SUN" = "tick"\n',
+    })
+    manifest = build_manifest(load_project(root))
+    registry = Registry.from_manifest(manifest, root)
+    scheduler = Scheduler(registry)
+    assert scheduler.timezone == ZoneInfo("Europe/Berlin")
+    asyncio.run(run_for(scheduler, 2.5))
+    runs = starts(root, "tick")
+    assert len(runs) >= 2
+    assert {r["trigger"] for r in runs} == {"schedule:*/1 * * * * MON-SUN"}

@@ -54,15 +54,15 @@ EXTRA_TASKS = {
 }
 
 
-def make_e2e_project(dest: Path) -> Path:
-    """examples/basic plus a task fired every second and a 2 s task, with
-    the task API on."""
+def make_e2e_project(dest: Path, every_second: str = TICK) -> Path:
+    """examples/basic plus a task fired every second (``every_second``) and a
+    2 s task, with the task API on."""
     shutil.copytree(EXAMPLES / "basic", dest,
                     ignore=shutil.ignore_patterns("__pycache__", ".output", ".taskpack"))
     write_files(dest, EXTRA_TASKS)
     config_path = dest / "taskpack.toml"
     config = tomlkit.parse(config_path.read_text())
-    config["scheduled_tasks"]["* * * * * *"] = TICK  # type: ignore[index]
+    config["scheduled_tasks"]["* * * * * *"] = every_second  # type: ignore[index]
     config["server"] = {"tasks_api": True, "shutdown_grace": 10}
     config_path.write_text(tomlkit.dumps(config))
     return dest
@@ -141,6 +141,13 @@ def api(server: ServerProcess, name: str, payload: dict[str, Any] | None = None,
                       headers=headers, timeout=30)
 
 
+def children(pid: int) -> set[int]:
+    """The pids of a process's children (the cluster's workers)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True, check=True).stdout
+    return {int(child) for child in out.split()}
+
+
 def tick_times(records: Path) -> list[int]:
     return [r["payload"]["scheduledTime"] for r in read_records(records) if r["task"] == TICK]
 
@@ -183,6 +190,21 @@ def test_single_process_presets(preset: str, e2e_project: Path, bundle_venv: Pat
     assert "Application shutdown complete" in server.logs()
 
 
+def test_sigterm_lets_a_scheduled_run_finish(bundle_venv: Path, tmp_path: Path,
+                                            started: list[ServerProcess]) -> None:
+    project = make_e2e_project(tmp_path / "project", every_second="e2e:slow")
+    server, records = start("server", project, bundle_venv, tmp_path, started)
+    server.wait_healthy()
+
+    def runs(kind: str) -> list[int]:
+        return [r["payload"]["scheduledTime"] for r in read_records(records)
+                if r["task"] == f"e2e:slow:{kind}"]
+
+    wait_for(lambda: runs("start") or None, 10, "a scheduled run of the 2 s task")
+    assert server.terminate() == 0, server.logs()
+    assert runs("start") and runs("end") == runs("start")
+
+
 def test_task_api_refuses_to_start_without_token(e2e_project: Path, bundle_venv: Path,
                                                  tmp_path: Path,
                                                  started: list[ServerProcess]) -> None:
@@ -201,9 +223,7 @@ def test_cluster_fires_each_tick_once_and_fails_over(e2e_project: Path, bundle_v
     lock = tmp_path / "out" / "server" / "run" / "scheduler.lock"
     leader = wait_for(lambda: int(text) if (text := lock.read_text().strip()) else None, 10,
                       "a scheduling worker")
-    workers = {int(pid) for pid in subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(server.process.pid)], capture_output=True,
-        text=True, check=True).stdout.split()}
+    workers = children(server.process.pid)
     assert leader in workers and len(workers) == 3
 
     time.sleep(5)
@@ -216,15 +236,42 @@ def test_cluster_fires_each_tick_once_and_fails_over(e2e_project: Path, bundle_v
     new_leader = wait_for(
         lambda: pid if (text := lock.read_text().strip()) and (pid := int(text)) != leader
         else None, 5, "another worker to take the scheduler")
-    assert new_leader in workers or new_leader > 0
     resumed = wait_for(lambda: [t for t in tick_times(records) if t > killed_at] or None, 5,
                        "ticks after the fail-over")
     assert resumed[0] - killed_at < 5000
     time.sleep(2)
     counts = Counter(tick_times(records))
     assert set(counts.values()) == {1}, counts
-    assert server.wait_healthy()["tasks"] == 6  # the dead worker was replaced
+    replaced = wait_for(lambda: c if len(c := children(server.process.pid)) == 3 else None, 10,
+                        "a replacement worker")
+    assert leader not in replaced
+    assert new_leader in replaced  # a survivor or the replacement, whichever locked first
     assert server.terminate() == 0
+
+
+def test_cluster_workers_die_with_their_supervisor(e2e_project: Path, bundle_venv: Path,
+                                                   tmp_path: Path,
+                                                   started: list[ServerProcess]) -> None:
+    server, _ = start("server_cluster", e2e_project, bundle_venv, tmp_path, started,
+                      WORKERS="2")
+    server.wait_healthy()
+    workers = children(server.process.pid)
+    assert len(workers) == 2
+    server.process.kill()
+    server.process.wait(10)
+
+    def alive() -> set[int]:
+        running = set()
+        for pid in workers:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                continue
+            if "zombie" not in status.lower():
+                running.add(pid)
+        return running
+
+    wait_for(lambda: True if not alive() else None, 15, "the orphaned workers to exit")
 
 
 def test_preview_runs_the_built_server(e2e_project: Path, tmp_path: Path,
