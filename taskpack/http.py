@@ -624,8 +624,9 @@ async def _fallback_lifespan(fallback: ASGIApp, receive: Receive, send: Send) ->
 def request_head(scope: Scope) -> HttpRequest:
     """An ASGI HTTP ``scope`` as an :class:`HttpRequest` without its body:
     for platform handlers that decide on the request line and headers alone
-    (the Vercel cron routes)."""
-    return _request_head(scope)
+    (the Vercel cron routes). ``path`` is the app-relative path, as
+    :func:`asgi_app` routes it (``root_path`` removed)."""
+    return _request_head(scope, _app_path(scope))
 
 
 async def send_response(send: Send, response: HttpResponse) -> None:
