@@ -5,7 +5,7 @@ independently of taskpack's generated output.
 """
 
 
-async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+async def app(scope, receive, send):
     if scope["type"] != "http":
         return
     await send(
