@@ -43,6 +43,7 @@ from typing import Any
 
 from taskpack.builder.bundle import render, write_bundle, write_bytes, write_text
 from taskpack.builder.dialects import (
+    Trigger,
     is_more_frequent_than_daily,
     platform_triggers,
     require_utc,
@@ -102,8 +103,13 @@ def cron_routes(project: Project) -> list[CronRoute]:
     require_utc(project.config, "Vercel")
     return [
         CronRoute(cron_path(trigger.cron), trigger.cron, trigger.tasks)
-        for trigger in platform_triggers(project.schedules, to_vercel, config=project.config)
+        for trigger in deployed_schedules(project)
     ]
+
+
+def deployed_schedules(project: Project) -> tuple[Trigger, ...]:
+    """The Cron Jobs: each schedule translated, those equal in meaning merged."""
+    return platform_triggers(project.schedules, to_vercel, config=project.config)
 
 
 def validate(project: Project) -> list[str]:
