@@ -506,7 +506,7 @@ def asgi_app(
             if fallback is not None:
                 await fallback(scope, receive, send)
             else:
-                await _send(send, error_response(404, f"no route for {path}"))
+                await send_response(send, error_response(404, f"no route for {path}"))
             return
         request = _request_head(scope, path)
         response = api.admit(route, request)
@@ -520,7 +520,7 @@ def asgi_app(
             else:
                 response = await _dispatch(api, route, replace(request, body=body))
         assert response is not None
-        await _send(send, response)
+        await send_response(send, response)
 
     return app
 
@@ -568,7 +568,8 @@ async def _read_body(receive: Receive, headers: Mapping[str, str], api: TaskApi)
             return b"".join(chunks)
 
 
-async def _send(send: Send, response: HttpResponse) -> None:
+async def send_response(send: Send, response: HttpResponse) -> None:
+    """Send ``response`` on an ASGI ``send`` channel (with ``content-length``)."""
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
     headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
@@ -672,8 +673,3 @@ def request_head(scope: Scope) -> HttpRequest:
     (the Vercel cron routes). ``path`` is the app-relative path, as
     :func:`asgi_app` routes it (``root_path`` removed)."""
     return _request_head(scope, _app_path(scope))
-
-
-async def send_response(send: Send, response: HttpResponse) -> None:
-    """Send ``response`` on an ASGI ``send`` channel (with ``content-length``)."""
-    await _send(send, response)

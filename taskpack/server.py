@@ -45,11 +45,11 @@ from .http import (
     Send,
     TaskApi,
     _app_path,
-    _send,
     asgi_app,
     bearer_token,
     error_response,
     json_response,
+    send_response,
 )
 from .layout import load_registry
 from .registry import Registry
@@ -171,9 +171,9 @@ class BundleApp:
         path = _app_path(scope)
         if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
             body = {"status": "ok", "tasks": len(self.registry.entries)}
-            await _send(send, json_response(200, body))
+            await send_response(send, json_response(200, body))
         else:
-            await _send(send, error_response(404, f"no route for {path}"))
+            await send_response(send, error_response(404, f"no route for {path}"))
 
     async def startup(self) -> None:
         """Start scheduling (through the gate, if any) when there are schedules."""
