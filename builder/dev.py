@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import sys
 import time
@@ -29,6 +28,7 @@ import click
 from taskpack import Registry, set_registry
 from taskpack.http import TaskApi, asgi_app, loopback_only
 from taskpack.loader import forget_module
+from taskpack.server import stop_signals_handled_by
 
 from .cli_options import project_root, root_option
 from .config import CANDIDATES
@@ -279,17 +279,11 @@ def _quiet_signals() -> Iterator[None]:
     """Let uvicorn own SIGINT/SIGTERM while serving. uvicorn re-raises the
     signal that stopped it once it is done; these handlers absorb that, so
     the process can clean up and exit 0 instead of dying mid-cleanup."""
-    caught: list[int] = []
+    def absorb(sig: int, frame: FrameType | None) -> None:
+        pass
 
-    def note(sig: int, frame: FrameType | None) -> None:
-        caught.append(sig)
-
-    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_signals_handled_by(absorb):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _log_runs() -> None:
