@@ -429,7 +429,7 @@ def seal_tree(root: Path, skip: Iterable[str] = ()) -> dict[str, str]:
             if entry.is_dir():
                 visit(entry.path, rel + "/")
                 continue
-            fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = _open_unread(entry.path)
             try:
                 if stat.S_IMODE(os.fstat(fd).st_mode) != FILE_MODE:
                     os.fchmod(fd, FILE_MODE)
@@ -440,6 +440,17 @@ def seal_tree(root: Path, skip: Iterable[str] = ()) -> dict[str, str]:
 
     visit(os.fspath(root), "")
     return dict(sorted(hashes.items()))
+
+
+def _open_unread(path: str) -> int:
+    """Open a file the build wrote for reading without updating its access
+    time (with ``relatime`` the first read of a new file would dirty its
+    inode once more); plain ``O_RDONLY`` where ``O_NOATIME`` is refused."""
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    try:
+        return os.open(path, flags | getattr(os, "O_NOATIME", 0))
+    except PermissionError:
+        return os.open(path, flags)
 
 
 def _sha256_fd(fd: int) -> str:
