@@ -5,8 +5,9 @@ Run: ``.venv/bin/python bench/build.py`` (``--sizes 10,100,1000,5000``,
 each size it generates a project, then ``--repeats`` times runs the whole
 ``taskpack build --root P --output O`` command (preset ``server``) as a
 user does, and ``build()`` alone in a fresh process, and prints a Markdown
-table: the command's wall time and peak memory (max RSS), and the time
-spent in ``build()`` itself, best of the repeats, each also as a ratio to
+table: the command's wall time, CPU time (user + system: the work, without
+waiting for the disk) and peak memory (max RSS), and the time spent in
+``build()`` itself, each the best of the repeats, each also as a ratio to
 the smallest size (the baseline, measured in the same run).
 
 The child processes write and use bytecode caches (in a folder of the run,
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -49,8 +51,15 @@ def command() -> list[str]:
     return [str(script)]
 
 
-def measure(root: Path, output: Path, env: dict[str, str]) -> tuple[float, int, float]:
-    """(command wall s, its peak RSS KiB, build() s) of one build of each kind."""
+class Sample(NamedTuple):
+    wall: float  # the command, seconds
+    cpu: float  # the command's user + system CPU, seconds
+    rss: int  # the command's peak RSS, KiB
+    inner: float  # build() alone, seconds
+
+
+def measure(root: Path, output: Path, env: dict[str, str]) -> Sample:
+    """One run of the command, then one of build() alone."""
     argv = [*command(), "build", "--root", str(root), "--output", str(output)]
     start = time.perf_counter()
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
@@ -61,7 +70,8 @@ def measure(root: Path, output: Path, env: dict[str, str]) -> tuple[float, int, 
         sys.exit(f"{' '.join(argv)} exited with {process.returncode}")
     result = subprocess.run([sys.executable, "-c", CHILD, str(root), str(output)],
                             env=env, capture_output=True, text=True, check=True)
-    return wall, usage.ru_maxrss, json.loads(result.stdout)["build_s"]
+    return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss,
+                  json.loads(result.stdout)["build_s"])
 
 
 def main() -> None:
@@ -80,19 +90,19 @@ def main() -> None:
             output = Path(tmp) / f"out{size}"
             measure(root, output, env)  # warm-up: bytecode and page caches
             samples = [measure(root, output, env) for _ in range(args.repeats)]
-            rows.append((size, min(s[0] for s in samples), min(s[2] for s in samples),
-                         min(s[1] for s in samples)))
-    base = rows[0]
+            rows.append((size, Sample(*(min(column) for column in zip(*samples, strict=True)))))
+    base = rows[0][1]
     where = args.dir or tempfile.gettempdir()
     print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, in {where}, "
-          f"best of {args.repeats}; ratios to {base[0]} tasks (the baseline)\n")
-    print("| tasks | `taskpack build` wall | ratio | build() | ratio | peak RSS | ratio |")
-    print("|---|---|---|---|---|---|---|")
-    for size, wall, inner, rss in rows:
-        print(f"| {size:,} | {wall * 1000:.0f} ms | {wall / base[1]:.2f}x "
-              f"| {inner * 1000:.0f} ms | {inner / base[2]:.2f}x "
-              f"| {rss / 1024:.1f} MiB | {rss / base[3]:.2f}x |")
-
+          f"best of {args.repeats}; ratios to {rows[0][0]} tasks (the baseline)\n")
+    print("| tasks | `taskpack build` wall | ratio | its CPU (user+sys) | ratio "
+          "| build() | ratio | peak RSS | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size, best in rows:
+        print(f"| {size:,} | {best.wall * 1000:.0f} ms | {best.wall / base.wall:.2f}x "
+              f"| {best.cpu * 1000:.0f} ms | {best.cpu / base.cpu:.2f}x "
+              f"| {best.inner * 1000:.0f} ms | {best.inner / base.inner:.2f}x "
+              f"| {best.rss / 1024:.1f} MiB | {best.rss / base.rss:.2f}x |")
 
 if __name__ == "__main__":
     main()
