@@ -17,6 +17,7 @@ from taskpack.server import (
     ServerConfigError,
     ServerOptions,
     address_from_env,
+    history_file,
     token_from_env,
 )
 from tests.asgi_driver import call
@@ -54,6 +55,23 @@ def test_token_from_env() -> None:
     assert token_from_env(ServerOptions(tasks_api=True), {"TASKPACK_TASKS_TOKEN": "x"}) == "x"
     with pytest.raises(ServerConfigError, match=r"^TASKPACK_TASKS_TOKEN is empty"):
         token_from_env(ServerOptions(tasks_api=True), {"TASKPACK_TASKS_TOKEN": "  "})
+
+
+def test_history_file(tmp_path: Path) -> None:
+    """Relative paths resolve against the working directory (never the
+    bundle); the env var wins over the config; the folder is made."""
+    manifest = {"history": {"path": "state/runs.sqlite", "limit": 5}}
+    assert history_file(manifest, {}, cwd=tmp_path) == tmp_path / "state" / "runs.sqlite"
+    assert (tmp_path / "state").is_dir()
+    assert history_file({}, {}, cwd=tmp_path) == tmp_path / ".taskpack" / "history.sqlite"
+    absolute = tmp_path / "abs" / "h.sqlite"
+    assert history_file(manifest, {"TASKPACK_HISTORY_PATH": str(absolute)}) == absolute
+    assert history_file(manifest, {"TASKPACK_HISTORY_PATH": "env.sqlite"},
+                        cwd=tmp_path) == tmp_path / "env.sqlite"
+    with pytest.raises(ServerConfigError, match=r"^TASKPACK_HISTORY_PATH: cannot create /proc/x"):
+        history_file(manifest, {"TASKPACK_HISTORY_PATH": "/proc/x/h.sqlite"})
+    with pytest.raises(ServerConfigError, match=r"^\[server\] history_path: .* is a folder"):
+        history_file({"history": {"path": str(tmp_path)}}, {})
 
 
 def test_workers_from_env() -> None:
