@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .history import DEFAULT_PATH
 from .http import (
     ASGIApp,
     HttpRequest,
@@ -59,7 +60,6 @@ from .http import (
     error_response,
     json_response,
 )
-from .history import DEFAULT_PATH
 from .layout import load_registry, read_manifest
 from .registry import Registry
 
