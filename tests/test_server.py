@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from taskpack import set_registry
+from taskpack.builder.build import build
 from taskpack.cluster import FileLease, lock_path, workers_from_env
+from taskpack.history_sqlite import SQLiteHistory
 from taskpack.registry import Registry, ScheduleEntry, TaskEntry
 from taskpack.server import (
     BundleApp,
@@ -195,3 +198,33 @@ def test_file_lease_admits_one_holder_and_hands_over(tmp_path: Path) -> None:
         assert path.read_text() == ""
 
     asyncio.run(scenario())
+
+
+def test_built_bundle_records_runs_outside_itself(basic_example: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A built bundle's runs go to ``[server] history_path`` under the
+    working directory, bounded by ``history_limit``, written at shutdown."""
+    config = basic_example / "taskpack.toml"
+    config.write_text(config.read_text() + 'history_path = "state/runs.sqlite"\n'
+                      "history_limit = 2\n")
+    base = build(basic_example, preset="server", output=tmp_path / "out").output / "server"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    bundle = BundleApp.load(base, ServerOptions(tasks_api=True), env={"TASKPACK_TASKS_TOKEN": "t"})
+
+    async def main() -> None:
+        for n in range(3):
+            await bundle.registry.run("echo:payload", {"n": n})
+        await bundle.shutdown()
+
+    try:
+        asyncio.run(main())
+    finally:
+        set_registry(None)
+    store = SQLiteHistory(cwd / "state" / "runs.sqlite")
+    try:
+        assert [(r.task, r.outcome) for r in store.runs()] == [("echo:payload", "ok")] * 2
+    finally:
+        store.close()
+    assert not list(base.rglob("*.sqlite"))
