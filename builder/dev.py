@@ -153,6 +153,9 @@ class DevServer:
         self.grace = grace
         self.api = TaskApi(make_registry(project), policy=loopback_only(), dev=True,
                            last_runs=True)
+        # The baseline snapshot is taken now, before the server answers: an
+        # edit made as soon as it is up must count as a change.
+        self.watcher = ProjectWatcher(project.root, project.config.output_dir)
         self.scheduler: Scheduler | None = None
         self._watch: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
@@ -178,8 +181,7 @@ class DevServer:
         self.registry.close()
 
     async def _watch_loop(self) -> None:
-        root = self.project.root
-        watcher = await asyncio.to_thread(ProjectWatcher, root, self.project.config.output_dir)
+        watcher = self.watcher
         while True:
             await asyncio.sleep(POLL_INTERVAL)
             changed = await asyncio.to_thread(watcher.changes)

@@ -672,3 +672,19 @@ async def _fallback_lifespan(fallback: ASGIApp, receive: Receive, send: Send) ->
         await send({"type": "lifespan.startup.complete"})
     shutdown: Message | None = state["shutdown"]
     return shutdown if shutdown is not None else await receive()
+
+
+# -- building blocks for platform apps ----------------------------------------
+
+
+def request_head(scope: Scope) -> HttpRequest:
+    """An ASGI HTTP ``scope`` as an :class:`HttpRequest` without its body:
+    for platform handlers that decide on the request line and headers alone
+    (the Vercel cron routes). ``path`` is the app-relative path, as
+    :func:`asgi_app` routes it (``root_path`` removed)."""
+    return _request_head(scope, _app_path(scope))
+
+
+async def send_response(send: Send, response: HttpResponse) -> None:
+    """Send ``response`` on an ASGI ``send`` channel (with ``content-length``)."""
+    await _send(send, response)
