@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import httpx
 import pytest
 import tomlkit
 
+from taskpack.execution import payload_hash
 from tests.helpers import EXAMPLES, REPO, write_files
 from tests.options_project import BUSY_TIMEOUT, FANOUT, FLAKY_TIMEOUT, add_option_tasks
 from tests.servers import ServerProcess, free_port, read_records, venv_python, wait_for
@@ -33,6 +35,7 @@ TOKEN = "e2e-token"
 TICK = "e2e:tick"
 TICK_TRIGGER = "schedule:* * * * * *"
 TASK_COUNT = 11  # examples/basic's 4, EXTRA_TASKS' 2, the option tasks' 5
+RUNS = 300  # HTTP runs the cluster test sends
 HISTORY = Path(".taskpack") / "history.sqlite"  # under the server's working directory
 
 EXTRA_TASKS = {
@@ -328,11 +331,34 @@ def test_cluster_fires_each_tick_once_and_fails_over(e2e_project: Path, bundle_v
                         "a replacement worker")
     assert leader not in replaced
     assert new_leader in replaced  # a survivor or the replacement, whichever locked first
+
+    # 300 runs from 6 clients at once, a new connection each (so all 3 workers
+    # share them; opts:limited runs in parallel mode: no call joins another).
+    def send(part: int) -> list[int]:
+        with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0),
+                          headers={"authorization": f"Bearer {TOKEN}"}, timeout=30) as client:
+            return [client.post(f"{server.url}/_nitro/tasks/opts:limited",
+                                json={"payload": {"i": i}}).status_code
+                    for i in range(part, RUNS, 6)]
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = [code for codes in pool.map(send, range(6)) for code in codes]
+    assert statuses == [200] * RUNS
     assert server.terminate() == 0
-    # The workers share one history file: each tick recorded once, none lost.
+    limited = history(db, "opts:limited")
+    assert sorted(r["payload_hash"] for r in limited) == sorted(
+        payload_hash({"i": i}) for i in range(RUNS))
+    # The workers share one history file: each tick recorded once (told apart
+    # by the hash of its payload, the fire time). Only a run the killed
+    # worker had not written yet may be missing.
     ticks = history(db, TICK)
-    assert len(ticks) == len(tick_times(records))
     assert {(r["trigger"], r["outcome"]) for r in ticks} == {(TICK_TRIGGER, "ok")}
+    stored = Counter(r["payload_hash"] for r in ticks)
+    assert set(stored.values()) == {1}
+    fired = {payload_hash({"scheduledTime": t}): t for t in tick_times(records)}
+    assert set(stored) <= set(fired)
+    lost = [t for h, t in fired.items() if h not in stored]
+    assert len(lost) <= 1 and all(abs(t - killed_at) < 2000 for t in lost), lost
 
 
 def test_cluster_workers_die_with_their_supervisor(e2e_project: Path, bundle_venv: Path,
