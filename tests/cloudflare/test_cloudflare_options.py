@@ -73,7 +73,7 @@ def test_options_in_pyodide_scheduled_and_fetch(tmp_path: Path, run_worker: RunW
     # scheduled: the three tasks ran with the fire time; busy's timeout failed
     # it alone (logged with its name), the retried ones succeeded.
     assert tick["waitUntil"] == [{"status": "fulfilled", "value": {
-        "opts:flaky": "ok", "opts:busy": "failed", "opts:sync_retry": "ok"}}]
+        "opts:flaky": "ok", "opts:busy": "error", "opts:sync_retry": "ok"}}]
     fired = {"scheduledTime": BASE_TIME}
     seen = [(r["task"], r["payload"]) for r in records(tick)]
     assert [p for t, p in seen if t == "opts:flaky"] == [
@@ -83,7 +83,7 @@ def test_options_in_pyodide_scheduled_and_fetch(tmp_path: Path, run_worker: RunW
         {"attempt": n, **fired} for n in (1, 2, 3)]
     assert [p for t, p in seen if t == "opts:busy"] == [fired]
     message = f"Task `opts:busy` timed out after {BUSY_TIMEOUT:g}s (attempt 1)"
-    assert any("scheduled task opts:busy" in line for line in lines(tick))
+    assert any("task=opts:busy outcome=error: TaskTimeoutError" in line for line in lines(tick))
     assert any(message in line for line in lines(tick))
 
     # fetch: the same options over the task API.
