@@ -1,12 +1,14 @@
 """``taskpack dev``: the task API on loopback, the scheduler, and reload.
 
 The server answers loopback clients only (:func:`taskpack.http.loopback_only`)
-with tracebacks in 500 responses. A poller watches the config and the
-project's Python files; on a change the project is loaded again and, if it is
-valid, swapped in: a fresh registry (edited modules are imported again),
-a restarted scheduler. An invalid project after an edit is reported and the
-last good one keeps serving. Ctrl-C or SIGTERM stops it: no new requests,
-running tasks get ``[server] shutdown_grace`` seconds (default 5).
+with tracebacks in 500 responses; its listing (``GET /_nitro/tasks``) gives
+each task's newest run from the project's SQLite history (``"lastRun"``).
+A poller watches the config and the project's Python files; on a change the
+project is loaded again and, if it is valid, swapped in: a fresh registry
+(edited modules are imported again), a restarted scheduler. An invalid
+project after an edit is reported and the last good one keeps serving.
+Ctrl-C or SIGTERM stops it: no new requests, running tasks get
+``[server] shutdown_grace`` seconds (default 5).
 """
 
 from __future__ import annotations
@@ -150,7 +152,8 @@ class DevServer:
     def __init__(self, project: Project, *, grace: float) -> None:
         self.project = project
         self.grace = grace
-        self.api = TaskApi(make_registry(project), policy=loopback_only(), dev=True)
+        self.api = TaskApi(make_registry(project), policy=loopback_only(), dev=True,
+                           last_runs=True)
         # The baseline snapshot is taken now, before the server answers: an
         # edit made as soon as it is up must count as a change.
         self.watcher = ProjectWatcher(project.root, project.config.output_dir)

@@ -1,10 +1,10 @@
 """``taskpack runs [NAME]``: the run history, read from the SQLite store.
 
-The store is the one ``taskpack task run``, ``taskpack dev`` and the server
-presets write: ``[server] history_path`` (default
-``.taskpack/history.sqlite``) under ``--root``, or the file given with
-``--db`` (a built server keeps its history under its bundle folder unless
-``history_path`` is absolute).
+The store is the one ``taskpack task run`` and ``taskpack dev`` write:
+``[server] history_path`` (default ``.taskpack/history.sqlite``) under
+``--root``; or the file given with ``--db``, such as a built server's
+(``$TASKPACK_HISTORY_PATH``, else ``history_path`` relative to the
+directory the server was started in; see :func:`taskpack.server.history_file`).
 """
 
 from __future__ import annotations

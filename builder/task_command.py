@@ -8,6 +8,7 @@ import contextlib
 import json
 import sys
 import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,6 +23,7 @@ from .devstate import DevState, live_server
 from .errors import TaskFailedError, TaskpackError, UsageError
 from .manifest import build_manifest
 from .project import Project, load_project
+from .runs import format_duration
 
 
 def open_project(root: Path) -> Project:
@@ -99,20 +101,36 @@ def task() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON.")
 @local_option
 def task_list(root: Path, as_json: bool, local: bool) -> None:
-    """List tasks with their descriptions and schedules (from the running
-    dev server when there is one)."""
+    """List tasks with their descriptions, schedules and last runs (from the
+    running dev server when there is one)."""
     server = dev_server(root, local)
     listing = None
     if server is not None:
         with contextlib.suppress(DevServerGone):
             listing = fetch_listing(server)
     if listing is None:
-        listing = local_registry(open_project(root)).listing()
+        listing = local_listing(open_project(root))
     echo_listing(listing, as_json)
 
 
+def local_listing(project: Project) -> dict[str, Any]:
+    """What the dev server's ``GET /_nitro/tasks`` answers, in-process: the
+    listing with each task's ``"lastRun"`` read from the project's SQLite
+    history (the store ``taskpack dev`` and ``task run`` write; not created
+    when it does not exist yet)."""
+    manifest = build_manifest(project)
+    stored = (project.root / manifest["history"]["path"]).is_file()
+    registry = Registry.from_manifest(manifest, project.root,
+                                      history="sqlite" if stored else "none")
+    try:
+        return registry.listing(last_runs=True)
+    finally:
+        registry.close()
+
+
 def echo_listing(listing: dict[str, Any], as_json: bool) -> None:
-    """Print a Nitro-shaped task listing as JSON or as a table."""
+    """Print a Nitro-shaped task listing as JSON or as a table (with each
+    task's last run when the listing has them)."""
     if as_json:
         click.echo(json.dumps(listing, indent=2, ensure_ascii=False))
         return
@@ -128,6 +146,11 @@ def echo_listing(listing: dict[str, Any], as_json: bool) -> None:
         line = f"{name:<{width}}  {info['description']}".rstrip()
         if name in schedules:
             line += f"  [{', '.join(schedules[name])}]"
+        last = info.get("lastRun")
+        if last:
+            started = datetime.fromtimestamp(last["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+            line += (f"  (last run: {last['outcome']} at {started} UTC, "
+                     f"{format_duration(last['duration_ms'])})")
         click.echo(line)
 
 

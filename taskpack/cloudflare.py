@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from .fire import Outcome, run_fire
 from .http import HttpRequest, HttpResponse, TaskApi, bearer_token, error_response, handle
 from .registry import Registry
 from .task import TaskContext
@@ -56,9 +57,10 @@ class Worker:
 
     async def scheduled(
         self, cron: str, scheduled_time: float, *, env: Any, ctx: Any
-    ) -> dict[str, str]:
-        """Run the tasks of trigger ``cron``; the outcome per task name
-        (``"ok"`` or ``"failed"``), empty for an unknown trigger."""
+    ) -> dict[str, Outcome]:
+        """Run the tasks of trigger ``cron`` (see :func:`taskpack.fire.run_fire`);
+        the outcome per task name (``"ok"`` or ``"error"``), empty for an
+        unknown trigger."""
         names = self.triggers.get(cron)
         if names is None:
             logger.warning(
@@ -67,22 +69,12 @@ class Worker:
                 ", ".join(map(repr, self.triggers)) or "none",
             )
             return {}
-        payload = {"scheduledTime": _epoch_ms(scheduled_time)}
         wait_until = _wait_until(ctx)
-
-        async def run_one(name: str) -> str:
-            context = TaskContext(
-                trigger=f"schedule:{cron}", wait_until=wait_until, env=env, ctx=ctx
-            )
-            try:
-                await self.registry.run(name, payload, context)
-            except Exception:
-                logger.exception("taskpack: scheduled task %s (cron %r) failed", name, cron)
-                return "failed"
-            return "ok"
-
-        outcomes = await asyncio.gather(*(run_one(name) for name in names))
-        return dict(zip(names, outcomes, strict=True))
+        return await run_fire(
+            self.registry, dict.fromkeys(names, cron), _epoch_ms(scheduled_time), logger=logger,
+            context=lambda trigger: TaskContext(trigger=trigger, wait_until=wait_until,
+                                                env=env, ctx=ctx),
+        )
 
     async def fetch(
         self, request: HttpRequest, read_body: BodyReader, *, env: Any, ctx: Any

@@ -13,6 +13,10 @@ Across hosts a file lock is not enough: several hosts running this preset
 each fire every cron. That needs a distributed lock (planned) or a single
 scheduling host.
 
+All workers record their runs in the same SQLite history file (see
+:func:`taskpack.server.history_file`); its WAL mode and write lock keep
+every row.
+
 SIGTERM/SIGINT to the supervisor: every worker gets SIGTERM and shuts down
 gracefully (stops accepting, finishes requests, stops the scheduler and
 waits for running tasks, up to ``shutdown_grace`` seconds); the supervisor

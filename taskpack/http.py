@@ -247,6 +247,8 @@ class TaskApi:
     largest accepted request body in bytes (413 above it). ``context`` makes
     the :class:`TaskContext` of each run (platform entries add their objects
     and ``wait_until`` hook); by default a plain ``trigger="http"`` context.
+    ``last_runs`` adds each task's newest run to the listing (``"lastRun"``,
+    a run record or ``null``): the dev server's listing.
     """
 
     def __init__(
@@ -257,6 +259,7 @@ class TaskApi:
         dev: bool = False,
         body_limit: int = DEFAULT_BODY_LIMIT,
         context: Callable[[], TaskContext] | None = None,
+        last_runs: bool = False,
     ) -> None:
         if not callable(policy):
             raise TypeError("TaskApi: policy must be an access policy (see loopback_only)")
@@ -267,6 +270,7 @@ class TaskApi:
         self.dev = dev
         self.body_limit = body_limit
         self.context = context or _http_context
+        self.last_runs = last_runs
 
     def route(self, path: str) -> Route | None:
         """The API route for ``path``, or ``None`` when the path is not the API's."""
@@ -299,9 +303,15 @@ class TaskApi:
             return None
         return error_response(413, f"request body is over the limit of {self.body_limit} bytes")
 
-    def listing(self) -> HttpResponse:
-        """``GET /_nitro/tasks``: tasks with descriptions, and the schedules."""
-        return json_response(200, self.registry.listing())
+    async def listing(self) -> HttpResponse:
+        """``GET /_nitro/tasks``: tasks with descriptions (and, with
+        ``last_runs``, their newest run), and the schedules."""
+        registry = self.registry
+        if self.last_runs and registry.threads:  # a SQLite read must not block the loop
+            listing = await asyncio.to_thread(registry.listing, last_runs=True)
+        else:
+            listing = registry.listing(last_runs=self.last_runs)
+        return json_response(200, listing)
 
     async def run(self, name: str, request: HttpRequest) -> HttpResponse:
         """Run ``name`` with the request's payload; every outcome is a response.
@@ -435,7 +445,7 @@ async def handle(api: TaskApi, request: HttpRequest) -> HttpResponse | None:
 async def _dispatch(api: TaskApi, route: Route, request: HttpRequest) -> HttpResponse:
     """Answer an admitted request whose body has been read."""
     if route.name is None:
-        return api.listing()
+        return await api.listing()
     if route.history:
         return await api.runs(route.name, request)
     started = time.perf_counter()

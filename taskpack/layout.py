@@ -22,7 +22,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from .registry import Registry
+from .registry import Registry, set_registry
 
 MANIFEST_MODULE = "taskpack_manifest"
 PROJECT_DIR = "project"
@@ -44,10 +44,18 @@ def read_manifest(base: Path) -> dict[str, Any]:
     return manifest
 
 
-def load_registry(base: Path, **kwargs: Any) -> Registry:
-    """The registry of the bundle at ``base`` (task modules still unimported).
+def load_registry(base: Path, manifest: dict[str, Any] | None = None,
+                  **kwargs: Any) -> Registry:
+    """The registry of the bundle at ``base`` (task modules still
+    unimported), made the process's current one so tasks can call
+    :func:`taskpack.run_task`.
 
-    ``kwargs`` go to :meth:`Registry.from_manifest` (``threads=False`` under
-    Pyodide).
+    ``manifest`` is the bundle's (default: read from ``base``); ``kwargs``
+    go to :meth:`Registry.from_manifest` (``threads=False`` under Pyodide,
+    the run history). A relative ``history_path`` would land inside the
+    bundle, which every build replaces: callers pass an absolute one.
     """
-    return Registry.from_manifest(read_manifest(base), base / PROJECT_DIR, **kwargs)
+    registry = Registry.from_manifest(manifest if manifest is not None else read_manifest(base),
+                                      base / PROJECT_DIR, **kwargs)
+    set_registry(registry)
+    return registry

@@ -8,12 +8,9 @@ cut at :data:`RECHECK_SECONDS` to notice a change of the system clock:
 after a jump forwards the tick that was due fires once (the ticks jumped
 over are not replayed); after a jump backwards no tick fires twice.
 
-A fire runs the schedule's tasks in parallel through the registry with
-``payload={"scheduledTime": <fire time, epoch ms>}`` and a
-``TaskContext(trigger="schedule:<cron>")``. A task still running from an
-earlier call is joined (the registry's dedupe) and logged as overlapping. A
-failing task is logged with its name and traceback and stops nothing. Every
-run is logged as one line: fire time, cron, task, outcome, duration.
+A fire runs the schedule's tasks with :func:`taskpack.fire.run_fire`, as
+the platform entry points do: in parallel, ``payload={"scheduledTime":
+<fire time, epoch ms>}``, one log line per run, a failure stopping nothing.
 """
 
 from __future__ import annotations
@@ -25,8 +22,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from .cron import CronError, CronExpr, zone
+from .fire import Outcome, run_fire
 from .registry import Registry
-from .task import TaskContext
 
 __all__ = ["RECHECK_SECONDS", "Scheduler"]
 
@@ -71,7 +68,7 @@ class Scheduler:
                 timer.runs.setdefault(name, schedule.cron)
         self._timers = tuple(timers.values())
         self._loops: list[asyncio.Task[None]] = []
-        self._runs: set[asyncio.Task[None]] = set()
+        self._runs: set[asyncio.Task[dict[str, Outcome]]] = set()
         self._started = False
 
     def start(self) -> None:
@@ -93,8 +90,8 @@ class Scheduler:
         running = set(self._runs)
         if running:
             _, pending = await asyncio.wait(running, timeout=max(grace_seconds, 0.0))
-            for task in pending:
-                task.cancel()
+            for run in pending:
+                run.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
     def _now(self) -> datetime:
@@ -115,33 +112,8 @@ class Scheduler:
             self.logger.error("cron=%r stops firing: %s", timer.expr.source, exc)
 
     def _fire(self, timer: _Timer, due: datetime) -> None:
-        for name, cron in timer.runs.items():
-            task = asyncio.get_running_loop().create_task(self._run(name, cron, due))
-            self._runs.add(task)
-            task.add_done_callback(self._runs.discard)
-
-    async def _run(self, name: str, cron: str, due: datetime) -> None:
-        scheduled_ms = int(due.timestamp() * 1000)
-        overlapping = self.registry.is_running(name)
-        started = time.perf_counter()
-        when = due.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-        def log(level: int, outcome: str, exc: BaseException | None = None) -> None:
-            duration = (time.perf_counter() - started) * 1000
-            self.logger.log(level, "%s cron=%r task=%s outcome=%s duration=%.1fms", when, cron,
-                            name, outcome, duration, exc_info=exc)
-
-        try:
-            await self.registry.run(name, {"scheduledTime": scheduled_ms},
-                                    TaskContext(trigger=f"schedule:{cron}"))
-        except asyncio.CancelledError:
-            log(logging.WARNING, "cancelled")
-            raise
-        except Exception as exc:
-            outcome = "error (overlapping: joined the running call)" if overlapping else "error"
-            log(logging.ERROR, f"{outcome}: {type(exc).__name__}: {exc}", exc)
-        else:
-            if overlapping:
-                log(logging.WARNING, "overlapping: joined the running call")
-            else:
-                log(logging.INFO, "ok")
+        fire = run_fire(self.registry, timer.runs, int(due.timestamp() * 1000),
+                        logger=self.logger)
+        task = asyncio.get_running_loop().create_task(fire)
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)

@@ -17,6 +17,14 @@ tested here as code:
   lets running requests finish, stops the scheduler and waits for running
   tasks, each up to ``shutdown_grace`` seconds, and exits 0.
 
+Runs are recorded in a SQLite run history (:func:`history_file`): the
+file ``$TASKPACK_HISTORY_PATH``, else ``[server] history_path`` (default
+``.taskpack/history.sqlite``); a relative path is relative to the working
+directory the server starts in, never to the bundle, which every build
+replaces. Cluster workers share the file (WAL mode, no row lost). The store
+is closed, its queued runs written, at shutdown. ``taskpack runs --db FILE``
+reads it.
+
 ``uvicorn`` is imported only by :func:`serve`, so ``app.py`` works under any
 ASGI server. Settings that are wrong (a missing token, a bad port) raise
 :class:`ServerConfigError`, which the entry files print as one line with
@@ -37,6 +45,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .history import DEFAULT_PATH
 from .http import (
     ASGIApp,
     HttpRequest,
@@ -52,7 +61,7 @@ from .http import (
     json_response,
     send_response,
 )
-from .layout import load_registry
+from .layout import load_registry, read_manifest
 from .registry import Registry
 
 if TYPE_CHECKING:
@@ -61,6 +70,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("taskpack.server")
 
 TOKEN_ENV = "TASKPACK_TASKS_TOKEN"
+HISTORY_PATH_ENV = "TASKPACK_HISTORY_PATH"
 HEALTH_PATH = "/_health"
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 3000
@@ -120,6 +130,29 @@ def token_from_env(options: ServerOptions, env: Mapping[str, str]) -> str | None
     return token
 
 
+def history_file(manifest: Mapping[str, Any], env: Mapping[str, str],
+                 cwd: Path | None = None) -> Path:
+    """The bundle's SQLite run history: ``$TASKPACK_HISTORY_PATH``, else the
+    manifest's ``[server] history_path``; relative to ``cwd`` (default: the
+    working directory). Its folder is created here, so a path that cannot
+    be written is a :class:`ServerConfigError` at start, not a lost history."""
+    from_env = env.get(HISTORY_PATH_ENV, "").strip()
+    source = HISTORY_PATH_ENV if from_env else "[server] history_path"
+    text = from_env or str((manifest.get("history") or {}).get("path", DEFAULT_PATH))
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = (cwd or Path.cwd()) / path
+    if path.is_dir():
+        raise ServerConfigError(f"{source}: {path} is a folder; give the history file's path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ServerConfigError(
+            f"{source}: cannot create {path.parent} for the run history: {exc.strerror}"
+        ) from None
+    return path
+
+
 def api_disabled(request: HttpRequest) -> HttpResponse | None:
     """The access policy of a server whose task API is off: every API path
     answers 404, as if it did not exist."""
@@ -159,10 +192,14 @@ class BundleApp:
     def load(cls, base: Path, options: ServerOptions,
              env: Mapping[str, str] | None = None, **kwargs: Any) -> BundleApp:
         """The app of the bundle at ``base`` with the baked-in ``options``;
-        the token comes from ``env`` (default ``os.environ``)."""
-        token = token_from_env(options, os.environ if env is None else env)
-        return cls(load_registry(base), token=token, shutdown_grace=options.shutdown_grace,
-                   **kwargs)
+        the token and the history file (:func:`history_file`) come from
+        ``env`` (default ``os.environ``)."""
+        env = os.environ if env is None else env
+        token = token_from_env(options, env)
+        manifest = read_manifest(base)
+        registry = load_registry(base, manifest, history="sqlite",
+                                 history_path=str(history_file(manifest, env)))
+        return cls(registry, token=token, shutdown_grace=options.shutdown_grace, **kwargs)
 
     async def _routes(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -193,12 +230,14 @@ class BundleApp:
 
     async def shutdown(self) -> None:
         """Stop scheduling, wait for running scheduled tasks and background
-        work (``wait_until``) up to ``shutdown_grace`` seconds each."""
+        work (``wait_until``) up to ``shutdown_grace`` seconds each, then
+        close the run history (its queued runs are written)."""
         if self.gate is not None:
             await self.gate.stop(self._end)
         else:
             await self._end()
         await self.registry.drain(self.shutdown_grace)
+        self.registry.close()
 
     async def _end(self) -> None:
         scheduler, self.scheduler = self.scheduler, None

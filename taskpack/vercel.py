@@ -34,7 +34,6 @@ by default). Standard library only: this module is bundled into the output.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
@@ -42,6 +41,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from .fire import run_fire
 from .http import (
     ASGIApp,
     HttpRequest,
@@ -58,7 +58,6 @@ from .http import (
     send_response,
 )
 from .registry import Registry
-from .task import TaskContext
 
 logger = logging.getLogger("taskpack.vercel")
 
@@ -140,26 +139,10 @@ class CronDispatcher:
 
     async def run(self, route: CronRoute) -> HttpResponse:
         """Run the route's tasks in parallel with a fresh ``scheduledTime``."""
-        scheduled_time = int(self.clock() * 1000)
-        payload = {"scheduledTime": scheduled_time}
-
-        async def one(name: str) -> str:
-            started = time.perf_counter()
-            context = TaskContext(trigger=f"schedule:{route.schedule}")
-            try:
-                await self.registry.run(name, payload, context)
-            except Exception as exc:
-                logger.error("scheduled task %s (cron %r) failed", name, route.schedule,
-                             exc_info=exc)
-                return "error"
-            logger.info("scheduled task %s (cron %r) ok in %.1fms", name, route.schedule,
-                        (time.perf_counter() - started) * 1000)
-            return "ok"
-
-        outcomes = await asyncio.gather(*(one(name) for name in route.tasks))
+        results = await run_fire(self.registry, dict.fromkeys(route.tasks, route.schedule),
+                                 int(self.clock() * 1000), logger=logger)
         await self.registry.drain()
-        results = dict(zip(route.tasks, outcomes, strict=True))
-        success = all(outcome == "ok" for outcome in outcomes)
+        success = all(outcome == "ok" for outcome in results.values())
         return json_response(200 if success else 500, {"success": success, "tasks": results})
 
 

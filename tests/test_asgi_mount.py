@@ -5,6 +5,7 @@ bundle's scheduler."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
+from taskpack import set_registry
 from taskpack.builder.cli import main
+from taskpack.history_sqlite import SQLiteHistory
 
 TOKEN = "mount-token"
 
@@ -31,6 +34,7 @@ def bundle_app(basic_example: Path, tmp_path: Path,
                                        "node_middleware", "--output", str(out)])
     assert result.exit_code == 0, result.output
     monkeypatch.setenv("TASKPACK_TASKS_TOKEN", TOKEN)
+    monkeypatch.setenv("TASKPACK_HISTORY_PATH", str(tmp_path / "history.sqlite"))
     path, modules = list(sys.path), set(sys.modules)
     spec = importlib.util.spec_from_file_location("bundle_app_under_test",
                                                   out / "server" / "app.py")
@@ -41,6 +45,7 @@ def bundle_app(basic_example: Path, tmp_path: Path,
     sys.path[:] = path
     for name in set(sys.modules) - modules:
         del sys.modules[name]
+    set_registry(None)
 
 
 def test_mounted_in_starlette(bundle_app: ModuleType) -> None:
@@ -62,6 +67,11 @@ def test_mounted_in_starlette(bundle_app: ModuleType) -> None:
         assert "cms:update" in listing["tasks"]
         assert client.get("/_nitro/tasks", headers=auth).status_code == 404  # only below /jobs
     assert bundle_app.bundle.scheduler is None  # and its shutdown stopped it
+    # The run went to $TASKPACK_HISTORY_PATH, closed (written) at shutdown.
+    store = SQLiteHistory(Path(os.environ["TASKPACK_HISTORY_PATH"]))
+    (run,) = store.runs("echo:payload")
+    assert (run.trigger, run.outcome, run.attempts) == ("http", "ok", 1)
+    store.close()
 
 
 def test_standalone_app_is_the_same_bundle(bundle_app: ModuleType) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -37,13 +38,27 @@ def test_task_list_json(basic_example: Path) -> None:
     assert code == 0
     listing = json.loads(out)
     assert listing["tasks"] == {
-        "cms:update": {"description": "Refresh CMS content"},
-        "db:migrate": {"description": "Run database migrations"},
-        "echo:payload": {"description": "Echo the payload back."},
-        "report:daily": {"description": "Build the daily report"},
+        "cms:update": {"description": "Refresh CMS content", "lastRun": None},
+        "db:migrate": {"description": "Run database migrations", "lastRun": None},
+        "echo:payload": {"description": "Echo the payload back.", "lastRun": None},
+        "report:daily": {"description": "Build the daily report", "lastRun": None},
     }
     assert listing["scheduledTasks"][2] == {"cron": "0 6 * * MON-FRI",
                                             "tasks": ["report:daily", "cms:update"]}
+    assert not (basic_example / ".taskpack").exists()  # listing creates no history
+
+
+def test_task_list_shows_last_runs_from_the_history(basic_example: Path) -> None:
+    assert invoke(basic_example, "task", "run", "echo:payload", "--local")[0] == 0
+    code, out, _ = invoke(basic_example, "task", "list", "--json")
+    assert code == 0
+    tasks = json.loads(out)["tasks"]
+    last = tasks["echo:payload"]["lastRun"]
+    assert (last["task"], last["trigger"], last["outcome"]) == ("echo:payload", "manual", "ok")
+    assert tasks["db:migrate"]["lastRun"] is None
+    code, out, _ = invoke(basic_example, "task", "list")
+    started = datetime.fromtimestamp(last["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"echo:payload  Echo the payload back.  (last run: ok at {started} UTC, " in out
 
 
 def test_task_list_table(basic_example: Path) -> None:

@@ -127,12 +127,16 @@ def wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = 10.0,
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def project_copy(dest: Path) -> Path:
+def project_copy(dest: Path, *, tick: bool = True) -> Path:
+    """examples/basic with EXTRA_FILES, a task listed without a handler and
+    (``tick``) the ``tick`` task scheduled every second."""
     shutil.copytree(EXAMPLES / "basic", dest, ignore=shutil.ignore_patterns(
         "__pycache__", ".output", ".taskpack"))
     write_files(dest, EXTRA_FILES)
     config = dest / "taskpack.toml"
-    text = config.read_text().replace("[scheduled_tasks]\n", "[scheduled_tasks]\n" + TICK_SCHEDULE)
+    text = config.read_text()
+    if tick:
+        text = text.replace("[scheduled_tasks]\n", "[scheduled_tasks]\n" + TICK_SCHEDULE)
     config.write_text(text + TODO_CONFIG)
     return dest
 
@@ -144,6 +148,15 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
     assert server.stop(signal.SIGINT) == 0, server.output()
     assert not (server.root / ".taskpack" / "dev.json").exists()
     assert "taskpack dev: stopped" in server.output()
+
+
+@pytest.fixture(scope="module")
+def quiet_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+    """A dev server without the every-second schedule, so its listing (which
+    carries each task's last run) holds still long enough to compare."""
+    server = Dev(project_copy(tmp_path_factory.mktemp("quiet") / "basic", tick=False))
+    yield server
+    assert server.stop(signal.SIGINT) == 0, server.output()
 
 
 def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -163,10 +176,28 @@ def test_listing_has_descriptions(dev: Dev) -> None:
     response = httpx.get(f"{dev.url}/_nitro/tasks")
     assert response.status_code == 200
     data = response.json()
-    assert data["tasks"]["db:migrate"] == {"description": "Run database migrations"}
-    assert data["tasks"]["echo:payload"] == {"description": "Echo the payload back."}
-    assert data["tasks"]["todo"] == {"description": "Not written yet"}
+    assert data["tasks"]["db:migrate"]["description"] == "Run database migrations"
+    assert data["tasks"]["echo:payload"]["description"] == "Echo the payload back."
+    assert data["tasks"]["todo"] == {"description": "Not written yet", "lastRun": None}
+    assert all(set(info) == {"description", "lastRun"} for info in data["tasks"].values())
     assert {"cron": "0 * * * *", "tasks": ["db:migrate"]} in data["scheduledTasks"]
+
+
+def test_listing_has_each_tasks_last_run(dev: Dev) -> None:
+    """Nitro's listing plus "lastRun": the newest HTTP or scheduled run."""
+    httpx.post(f"{dev.url}/_nitro/tasks/echo:payload", json={"payload": {"n": 1}})
+    httpx.post(f"{dev.url}/_nitro/tasks/boom")
+    began = time.time()
+    tasks = httpx.get(f"{dev.url}/_nitro/tasks").json()["tasks"]
+    echo, boom = tasks["echo:payload"]["lastRun"], tasks["boom"]["lastRun"]
+    assert (echo["trigger"], echo["outcome"], echo["attempts"]) == ("http", "ok", 1)
+    assert (boom["outcome"], boom["error"]) == ("error", "ValueError: it broke")
+    assert echo["started_at"] <= boom["started_at"] <= began
+    assert boom["duration_ms"] >= 0
+    tick = wait_for(lambda: httpx.get(f"{dev.url}/_nitro/tasks").json()["tasks"]["tick"]
+                    ["lastRun"], what="a scheduled run in the listing")
+    assert (tick["trigger"], tick["outcome"]) == ("schedule:* * * * * *", "ok")
+    assert tasks["todo"]["lastRun"] is None
 
 
 def test_query_payload(dev: Dev) -> None:
@@ -274,11 +305,21 @@ def test_concurrent_requests_run_the_body_once(dev: Dev) -> None:
         ("task", "run", "todo"),
     ],
 )
-def test_cli_output_is_the_same_through_the_server(dev: Dev, args: tuple[str, ...]) -> None:
+def test_cli_output_is_the_same_through_the_server(quiet_dev: Dev,
+                                                   args: tuple[str, ...]) -> None:
+    dev = quiet_dev
     run_line = f"info: POST {args[2]} " if args[1] == "run" else ""
     before = dev.output().count(run_line)
-    remote = cli(dev.root, *args)
-    local = cli(dev.root, *args, "--local")
+    if args[1] == "list":
+        # Last runs to list: one that succeeded, one that failed.
+        httpx.post(f"{dev.url}/_nitro/tasks/echo:payload", json={"payload": {"n": 1}})
+        httpx.get(f"{dev.url}/_nitro/tasks/boom")
+        remote, local = listed_at_rest(dev, args)
+        assert "last run: ok at " in remote.stdout or '"outcome": "ok"' in remote.stdout
+        assert "last run: error at " in remote.stdout or '"outcome": "error"' in remote.stdout
+    else:
+        remote = cli(dev.root, *args)
+        local = cli(dev.root, *args, "--local")
     assert (remote.returncode, remote.stdout) == (local.returncode, local.stdout)
     # What the task itself prints goes to the CLI's stderr locally, to the
     # server's output remotely; everything else on stderr is the same.
@@ -286,6 +327,19 @@ def test_cli_output_is_the_same_through_the_server(dev: Dev, args: tuple[str, ..
     assert remote.stderr == local.stderr.replace(task_print, "")
     if args[1] == "run":  # the server ran it (and logged the run)
         wait_for(lambda: dev.output().count(run_line) > before, what="server log of the run")
+
+
+def listed_at_rest(dev: Dev, args: tuple[str, ...]) -> tuple[
+        subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    """``task list`` through the server and ``--local``, taken while the
+    server's listing did not change (a cron may fire a run in between: the
+    server is asked before and after, and the pair is taken again then)."""
+    for _ in range(5):
+        remote = cli(dev.root, *args)
+        local = cli(dev.root, *args, "--local")
+        if cli(dev.root, *args).stdout == remote.stdout:
+            return remote, local
+    raise AssertionError("the dev server's listing kept changing")
 
 
 def test_cli_payload_error_is_checked_before_the_server(dev: Dev) -> None:

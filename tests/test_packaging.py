@@ -71,9 +71,11 @@ def test_installed_cli_runs_the_example(wheel_venv: Path, tmp_path: Path) -> Non
     listing = run("task", "list", "--json")
     assert listing.returncode == 0, listing.stderr
     assert json.loads(listing.stdout)["tasks"]["db:migrate"] == {
-        "description": "Run database migrations"}
+        "description": "Run database migrations", "lastRun": None}
     echo = run("task", "run", "echo:payload", "--payload", '{"a":1}')
     assert (echo.returncode, echo.stdout) == (0, '{"result": {"a": 1}}\n')
+    last = json.loads(run("task", "list", "--json").stdout)["tasks"]["echo:payload"]["lastRun"]
+    assert (last["trigger"], last["outcome"]) == ("manual", "ok")
     missing = run("task", "run", "nope")
     assert (missing.returncode, missing.stderr) == (2, "error: Task `nope` is not available!\n")
     array = run("task", "run", "echo:payload", "--payload", "[1]")

@@ -1,11 +1,14 @@
 """End to end: examples/basic built with each self-hosted preset, installed
 into a fresh virtualenv from the output's requirements.txt alone (no
 taskpack, no source checkout on the path), run as real processes and
-driven over real HTTP."""
+driven over real HTTP. Their run history is read back with
+``taskpack runs --db``; the task options are those of
+tests/options_project.py."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -15,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +26,17 @@ import httpx
 import pytest
 import tomlkit
 
+from taskpack.execution import payload_hash
 from tests.helpers import EXAMPLES, REPO, write_files
+from tests.options_project import BUSY_TIMEOUT, FANOUT, FLAKY_TIMEOUT, add_option_tasks
 from tests.servers import ServerProcess, free_port, read_records, venv_python, wait_for
 
 TOKEN = "e2e-token"
 TICK = "e2e:tick"
+TICK_TRIGGER = "schedule:* * * * * *"
+TASK_COUNT = 11  # examples/basic's 4, EXTRA_TASKS' 2, the option tasks' 5
+RUNS = 300  # HTTP runs the cluster test sends
+HISTORY = Path(".taskpack") / "history.sqlite"  # under the server's working directory
 
 EXTRA_TASKS = {
     "tasks/e2e/tick.py": '''
@@ -55,11 +65,12 @@ EXTRA_TASKS = {
 
 
 def make_e2e_project(dest: Path, every_second: str = TICK) -> Path:
-    """examples/basic plus a task fired every second (``every_second``) and a
-    2 s task, with the task API on."""
+    """examples/basic plus a task fired every second (``every_second``), a
+    2 s task and the option tasks, with the task API on."""
     shutil.copytree(EXAMPLES / "basic", dest,
                     ignore=shutil.ignore_patterns("__pycache__", ".output", ".taskpack"))
     write_files(dest, EXTRA_TASKS)
+    add_option_tasks(dest)
     config_path = dest / "taskpack.toml"
     config = tomlkit.parse(config_path.read_text())
     config["scheduled_tasks"]["* * * * * *"] = every_second  # type: ignore[index]
@@ -152,11 +163,21 @@ def tick_times(records: Path) -> list[int]:
     return [r["payload"]["scheduledTime"] for r in read_records(records) if r["task"] == TICK]
 
 
+def history(db: Path, task: str | None = None) -> list[dict[str, Any]]:
+    """``taskpack runs --db DB --json`` (newest first), as a user reads it."""
+    taskpack = Path(sys.executable).with_name("taskpack")
+    argv = [str(taskpack), "runs", *([task] if task else []), "--db", str(db), "--json",
+            "--limit", "10000"]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=True)
+    runs: list[dict[str, Any]] = json.loads(proc.stdout)
+    return runs
+
+
 @pytest.mark.parametrize("preset", ["server", "asgi"])
 def test_single_process_presets(preset: str, e2e_project: Path, bundle_venv: Path,
                                 tmp_path: Path, started: list[ServerProcess]) -> None:
     server, records = start(preset, e2e_project, bundle_venv, tmp_path, started)
-    assert server.wait_healthy() == {"status": "ok", "tasks": 6}
+    assert server.wait_healthy() == {"status": "ok", "tasks": TASK_COUNT}
 
     unauthorised = api(server, "echo:payload", {"a": 1}, token=None)
     assert unauthorised.status_code == 401
@@ -189,6 +210,69 @@ def test_single_process_presets(preset: str, e2e_project: Path, bundle_venv: Pat
     assert status == (0 if preset == "server" else -signal.SIGTERM), server.logs()
     assert "Application shutdown complete" in server.logs()
 
+    # Every run is in the history file under the working directory (the
+    # default `.taskpack/history.sqlite`), written by the shutdown at the latest.
+    runs = history(tmp_path / HISTORY)
+    ticks = [r for r in runs if r["task"] == TICK]
+    assert len(ticks) == len(tick_times(records)) >= 3
+    assert {(r["trigger"], r["outcome"], r["attempts"]) for r in ticks} == {
+        (TICK_TRIGGER, "ok", 1)}
+    (echo,) = [r for r in runs if r["task"] == "echo:payload"]
+    assert (echo["trigger"], echo["outcome"], echo["attempts"]) == ("http", "ok", 1)
+    (slow,) = [r for r in runs if r["task"] == "e2e:slow"]
+    assert (slow["trigger"], slow["outcome"]) == ("http", "ok")
+    assert 2000 <= slow["duration_ms"] < 10_000
+    assert slow["duration_ms"] == pytest.approx(
+        (slow["finished_at"] - slow["started_at"]) * 1000, abs=1)
+    assert not (tmp_path / "out" / "server" / ".taskpack").exists()  # never in the bundle
+
+
+def test_options_and_history_across_a_restart(e2e_project: Path, bundle_venv: Path,
+                                              tmp_path: Path,
+                                              started: list[ServerProcess]) -> None:
+    """Retries, timeouts (define_task's and the config's) and max_concurrency
+    in the built server, over HTTP; their runs in the history, which a
+    rebuild and a restart keep."""
+    server, records = start("server", e2e_project, bundle_venv, tmp_path, started)
+    server.wait_healthy()
+    flaky = api(server, "opts:flaky", {"via": "http"})
+    assert (flaky.status_code, flaky.json()) == (200, {"attempt": 3})
+    assert [r["payload"] for r in read_records(records) if r["task"].startswith("opts:flaky")] \
+        == [{"attempt": 1, "via": "http"}, {"attempt": 1},  # cancelled at its timeout
+            {"attempt": 2, "via": "http"}, {"attempt": 3, "via": "http"}]
+    busy = api(server, "opts:busy")
+    assert busy.status_code == 504
+    assert busy.json()["message"] == f"Task `opts:busy` timed out after {BUSY_TIMEOUT:g}s " \
+        "(attempt 1)"
+    assert api(server, "opts:sync_retry").json() == {"attempt": 3}
+    fanout = api(server, "opts:fanout").json()
+    assert fanout == {"results": list(range(FANOUT)), "peak": 3}
+    wait_for(lambda: len(tick_times(records)) >= 2 or None, 10, "two scheduled runs")
+    assert server.terminate() == 0, server.logs()
+
+    db = tmp_path / HISTORY
+    before = history(db)
+    last = {r["task"]: r for r in reversed(before)}  # the newest run of each task
+    assert {task: (r["outcome"], r["attempts"], r["trigger"]) for task, r in last.items()
+            if task.startswith("opts:")} == {
+        "opts:flaky": ("ok", 3, "http"), "opts:busy": ("timeout", 1, "http"),
+        "opts:sync_retry": ("ok", 3, "http"), "opts:fanout": ("ok", 1, "http"),
+        "opts:limited": ("ok", 1, "manual")}  # run_task() from opts:fanout
+    assert last["opts:busy"]["error"] == f"TaskTimeoutError: {busy.json()['message']}"
+    assert FLAKY_TIMEOUT * 1000 <= last["opts:flaky"]["duration_ms"] < 5000
+    assert BUSY_TIMEOUT * 1000 <= last["opts:busy"]["duration_ms"] < 250  # not the 0.3 s spin
+    assert len([r for r in before if r["task"] == "opts:limited"]) == FANOUT
+    assert {r["trigger"] for r in before if r["task"] == TICK} == {TICK_TRIGGER}
+
+    # Rebuilt (the bundle folder is replaced) and restarted: the history is kept.
+    server, _ = start("server", e2e_project, bundle_venv, tmp_path, started)
+    server.wait_healthy()
+    assert api(server, "echo:payload", {"after": "restart"}).status_code == 200
+    assert server.terminate() == 0, server.logs()
+    after = history(db)
+    assert after[-len(before):] == before
+    assert "echo:payload" in {r["task"] for r in after[:-len(before)]}
+
 
 def test_sigterm_lets_a_scheduled_run_finish(bundle_venv: Path, tmp_path: Path,
                                             started: list[ServerProcess]) -> None:
@@ -217,8 +301,9 @@ def test_task_api_refuses_to_start_without_token(e2e_project: Path, bundle_venv:
 def test_cluster_fires_each_tick_once_and_fails_over(e2e_project: Path, bundle_venv: Path,
                                                      tmp_path: Path,
                                                      started: list[ServerProcess]) -> None:
+    db = tmp_path / "shared" / "runs.sqlite"
     server, records = start("server_cluster", e2e_project, bundle_venv, tmp_path, started,
-                            WORKERS="3")
+                            WORKERS="3", TASKPACK_HISTORY_PATH=str(db))
     server.wait_healthy()
     lock = tmp_path / "out" / "server" / "run" / "scheduler.lock"
     leader = wait_for(lambda: int(text) if (text := lock.read_text().strip()) else None, 10,
@@ -246,7 +331,34 @@ def test_cluster_fires_each_tick_once_and_fails_over(e2e_project: Path, bundle_v
                         "a replacement worker")
     assert leader not in replaced
     assert new_leader in replaced  # a survivor or the replacement, whichever locked first
+
+    # 300 runs from 6 clients at once, a new connection each (so all 3 workers
+    # share them; opts:limited runs in parallel mode: no call joins another).
+    def send(part: int) -> list[int]:
+        with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0),
+                          headers={"authorization": f"Bearer {TOKEN}"}, timeout=30) as client:
+            return [client.post(f"{server.url}/_nitro/tasks/opts:limited",
+                                json={"payload": {"i": i}}).status_code
+                    for i in range(part, RUNS, 6)]
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = [code for codes in pool.map(send, range(6)) for code in codes]
+    assert statuses == [200] * RUNS
     assert server.terminate() == 0
+    limited = history(db, "opts:limited")
+    assert sorted(r["payload_hash"] for r in limited) == sorted(
+        payload_hash({"i": i}) for i in range(RUNS))
+    # The workers share one history file: each tick recorded once (told apart
+    # by the hash of its payload, the fire time). Only a run the killed
+    # worker had not written yet may be missing.
+    ticks = history(db, TICK)
+    assert {(r["trigger"], r["outcome"]) for r in ticks} == {(TICK_TRIGGER, "ok")}
+    stored = Counter(r["payload_hash"] for r in ticks)
+    assert set(stored.values()) == {1}
+    fired = {payload_hash({"scheduledTime": t}): t for t in tick_times(records)}
+    assert set(stored) <= set(fired)
+    lost = [t for h, t in fired.items() if h not in stored]
+    assert len(lost) <= 1 and all(abs(t - killed_at) < 2000 for t in lost), lost
 
 
 def test_cluster_workers_die_with_their_supervisor(e2e_project: Path, bundle_venv: Path,
@@ -284,6 +396,6 @@ def test_preview_runs_the_built_server(e2e_project: Path, tmp_path: Path,
                             "PATH": os.environ["PATH"]},
                            tmp_path / "preview.log", cwd=tmp_path)
     started.append(server)
-    assert server.wait_healthy()["tasks"] == 6
+    assert server.wait_healthy()["tasks"] == TASK_COUNT
     assert api(server, "echo:payload", {"b": 2}).json() == {"result": {"b": 2}}
     assert server.terminate() == 0

@@ -10,13 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from taskpack import set_registry
+from taskpack.builder.build import build
 from taskpack.cluster import FileLease, lock_path, workers_from_env
+from taskpack.history_sqlite import SQLiteHistory
 from taskpack.registry import Registry, ScheduleEntry, TaskEntry
 from taskpack.server import (
     BundleApp,
     ServerConfigError,
     ServerOptions,
     address_from_env,
+    history_file,
     token_from_env,
 )
 from tests.asgi_driver import call
@@ -54,6 +58,23 @@ def test_token_from_env() -> None:
     assert token_from_env(ServerOptions(tasks_api=True), {"TASKPACK_TASKS_TOKEN": "x"}) == "x"
     with pytest.raises(ServerConfigError, match=r"^TASKPACK_TASKS_TOKEN is empty"):
         token_from_env(ServerOptions(tasks_api=True), {"TASKPACK_TASKS_TOKEN": "  "})
+
+
+def test_history_file(tmp_path: Path) -> None:
+    """Relative paths resolve against the working directory (never the
+    bundle); the env var wins over the config; the folder is made."""
+    manifest = {"history": {"path": "state/runs.sqlite", "limit": 5}}
+    assert history_file(manifest, {}, cwd=tmp_path) == tmp_path / "state" / "runs.sqlite"
+    assert (tmp_path / "state").is_dir()
+    assert history_file({}, {}, cwd=tmp_path) == tmp_path / ".taskpack" / "history.sqlite"
+    absolute = tmp_path / "abs" / "h.sqlite"
+    assert history_file(manifest, {"TASKPACK_HISTORY_PATH": str(absolute)}) == absolute
+    assert history_file(manifest, {"TASKPACK_HISTORY_PATH": "env.sqlite"},
+                        cwd=tmp_path) == tmp_path / "env.sqlite"
+    with pytest.raises(ServerConfigError, match=r"^TASKPACK_HISTORY_PATH: cannot create /proc/x"):
+        history_file(manifest, {"TASKPACK_HISTORY_PATH": "/proc/x/h.sqlite"})
+    with pytest.raises(ServerConfigError, match=r"^\[server\] history_path: .* is a folder"):
+        history_file({"history": {"path": str(tmp_path)}}, {})
 
 
 def test_workers_from_env() -> None:
@@ -177,3 +198,33 @@ def test_file_lease_admits_one_holder_and_hands_over(tmp_path: Path) -> None:
         assert path.read_text() == ""
 
     asyncio.run(scenario())
+
+
+def test_built_bundle_records_runs_outside_itself(basic_example: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A built bundle's runs go to ``[server] history_path`` under the
+    working directory, bounded by ``history_limit``, written at shutdown."""
+    config = basic_example / "taskpack.toml"
+    config.write_text(config.read_text() + 'history_path = "state/runs.sqlite"\n'
+                      "history_limit = 2\n")
+    base = build(basic_example, preset="server", output=tmp_path / "out").output / "server"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    bundle = BundleApp.load(base, ServerOptions(tasks_api=True), env={"TASKPACK_TASKS_TOKEN": "t"})
+
+    async def main() -> None:
+        for n in range(3):
+            await bundle.registry.run("echo:payload", {"n": n})
+        await bundle.shutdown()
+
+    try:
+        asyncio.run(main())
+    finally:
+        set_registry(None)
+    store = SQLiteHistory(cwd / "state" / "runs.sqlite")
+    try:
+        assert [(r.task, r.outcome) for r in store.runs()] == [("echo:payload", "ok")] * 2
+    finally:
+        store.close()
+    assert not list(base.rglob("*.sqlite"))

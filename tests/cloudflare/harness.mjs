@@ -201,4 +201,6 @@ for (const call of main ? spec.calls : []) {
   result.calls.push(out);
 }
 
-process.stdout.write(JSON.stringify(result) + "\n");
+// Exit once written: timers of cancelled Python sleeps (a task cancelled at
+// its timeout) would otherwise keep Node alive until they fire.
+process.stdout.write(JSON.stringify(result) + "\n", () => process.exit(0));
