@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ lint: venv
 
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Every benchmark, one after another (about 5 minutes); figures go in docs/benchmarks.md.
+bench: venv
+	for script in run_task build coldstart scheduler http_api; do \
+		echo "== bench/$$script.py"; $(BIN)/python bench/$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .cache build dist *.egg-info

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import EXAMPLES, MakeProject, write_files
+from tests.helpers import MakeProject, copy_example, write_files
 
 
 @pytest.fixture
@@ -24,7 +23,4 @@ def make_project(tmp_path: Path) -> MakeProject:
 @pytest.fixture
 def basic_example(tmp_path: Path) -> Path:
     """A private copy of ``examples/basic``."""
-    dest = tmp_path / "basic"
-    shutil.copytree(EXAMPLES / "basic", dest, ignore=shutil.ignore_patterns(
-        "__pycache__", ".output", ".taskpack"))
-    return dest
+    return copy_example(tmp_path / "basic")

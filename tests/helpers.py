@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,15 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 
 MakeProject = Callable[[dict[str, str]], Path]
+
+LOCAL_STATE = shutil.ignore_patterns("__pycache__", ".output", ".taskpack")
+
+
+def copy_example(dest: Path, name: str = "basic") -> Path:
+    """A private copy of ``examples/<name>`` at ``dest``, without what running
+    it locally leaves behind (build output, run history, bytecode)."""
+    shutil.copytree(EXAMPLES / name, dest, ignore=LOCAL_STATE)
+    return dest
 
 
 def write_files(root: Path, files: dict[str, str]) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +24,7 @@ from taskpack.builder.devstate import DevState
 from taskpack.builder.project import load_project
 from taskpack.http import asgi_app
 from tests.asgi_driver import call
-from tests.helpers import EXAMPLES, write_files
+from tests.helpers import copy_example, write_files
 
 TASKPACK = str(Path(sys.executable).with_name("taskpack"))
 
@@ -130,8 +129,7 @@ def wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = 10.0,
 def project_copy(dest: Path, *, tick: bool = True) -> Path:
     """examples/basic with EXTRA_FILES, a task listed without a handler and
     (``tick``) the ``tick`` task scheduled every second."""
-    shutil.copytree(EXAMPLES / "basic", dest, ignore=shutil.ignore_patterns(
-        "__pycache__", ".output", ".taskpack"))
+    copy_example(dest)
     write_files(dest, EXTRA_FILES)
     config = dest / "taskpack.toml"
     text = config.read_text()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import venv
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import EXAMPLES, REPO
+from tests.helpers import REPO, copy_example
 
 BUILD_ONLY = ("click", "jinja2", "tomlkit", "yaml")
 
@@ -61,7 +60,7 @@ def test_wheel_holds_one_namespace(wheel_venv: Path) -> None:
 
 def test_installed_cli_runs_the_example(wheel_venv: Path, tmp_path: Path) -> None:
     project = tmp_path / "basic"
-    shutil.copytree(EXAMPLES / "basic", project)
+    copy_example(project)
     taskpack = str(wheel_venv / "bin" / "taskpack")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

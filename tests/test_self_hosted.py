@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import pytest
 import tomlkit
 
 from taskpack.execution import payload_hash
-from tests.helpers import EXAMPLES, REPO, write_files
+from tests.helpers import REPO, copy_example, write_files
 from tests.options_project import BUSY_TIMEOUT, FANOUT, FLAKY_TIMEOUT, add_option_tasks
 from tests.servers import ServerProcess, free_port, read_records, venv_python, wait_for
 
@@ -67,8 +66,7 @@ EXTRA_TASKS = {
 def make_e2e_project(dest: Path, every_second: str = TICK) -> Path:
     """examples/basic plus a task fired every second (``every_second``), a
     2 s task and the option tasks, with the task API on."""
-    shutil.copytree(EXAMPLES / "basic", dest,
-                    ignore=shutil.ignore_patterns("__pycache__", ".output", ".taskpack"))
+    copy_example(dest)
     write_files(dest, EXTRA_TASKS)
     add_option_tasks(dest)
     config_path = dest / "taskpack.toml"

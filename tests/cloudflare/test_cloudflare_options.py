@@ -8,7 +8,6 @@ in-memory run history (there is no sqlite3 in Pyodide)."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from tests.cloudflare.test_cloudflare_pyodide import (
     lines,
     records,
 )
-from tests.helpers import EXAMPLES
+from tests.helpers import copy_example
 from tests.options_project import BUSY_TIMEOUT, FANOUT, FLAKY_TIMEOUT, add_option_tasks
 
 TOKEN = "options-token"
@@ -33,8 +32,7 @@ SCHEDULED = ("opts:flaky", "opts:busy", "opts:sync_retry")
 
 
 def options_project(dest: Path) -> Path:
-    shutil.copytree(EXAMPLES / "basic", dest,
-                    ignore=shutil.ignore_patterns("__pycache__", ".output", ".taskpack"))
+    copy_example(dest)
     add_option_tasks(dest, schedule="*/5 * * * *")
     path = dest / "taskpack.toml"
     config: Any = tomlkit.parse(path.read_text())

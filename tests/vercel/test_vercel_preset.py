@@ -27,7 +27,7 @@ import pytest
 
 from taskpack.layout import PROJECT_DIR
 from taskpack.vercel import cron_path
-from tests.helpers import EXAMPLES, write_files
+from tests.helpers import copy_example, write_files
 from tests.vercel.conftest import CACHE, VercelTools, write_project_json
 
 TASKPACK = Path(sys.executable).parent / "taskpack"
@@ -40,12 +40,6 @@ def taskpack_build(root: Path, output: Path, *extra: str) -> subprocess.Complete
          "--output", str(output), *extra],
         capture_output=True, text=True, timeout=120,
     )
-
-
-def copy_example(dest: Path) -> Path:
-    shutil.copytree(EXAMPLES / "basic", dest,
-                    ignore=shutil.ignore_patterns("__pycache__", ".output", ".taskpack"))
-    return dest
 
 
 def tree(root: Path) -> dict[str, bytes]:
