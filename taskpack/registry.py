@@ -177,7 +177,7 @@ class Registry:
         if entry.handler is None:
             raise TaskNotImplementedError(name)
         try:
-            task = load_handler(self.root, entry.handler)
+            task = load_handler(self.root, entry.handler, name)
         except HandlerError as exc:
             raise TaskLoadError(name, entry.handler, str(exc)) from None
         self._loaded[name] = task
