@@ -68,6 +68,26 @@ def test_json_output(basic_example: Path, tmp_path: Path) -> None:
     assert any("WORKERS=" in step for step in data["next_steps"])
 
 
+@pytest.mark.parametrize("preset", ["server", "server_cluster", "asgi", "cloudflare_module",
+                                    "vercel"])
+def test_next_steps_set_the_token_when_the_task_api_is_on(make_project: MakeProject,
+                                                           tmp_path: Path, preset: str) -> None:
+    """With the task API on, a self-hosted server refuses to start without
+    TASKPACK_TASKS_TOKEN, so the printed command must set it; the platforms
+    answer 500 until their secret exists, so the steps say to add it."""
+    table = {"cloudflare_module": "cloudflare", "vercel": "vercel"}.get(preset, "server")
+    steps = {}
+    for api in (True, False):
+        root = make_project({"tasks/a.py": task_source(),
+                             "taskpack.toml": f"[{table}]\ntasks_api = {str(api).lower()}\n"})
+        code, out, err = build(root, "--preset", preset, "--output", str(tmp_path / f"{api}"),
+                               "--json")
+        assert code == 0, err
+        steps[api] = json.loads(out)["next_steps"]
+    assert any("TASKPACK_TASKS_TOKEN" in step for step in steps[True])
+    assert not any("TASKPACK_TASKS_TOKEN" in step for step in steps[False])
+
+
 def test_two_builds_are_byte_identical(basic_example: Path, tmp_path: Path) -> None:
     old_umask = os.umask(0o077)
     try:
