@@ -79,8 +79,8 @@ def format_table(records: list[RunRecord]) -> str:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
-        + ("  " + row[-1] if row[-1] else "")
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)),
+                   row[-1]]).rstrip()
         for row in rows
     )
 

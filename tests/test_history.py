@@ -293,3 +293,14 @@ def test_sqlite_store_is_usable_after_fork(tmp_path: Path) -> None:
     store.record(record("parent", 2))
     assert sorted(r.id for r in store.runs()) == ["child-1", "parent-1", "parent-2"]
     store.close()
+
+
+def test_runs_table_aligns_the_error_column() -> None:
+    from taskpack.builder.runs import format_table
+
+    fast = record("a", 1, "error")._replace(duration_ms=0.1)
+    slow = record("a", 2, "error")._replace(duration_ms=826.9)
+    lines = format_table([fast, slow, record("a", 3)]).splitlines()
+    column = lines[0].index("ERROR")
+    assert [line.find("RuntimeError") for line in lines[1:3]] == [column, column]
+    assert lines[3] == lines[3].rstrip() and "RuntimeError" not in lines[3]
