@@ -147,6 +147,26 @@ def test_unimplemented_task_exits_2(make_project: MakeProject) -> None:
         2, "error: Task `later` is not implemented!\n")
 
 
+def test_payload_refused_by_the_schema_exits_2(make_project: MakeProject) -> None:
+    """A payload the task's payload_schema rejects is bad input, like an
+    invalid --payload: exit 2, not "the task failed"."""
+    root = make_project({"tasks/ship.py": """
+        from taskpack import define_task
+
+        def order(payload):
+            if not isinstance(payload.get("id"), int):
+                raise ValueError("id: expected an integer")
+            return payload
+
+        @define_task(payload_schema=order)
+        def run(event):
+            return event.payload["id"]
+    """})
+    assert invoke(root, "task", "run", "ship", "--payload", '{"id": 1}')[:2] == (0, "1\n")
+    assert invoke(root, "task", "run", "ship", "--payload", '{"id": "x"}') == (
+        2, "", "error: Task `ship`: invalid payload: id: expected an integer\n")
+
+
 def test_config_errors_are_one_line_and_exit_2(make_project: MakeProject) -> None:
     root = make_project({"taskpack.toml": "scheduledTasks = {}\n"})
     code, out, err = invoke(root, "task", "list")
