@@ -167,6 +167,22 @@ def test_payload_refused_by_the_schema_exits_2(make_project: MakeProject) -> Non
         2, "", "error: Task `ship`: invalid payload: id: expected an integer\n")
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (("runs", "--limit", "0"), "error: Invalid value for '--limit': 0 is not in the range x>=1. "
+                               "(see `taskpack runs --help`)"),
+    (("frobnicate",), "error: No such command 'frobnicate'. (see `taskpack --help`)"),
+    (("task", "run"), "error: Missing argument 'NAME'. (see `taskpack task run --help`)"),
+])
+def test_usage_errors_are_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    result = CliRunner().invoke(main, list(args), prog_name="taskpack")
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", message + "\n")
+
+
+def test_a_group_without_its_command_shows_its_help() -> None:
+    result = CliRunner().invoke(main, ["task"])
+    assert result.exit_code == 2 and "Commands:" in result.stdout + result.stderr
+
+
 def test_config_errors_are_one_line_and_exit_2(make_project: MakeProject) -> None:
     root = make_project({"taskpack.toml": "scheduledTasks = {}\n"})
     code, out, err = invoke(root, "task", "list")
