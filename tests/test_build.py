@@ -88,6 +88,24 @@ def test_next_steps_set_the_token_when_the_task_api_is_on(make_project: MakeProj
     assert not any("TASKPACK_TASKS_TOKEN" in step for step in steps[False])
 
 
+def test_vercel_steps_link_the_project_root_not_the_output(make_project: MakeProject,
+                                                           tmp_path: Path) -> None:
+    """A link made inside the output is lost at the next build (README): the
+    steps link the project root (whose link the build copies), and only
+    while it is not linked."""
+    root = make_project({"tasks/a.py": task_source()})
+    code, out, err = build(root, "--preset", "vercel", "--json")
+    assert code == 0, err
+    steps = json.loads(out)["next_steps"]
+    link = next(i for i, step in enumerate(steps) if step.startswith("vercel link"))
+    assert link < steps.index(next(s for s in steps if s.startswith("cd ")))
+    (root / ".vercel").mkdir()
+    (root / ".vercel" / "project.json").write_text('{"projectId": "p", "orgId": "o"}')
+    code, out, err = build(root, "--preset", "vercel", "--json")
+    assert code == 0, err
+    assert not any(step.startswith("vercel link") for step in json.loads(out)["next_steps"])
+
+
 def test_two_builds_are_byte_identical(basic_example: Path, tmp_path: Path) -> None:
     old_umask = os.umask(0o077)
     try:
