@@ -228,6 +228,11 @@ def test_history_path_from_config_and_db_option(make_project: MakeProject) -> No
     assert code == 0 and json.loads(out)[0]["task"] == "ok"
     code, _, err = invoke("runs", "--db", str(root / "missing.db"))
     assert code == 2 and "--db:" in err and "does not exist" in err
+    (root / "notes.txt").write_text("not a database\n" * 100)
+    code, out, err = invoke("runs", "--db", str(root / "notes.txt"))
+    assert (code, out) == (2, "")
+    assert err == (f"error: --db: cannot read {root / 'notes.txt'} as a run history: "
+                   "file is not a database\n")
 
 
 @pytest.mark.parametrize(("table", "message"), [
