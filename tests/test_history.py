@@ -309,3 +309,18 @@ def test_runs_table_aligns_the_error_column() -> None:
     column = lines[0].index("ERROR")
     assert [line.find("RuntimeError") for line in lines[1:3]] == [column, column]
     assert lines[3] == lines[3].rstrip() and "RuntimeError" not in lines[3]
+
+
+def test_an_unreadable_history_does_not_break_the_task_list(
+        make_project: MakeProject, caplog: pytest.LogCaptureFixture) -> None:
+    """Like a failed write, a history that cannot be read never fails the
+    listing: its last runs are unknown (null) and the error is logged."""
+    root = make_project({
+        ".taskpack/history.sqlite": "not a database\n" * 100,
+        "tasks/ok.py": "from taskpack import define_task\n\n@define_task\ndef run(e):\n"
+                       "    return 1\n",
+    })
+    code, out, err = invoke("task", "list", "--json", "--root", str(root))
+    assert code == 0, err
+    assert json.loads(out)["tasks"] == {"ok": {"description": "", "lastRun": None}}
+    assert "history: cannot read the last runs: file is not a database" in caplog.text
