@@ -40,7 +40,7 @@ def build_command(ctx: click.Context, preset: str | None, root: Path, output: Pa
         ctx.exit(1)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
-    steps = result.preset.next_steps(display_path(result.output))
+    steps = result.preset.next_steps(result.project, display_path(result.output))
     if as_json:
         data: dict[str, Any] = {**result.record, "output": str(result.output),
                                 "next_steps": steps, "warnings": list(result.warnings)}

@@ -32,7 +32,8 @@ COMMANDS = {
 class TaskpackGroup(click.Group):
     """Loads the commands of :data:`COMMANDS` on first use, and reports
     :class:`TaskpackError` as ``error: <line>`` on stderr and exits with its
-    code (with ``--debug``, the traceback instead)."""
+    code (with ``--debug``, the traceback instead); click's usage errors of
+    a command's arguments are one ``error:`` line too, exit 2."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
@@ -54,6 +55,13 @@ class TaskpackGroup(click.Group):
             if ctx.meta.get("taskpack.debug"):
                 raise
             click.echo(f"error: {exc.format_message()}", err=True)
+            ctx.exit(exc.exit_code)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # a group called without its command: click prints its help
+        except click.UsageError as exc:
+            # click's own bad-argument errors, as one line like ours.
+            command = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            click.echo(f"error: {exc.format_message()} (see `{command} --help`)", err=True)
             ctx.exit(exc.exit_code)
 
 

@@ -10,6 +10,7 @@ directory the server was started in; see :func:`taskpack.server.history_file`).
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +44,9 @@ def runs(name: str | None, limit: int, as_json: bool, root: Path, db: Path | Non
         store = SQLiteHistory(path)
         try:
             records = store.runs(name, limit)
+        except sqlite3.DatabaseError as exc:
+            raise UsageError("--db" if db is not None else "server.history_path",
+                             f"cannot read {path} as a run history: {exc}") from None
         finally:
             store.close()
     if as_json:
@@ -79,8 +83,8 @@ def format_table(records: list[RunRecord]) -> str:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
-        + ("  " + row[-1] if row[-1] else "")
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)),
+                   row[-1]]).rstrip()
         for row in rows
     )
 

@@ -52,20 +52,26 @@ def parse_payload(text: str | None) -> dict[str, Any]:
     return value
 
 
+# Statuses of task errors that are the caller's fault: unknown task, a
+# payload the task's schema refuses, no handler.
+CALLER_ERRORS = (404, 422, 501)
+
+
 def fail_task(ctx: click.Context, name: str, exc: BaseException) -> NoReturn:
     """Report a failed run: exit 2 for task-system errors that are the
-    caller's fault (unknown task, no handler), else 1."""
+    caller's fault (unknown task, no handler, a payload the task's schema
+    refuses), else 1."""
     if ctx.meta.get("taskpack.debug"):
         if isinstance(exc, DevServerError):
             if exc.traceback:
                 click.echo(exc.traceback.rstrip("\n"), err=True)
         else:
             traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, TaskError) and exc.status_code in CALLER_ERRORS:
+        raise TaskpackError(exc.message)
     if isinstance(exc, DevServerError) and exc.exception is not None:
         raise TaskFailedError(failure_line(name, exc.exception, exc.message))
     if isinstance(exc, TaskError):
-        if exc.status_code in (404, 501):
-            raise TaskpackError(exc.message)
         raise TaskFailedError(exc.message)
     raise TaskFailedError(failure_line(name, type(exc).__name__, str(exc)))
 

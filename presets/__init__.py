@@ -13,9 +13,9 @@ that defines:
   empty folder ``out`` (the build's staging folder; the build writes
   ``taskpack.json`` and moves it into place afterwards). Shared steps live
   in :mod:`taskpack.builder.bundle`;
-* optionally ``next_steps(out: Path) -> list[str]`` — the shell commands that
-  run or deploy the output at ``out`` (its final location), for the
-  build's summary;
+* optionally ``next_steps(project: Project, out: Path) -> list[str]`` — the
+  shell commands that run or deploy the output at ``out`` (its final
+  location), for the build's summary;
 * optionally ``preview(out: Path) -> list[str]`` — the command (argv) that
   ``taskpack preview`` runs for the output at ``out``; presets without it
   cannot be previewed;
@@ -58,7 +58,7 @@ class Preset:
     aliases: tuple[str, ...]
     validate: Callable[[Project], list[str]]
     emit: Callable[[Project, Path], None]
-    next_steps: Callable[[Path], list[str]]
+    next_steps: Callable[[Project, Path], list[str]]
     preview: Callable[[Path], list[str]] | None
     deployed_schedules: Callable[[Project], Sequence[Trigger]]
     module: ModuleType
@@ -134,7 +134,7 @@ def _load(module: ModuleType) -> Preset:
     )
 
 
-def _no_steps(out: Path) -> list[str]:
+def _no_steps(project: Project, out: Path) -> list[str]:
     return []
 
 

@@ -52,11 +52,18 @@ class SelfHosted:
                tasks_api=repr(bool(options.get("tasks_api", False))),
                shutdown_grace=repr(float(options.get("shutdown_grace", DEFAULT_GRACE))))
 
-    def next_steps(self, out: Path) -> list[str]:
-        """Install the requirements, then serve."""
+    def next_steps(self, project: Project, out: Path) -> list[str]:
+        """Install the requirements, then serve (with the token the server
+        refuses to start without when the task API is on)."""
         base = out / BUNDLE_DIR
-        return [f"pip install -r {base / 'requirements.txt'}",
-                self.run.format(bundle=base, entry=base / self.entry)]
+        run = self.run.format(bundle=base, entry=base / self.entry)
+        if project.preset_options("server").get("tasks_api", False):
+            run = f"TASKPACK_TASKS_TOKEN=change-me {run}"
+        return [self.install_step(out), run]
+
+    def install_step(self, out: Path) -> str:
+        """Installing the bundle's requirements."""
+        return f"pip install -r {out / BUNDLE_DIR / 'requirements.txt'}"
 
     def preview(self, out: Path) -> list[str]:
         """``taskpack preview``: this interpreter running the entry file, as
@@ -64,5 +71,5 @@ class SelfHosted:
         missing = [name for name in REQUIREMENTS if importlib.util.find_spec(name) is None]
         if missing:
             raise TaskpackError(f"{', '.join(missing)} not installed in {sys.executable}; "
-                                f"run `{self.next_steps(out)[0]}` first")
+                                f"run `{self.install_step(out)}` first")
         return [sys.executable, str(out / BUNDLE_DIR / self.entry)]

@@ -107,10 +107,13 @@ def emit(project: Project, out: Path) -> None:
     )
 
 
-def next_steps(out: Path) -> list[str]:
+def next_steps(project: Project, out: Path) -> list[str]:
     """How to deploy the output at ``out``."""
     pyproject = tomllib.loads((out / "pyproject.toml").read_text(encoding="utf-8"))
-    return [f"cd {out}", deploy_command(bool(pyproject["project"]["dependencies"]))]
+    steps = [f"cd {out}", deploy_command(bool(pyproject["project"]["dependencies"]))]
+    if project.preset_options("cloudflare").get("tasks_api", False):
+        steps.append("npx wrangler secret put TASKPACK_TASKS_TOKEN   # the task API's bearer token")
+    return steps
 
 
 def deployed_schedules(project: Project) -> tuple[Trigger, ...]:

@@ -173,13 +173,20 @@ def emit(project: Project, out: Path) -> None:
         write_bytes(out / PROJECT_LINK, link.read_bytes())
 
 
-def next_steps(out: Path) -> list[str]:
-    return [
+def next_steps(project: Project, out: Path) -> list[str]:
+    """How to deploy the output at ``out``."""
+    steps = []
+    if not (project.root / PROJECT_LINK).is_file():
+        # Linked inside the output, the link would be lost at the next build.
+        steps.append("vercel link   # once, in the project root, then build again "
+                     "(the build copies the link into the output)")
+    steps += [
         f"cd {out}",
-        "vercel link            # once, if the project root was not linked",
         "vercel env add CRON_SECRET production   # once: a random string of 16+ characters",
-        "vercel deploy --prod",
     ]
+    if project.preset_options("vercel").get("tasks_api", False):
+        steps.append("vercel env add TASKPACK_TASKS_TOKEN production  # once: the API token")
+    return [*steps, "vercel deploy --prod"]
 
 
 # -- vercel.json --------------------------------------------------------------

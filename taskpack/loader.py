@@ -47,18 +47,21 @@ def add_root_to_path(root: Path) -> None:
         sys.path.append(entry)
 
 
-def load_handler(root: Path, handler: str) -> Task:
+def load_handler(root: Path, handler: str, task_name: str | None = None) -> Task:
     """Import ``handler`` and return its task.
 
     A path handler must define exactly one task at module level; a
     ``module:attr`` handler names a :class:`Task` or a plain callable.
     Raises :class:`HandlerError` with a one-line reason otherwise.
+    ``task_name`` is what a path handler's module is loaded for: it is set as
+    the module's ``__taskpack_task__`` before the file runs, so
+    ``define_task`` errors name the task rather than the private module.
     """
     add_root_to_path(root)
     with _import_lock:
         if ":" in handler and not handler.endswith(".py"):
             return _load_attr(handler)
-        return _load_path(root, handler)
+        return _load_path(root, handler, task_name)
 
 
 def _load_attr(handler: str) -> Task:
@@ -106,19 +109,21 @@ def forget_module(name: str) -> None:
             Path(cached).unlink()
 
 
-def _load_path(root: Path, relpath: str) -> Task:
+def _load_path(root: Path, relpath: str, task_name: str | None) -> Task:
     name = private_module_name(root, relpath)
     module = sys.modules.get(name)
     if module is None:
-        module = _exec_file(name, root / relpath)
+        module = _exec_file(name, root / relpath, task_name)
     return _single_task(module, relpath)
 
 
-def _exec_file(name: str, path: Path) -> ModuleType:
+def _exec_file(name: str, path: Path, task_name: str | None) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise HandlerError(f"{path} is not a Python file")
     module = importlib.util.module_from_spec(spec)
+    if task_name is not None:
+        module.__taskpack_task__ = task_name  # type: ignore[attr-defined]
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)

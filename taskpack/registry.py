@@ -16,6 +16,7 @@ exception, also for calls made in the same event-loop tick.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ from .history import (
 from .loader import HandlerError, load_handler, unload_handler
 from .options import apply_overrides
 from .task import Task, TaskContext, copy_payload
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
 
@@ -148,12 +151,18 @@ class Registry:
     def listing(self, *, last_runs: bool = False) -> dict[str, Any]:
         """The task list in Nitro's shape (``GET /_nitro/tasks``). With
         ``last_runs`` each task also gets ``"lastRun"``: its newest history
-        record as a dict, or ``None`` (the dev server's listing)."""
+        record as a dict, or ``None`` (the dev server's listing). A history
+        that cannot be read is logged and every ``lastRun`` is ``None``: like
+        a failed write, it never fails the listing."""
         tasks: dict[str, dict[str, Any]] = {
             name: {"description": e.description} for name, e in self.entries.items()
         }
         if last_runs:
-            last = self.history.last_runs()
+            try:
+                last = self.history.last_runs()
+            except Exception as exc:  # any store's failure, e.g. sqlite3.DatabaseError
+                logger.error("history: cannot read the last runs: %s", exc)
+                last = {}
             for name, info in tasks.items():
                 run = last.get(name)
                 info["lastRun"] = None if run is None else run.to_dict()
@@ -177,7 +186,7 @@ class Registry:
         if entry.handler is None:
             raise TaskNotImplementedError(name)
         try:
-            task = load_handler(self.root, entry.handler)
+            task = load_handler(self.root, entry.handler, name)
         except HandlerError as exc:
             raise TaskLoadError(name, entry.handler, str(exc)) from None
         self._loaded[name] = task

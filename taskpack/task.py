@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Unpack, overload
@@ -135,13 +136,25 @@ def define_task(
             raise TypeError("define_task: the function is already a task")
         if not callable(fn):
             raise TypeError(f"define_task: run must be callable, got {type(fn).__name__}")
-        label = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
+        label = name or _default_label(fn)
         return Task(run=fn, name=name, description=description,
                     options=make_options(repr(label), **options))
 
     if run is None:
         return build
     return build(run)
+
+
+def _default_label(fn: TaskFunction) -> str:
+    """How an unnamed task is named in option errors: the task its module is
+    being loaded for (``__taskpack_task__``, set by the loader), else
+    ``module.function``."""
+    module_name = getattr(fn, "__module__", None)
+    module = sys.modules.get(module_name) if isinstance(module_name, str) else None
+    task_name = getattr(module, "__taskpack_task__", None)
+    if isinstance(task_name, str):
+        return task_name
+    return f"{module_name or '?'}.{getattr(fn, '__qualname__', fn)}"
 
 
 def as_task(obj: object) -> Task | None:

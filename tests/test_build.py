@@ -68,6 +68,44 @@ def test_json_output(basic_example: Path, tmp_path: Path) -> None:
     assert any("WORKERS=" in step for step in data["next_steps"])
 
 
+@pytest.mark.parametrize("preset", ["server", "server_cluster", "asgi", "cloudflare_module",
+                                    "vercel"])
+def test_next_steps_set_the_token_when_the_task_api_is_on(make_project: MakeProject,
+                                                           tmp_path: Path, preset: str) -> None:
+    """With the task API on, a self-hosted server refuses to start without
+    TASKPACK_TASKS_TOKEN, so the printed command must set it; the platforms
+    answer 500 until their secret exists, so the steps say to add it."""
+    table = {"cloudflare_module": "cloudflare", "vercel": "vercel"}.get(preset, "server")
+    steps = {}
+    for api in (True, False):
+        root = make_project({"tasks/a.py": task_source(),
+                             "taskpack.toml": f"[{table}]\ntasks_api = {str(api).lower()}\n"})
+        code, out, err = build(root, "--preset", preset, "--output", str(tmp_path / f"{api}"),
+                               "--json")
+        assert code == 0, err
+        steps[api] = json.loads(out)["next_steps"]
+    assert any("TASKPACK_TASKS_TOKEN" in step for step in steps[True])
+    assert not any("TASKPACK_TASKS_TOKEN" in step for step in steps[False])
+
+
+def test_vercel_steps_link_the_project_root_not_the_output(make_project: MakeProject,
+                                                           tmp_path: Path) -> None:
+    """A link made inside the output is lost at the next build (README): the
+    steps link the project root (whose link the build copies), and only
+    while it is not linked."""
+    root = make_project({"tasks/a.py": task_source()})
+    code, out, err = build(root, "--preset", "vercel", "--json")
+    assert code == 0, err
+    steps = json.loads(out)["next_steps"]
+    link = next(i for i, step in enumerate(steps) if step.startswith("vercel link"))
+    assert link < steps.index(next(s for s in steps if s.startswith("cd ")))
+    (root / ".vercel").mkdir()
+    (root / ".vercel" / "project.json").write_text('{"projectId": "p", "orgId": "o"}')
+    code, out, err = build(root, "--preset", "vercel", "--json")
+    assert code == 0, err
+    assert not any(step.startswith("vercel link") for step in json.loads(out)["next_steps"])
+
+
 def test_two_builds_are_byte_identical(basic_example: Path, tmp_path: Path) -> None:
     old_umask = os.umask(0o077)
     try:

@@ -147,6 +147,42 @@ def test_unimplemented_task_exits_2(make_project: MakeProject) -> None:
         2, "error: Task `later` is not implemented!\n")
 
 
+def test_payload_refused_by_the_schema_exits_2(make_project: MakeProject) -> None:
+    """A payload the task's payload_schema rejects is bad input, like an
+    invalid --payload: exit 2, not "the task failed"."""
+    root = make_project({"tasks/ship.py": """
+        from taskpack import define_task
+
+        def order(payload):
+            if not isinstance(payload.get("id"), int):
+                raise ValueError("id: expected an integer")
+            return payload
+
+        @define_task(payload_schema=order)
+        def run(event):
+            return event.payload["id"]
+    """})
+    assert invoke(root, "task", "run", "ship", "--payload", '{"id": 1}')[:2] == (0, "1\n")
+    assert invoke(root, "task", "run", "ship", "--payload", '{"id": "x"}') == (
+        2, "", "error: Task `ship`: invalid payload: id: expected an integer\n")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("runs", "--limit", "0"), "error: Invalid value for '--limit': 0 is not in the range x>=1. "
+                               "(see `taskpack runs --help`)"),
+    (("frobnicate",), "error: No such command 'frobnicate'. (see `taskpack --help`)"),
+    (("task", "run"), "error: Missing argument 'NAME'. (see `taskpack task run --help`)"),
+])
+def test_usage_errors_are_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    result = CliRunner().invoke(main, list(args), prog_name="taskpack")
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", message + "\n")
+
+
+def test_a_group_without_its_command_shows_its_help() -> None:
+    result = CliRunner().invoke(main, ["task"])
+    assert result.exit_code == 2 and "Commands:" in result.stdout + result.stderr
+
+
 def test_config_errors_are_one_line_and_exit_2(make_project: MakeProject) -> None:
     root = make_project({"taskpack.toml": "scheduledTasks = {}\n"})
     code, out, err = invoke(root, "task", "list")

@@ -228,6 +228,11 @@ def test_history_path_from_config_and_db_option(make_project: MakeProject) -> No
     assert code == 0 and json.loads(out)[0]["task"] == "ok"
     code, _, err = invoke("runs", "--db", str(root / "missing.db"))
     assert code == 2 and "--db:" in err and "does not exist" in err
+    (root / "notes.txt").write_text("not a database\n" * 100)
+    code, out, err = invoke("runs", "--db", str(root / "notes.txt"))
+    assert (code, out) == (2, "")
+    assert err == (f"error: --db: cannot read {root / 'notes.txt'} as a run history: "
+                   "file is not a database\n")
 
 
 @pytest.mark.parametrize(("table", "message"), [
@@ -293,3 +298,29 @@ def test_sqlite_store_is_usable_after_fork(tmp_path: Path) -> None:
     store.record(record("parent", 2))
     assert sorted(r.id for r in store.runs()) == ["child-1", "parent-1", "parent-2"]
     store.close()
+
+
+def test_runs_table_aligns_the_error_column() -> None:
+    from taskpack.builder.runs import format_table
+
+    fast = record("a", 1, "error")._replace(duration_ms=0.1)
+    slow = record("a", 2, "error")._replace(duration_ms=826.9)
+    lines = format_table([fast, slow, record("a", 3)]).splitlines()
+    column = lines[0].index("ERROR")
+    assert [line.find("RuntimeError") for line in lines[1:3]] == [column, column]
+    assert lines[3] == lines[3].rstrip() and "RuntimeError" not in lines[3]
+
+
+def test_an_unreadable_history_does_not_break_the_task_list(
+        make_project: MakeProject, caplog: pytest.LogCaptureFixture) -> None:
+    """Like a failed write, a history that cannot be read never fails the
+    listing: its last runs are unknown (null) and the error is logged."""
+    root = make_project({
+        ".taskpack/history.sqlite": "not a database\n" * 100,
+        "tasks/ok.py": "from taskpack import define_task\n\n@define_task\ndef run(e):\n"
+                       "    return 1\n",
+    })
+    code, out, err = invoke("task", "list", "--json", "--root", str(root))
+    assert code == 0, err
+    assert json.loads(out)["tasks"] == {"ok": {"description": "", "lastRun": None}}
+    assert "history: cannot read the last runs: file is not a database" in caplog.text

@@ -214,6 +214,18 @@ def test_bad_task_modules(make_project: MakeProject, source: str, reason: str) -
     assert info.value.status_code == 500
 
 
+def test_bad_option_in_a_task_file_names_the_task(make_project: MakeProject) -> None:
+    """define_task checks options while the file is imported; the message names
+    the task being loaded, not the private module it is imported under."""
+    root = make_project({"tasks/db/migrate.py": "from taskpack import define_task\n"
+                                                "@define_task(timeout=0)\n"
+                                                "def run(event):\n    return 1\n"})
+    with pytest.raises(ValueError) as info:
+        asyncio.run(registry_for(root, {"db:migrate": "tasks/db/migrate.py"}).run("db:migrate"))
+    assert str(info.value) == ("task 'db:migrate': option timeout: "
+                               "must be a positive number of seconds, got 0")
+
+
 def test_module_attr_handler_and_imported_tasks_do_not_count(make_project: MakeProject) -> None:
     root = make_project({
         "lib/jobs.py": "def plain(event):\n    return 'plain'\n",
