@@ -10,8 +10,6 @@ default) and each fire time is printed in UTC and in that zone. With
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -22,61 +20,16 @@ import click
 from taskpack.cron import CronError, CronExpr, zone
 
 from .cron_describe import describe
-from .dialects import (
-    is_more_frequent_than_daily,
-    to_cloudflare,
-    to_vercel,
-    utc_only_problem,
-)
+from .dialects import utc_only_problem
 from .errors import UsageError
-
-
-@dataclass(frozen=True)
-class Platform:
-    """How a preset's platform runs cron: ``translate`` gives its string
-    (``None``: taskpack's own scheduler runs the expression as written)."""
-
-    label: str
-    vendor: str = "taskpack"
-    translate: Callable[[CronExpr], str] | None = None
-    utc_only: bool = False
-    warn: Callable[[CronExpr], str | None] | None = None
-
-
-def _vercel_hobby(expr: CronExpr) -> str | None:
-    if is_more_frequent_than_daily(expr):
-        return ("runs more than once a day: Vercel's Hobby plan allows one run a day "
-                "(deploys fail); this needs a Pro plan")
-    return None
-
-
-def _no_cron_triggers(expr: CronExpr) -> str:
-    raise CronError("Cloudflare Pages has no cron triggers; use the cloudflare_module preset "
-                    "(a Python Worker with Cron Triggers)")
-
-
-_SERVER = Platform("taskpack's scheduler")
-PLATFORMS: dict[str, Platform] = {
-    "server": _SERVER,
-    "server_cluster": _SERVER,
-    "asgi": _SERVER,
-    "node_server": _SERVER,
-    "node_cluster": _SERVER,
-    "node_middleware": _SERVER,
-    "cloudflare_module": Platform("Cloudflare Cron Triggers", "Cloudflare", to_cloudflare,
-                                  utc_only=True),
-    "cloudflare_pages": Platform("Cloudflare Pages", "Cloudflare Pages", _no_cron_triggers),
-    "vercel": Platform("Vercel Cron Jobs", "Vercel", to_vercel, utc_only=True,
-                       warn=_vercel_hobby),
-}
 
 
 @click.command("cron")
 @click.argument("expression", metavar="EXPR")
 @click.option("-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="How many fire times to show.")
-@click.option("--preset", type=click.Choice(sorted(PLATFORMS)),
-              help="Show what this preset would deploy, or why it refuses.")
+@click.option("--preset", help="Show what this preset (or alias) would deploy, or why it "
+                               "refuses.")
 @click.option("--tz", "timezone", default="UTC", show_default=True,
               help="IANA time zone the schedule runs in (the `timezone` setting).")
 @click.option("--after", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
@@ -119,7 +72,9 @@ def cron(ctx: click.Context, expression: str, count: int, preset: str | None, ti
 
 def _preset_report(expr: CronExpr, preset: str,
                    timezone: str) -> tuple[dict[str, Any], str | None]:
-    platform = PLATFORMS[preset]
+    from taskpack.presets import get_preset  # only with --preset: it loads every preset
+
+    platform = get_preset(preset, source="--preset").cron_platform
     result: dict[str, Any] = {"name": preset, "platform": platform.label}
     problem = utc_only_problem(timezone, platform.vendor) if platform.utc_only else None
     if problem is None:

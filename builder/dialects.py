@@ -6,8 +6,11 @@ on that platform, or raise :class:`~taskpack.cron.CronError` with the reason
 and what to do instead. :func:`platform_triggers` applies one of them to all
 of a project's schedules and merges schedules that mean the same into one
 trigger (Cloudflare rejects duplicate triggers at deploy); :func:`as_written`
-is the same shape for presets that run schedules unchanged. A preset's
-``deployed_schedules`` returns one of the two, for ``taskpack.json``.
+is the same shape for presets that run schedules unchanged.
+
+Each preset names its :class:`CronPlatform` (``SCHEDULER``, ``CLOUDFLARE``,
+``CLOUDFLARE_PAGES`` or ``VERCEL``); the build (``taskpack.json``, the
+summary, the platform's config) and ``taskpack cron --preset`` both ask it.
 """
 
 from __future__ import annotations
@@ -105,3 +108,50 @@ def require_utc(config: Config, platform: str) -> None:
     problem = utc_only_problem(config.timezone, platform)
     if problem is not None:
         raise config.error(problem, "timezone")
+
+
+def vercel_hobby_warning(expr: CronExpr) -> str | None:
+    """The Hobby-plan catch of a Vercel schedule, or None."""
+    if is_more_frequent_than_daily(expr):
+        return ("runs more than once a day: Vercel's Hobby plan allows one run a day "
+                "(deploys fail); this needs a Pro plan")
+    return None
+
+
+def _no_cron_triggers(expr: CronExpr) -> str:
+    raise CronError("Cloudflare Pages has no cron triggers; use the cloudflare_module preset "
+                    "(a Python Worker with Cron Triggers)")
+
+
+@dataclass(frozen=True)
+class CronPlatform:
+    """How a preset's platform runs cron.
+
+    ``translate`` gives the platform's string for an expression (``None``:
+    taskpack's own scheduler runs it as written, in the project's time
+    zone); ``utc_only``: the platform runs UTC only, so another
+    ``timezone`` is refused; ``warn`` returns the catch of an expression
+    that deploys but may not run as hoped (``None`` when there is none).
+    """
+
+    label: str
+    vendor: str = "taskpack"
+    translate: Translate | None = None
+    utc_only: bool = False
+    warn: Callable[[CronExpr], str | None] | None = None
+
+    def triggers(self, schedules: Iterable[Schedule], config: Config) -> tuple[Trigger, ...]:
+        """The schedules as this platform runs them; ``ConfigError`` naming
+        the key for what it cannot run (a non-UTC ``timezone`` included)."""
+        if self.translate is None:
+            return as_written(schedules)
+        if self.utc_only:
+            require_utc(config, self.vendor)
+        return platform_triggers(schedules, self.translate, config=config)
+
+
+SCHEDULER = CronPlatform("taskpack's scheduler")
+CLOUDFLARE = CronPlatform("Cloudflare Cron Triggers", "Cloudflare", to_cloudflare, utc_only=True)
+CLOUDFLARE_PAGES = CronPlatform("Cloudflare Pages", "Cloudflare Pages", _no_cron_triggers)
+VERCEL = CronPlatform("Vercel Cron Jobs", "Vercel", to_vercel, utc_only=True,
+                      warn=vercel_hobby_warning)

@@ -19,14 +19,11 @@ that defines:
 * optionally ``preview(out: Path) -> list[str]`` — the command (argv) that
   ``taskpack preview`` runs for the output at ``out``; presets without it
   cannot be previewed;
-* optionally ``deployed_schedules(project: Project) -> Sequence[Trigger]`` —
-  the schedules as the platform will run them, each
-  :class:`~taskpack.builder.dialects.Trigger` carrying the deployed string,
-  its tasks and the crons as written that it came from, for
-  ``taskpack.json`` and the summary. A platform preset returns
-  ``platform_triggers(project.schedules, to_<platform>, config=project.config)``;
-  by default each schedule is deployed as written
-  (:func:`~taskpack.builder.dialects.as_written`).
+* optionally ``cron_platform: CronPlatform`` — how its platform runs cron
+  (:mod:`taskpack.builder.dialects`: ``CLOUDFLARE``, ``VERCEL``, ...);
+  by default ``SCHEDULER``, taskpack's own scheduler, which runs every
+  schedule as written. :meth:`Preset.deployed_schedules` and
+  ``taskpack cron --preset`` both come from it.
 
 Its files come from ``templates/<name>/``. Adding a preset is adding one
 module and one template folder: modules are found by listing this package,
@@ -37,13 +34,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 
-from taskpack.builder.dialects import Trigger, as_written
+from taskpack.builder.dialects import SCHEDULER, CronPlatform, Trigger
 from taskpack.builder.errors import TaskpackError
 from taskpack.builder.project import Project
 
@@ -60,8 +57,15 @@ class Preset:
     emit: Callable[[Project, Path], None]
     next_steps: Callable[[Project, Path], list[str]]
     preview: Callable[[Path], list[str]] | None
-    deployed_schedules: Callable[[Project], Sequence[Trigger]]
+    cron_platform: CronPlatform
     module: ModuleType
+
+    def deployed_schedules(self, project: Project) -> tuple[Trigger, ...]:
+        """The schedules as the platform will run them, each
+        :class:`~taskpack.builder.dialects.Trigger` carrying the deployed
+        string, its tasks and the crons as written it came from (for
+        ``taskpack.json`` and the summary)."""
+        return self.cron_platform.triggers(project.schedules, project.config)
 
 
 class UnknownPresetError(TaskpackError):
@@ -129,7 +133,7 @@ def _load(module: ModuleType) -> Preset:
         emit=module.emit,
         next_steps=getattr(module, "next_steps", _no_steps),
         preview=getattr(module, "preview", None),
-        deployed_schedules=getattr(module, "deployed_schedules", _project_schedules),
+        cron_platform=getattr(module, "cron_platform", SCHEDULER),
         module=module,
     )
 
@@ -137,6 +141,3 @@ def _load(module: ModuleType) -> Preset:
 def _no_steps(project: Project, out: Path) -> list[str]:
     return []
 
-
-def _project_schedules(project: Project) -> Sequence[Trigger]:
-    return as_written(project.schedules)

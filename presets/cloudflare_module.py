@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from taskpack import __version__
 from taskpack.builder import bundle
-from taskpack.builder.dialects import Trigger, platform_triggers, require_utc, to_cloudflare
+from taskpack.builder.dialects import CLOUDFLARE, Trigger
 from taskpack.builder.project import Project
 from taskpack.layout import PROJECT_DIR
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 name = "cloudflare_module"
 aliases = ("cloudflare-module",)
+cron_platform = CLOUDFLARE
 
 ENTRY = "src/entry.py"
 SOURCE_DIR = "src"
@@ -116,11 +117,6 @@ def next_steps(project: Project, out: Path) -> list[str]:
     return steps
 
 
-def deployed_schedules(project: Project) -> tuple[Trigger, ...]:
-    """The Cron Triggers: each schedule translated, those equal in meaning merged."""
-    return _triggers(project)
-
-
 def deploy_command(has_dependencies: bool) -> str:
     """``npx wrangler deploy``, or pywrangler when packages must be vendored."""
     if has_dependencies:
@@ -132,8 +128,8 @@ def deploy_command(has_dependencies: bool) -> str:
 
 
 def _triggers(project: Project) -> tuple[Trigger, ...]:
-    require_utc(project.config, "Cloudflare")
-    return platform_triggers(project.schedules, to_cloudflare, config=project.config)
+    """The Cron Triggers: each schedule translated, those equal in meaning merged."""
+    return CLOUDFLARE.triggers(project.schedules, project.config)
 
 
 def _settings(project: Project, triggers: tuple[Trigger, ...]) -> WorkerSettings:

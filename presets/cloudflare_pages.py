@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from taskpack.builder.dialects import CLOUDFLARE_PAGES
 from taskpack.builder.errors import TaskpackError
 from taskpack.builder.project import Project
 
 name = "cloudflare_pages"
 aliases = ("cloudflare-pages",)
+cron_platform = CLOUDFLARE_PAGES
 
 REASON = (
     "preset cloudflare_pages cannot work: Cloudflare Pages has no cron triggers "

@@ -42,13 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from taskpack.builder.bundle import render, write_bundle, write_bytes, write_text
-from taskpack.builder.dialects import (
-    Trigger,
-    is_more_frequent_than_daily,
-    platform_triggers,
-    require_utc,
-    to_vercel,
-)
+from taskpack.builder.dialects import VERCEL, is_more_frequent_than_daily
 from taskpack.builder.errors import ConfigError
 from taskpack.builder.project import Project
 from taskpack.cron import CronExpr
@@ -56,6 +50,7 @@ from taskpack.vercel import CRON_PREFIX, CronRoute, cron_path
 
 name = "vercel"
 aliases: tuple[str, ...] = ()
+cron_platform = VERCEL
 
 FUNCTION = "api/index.py"
 FUNCTION_ROUTE = "/api/index"
@@ -100,16 +95,10 @@ def cron_routes(project: Project) -> list[CronRoute]:
     """One route per distinct Vercel schedule, in the order of the project's
     schedules; :class:`ConfigError` naming the key for what Vercel cannot
     run (a time zone other than UTC included)."""
-    require_utc(project.config, "Vercel")
     return [
         CronRoute(cron_path(trigger.cron), trigger.cron, trigger.tasks)
-        for trigger in deployed_schedules(project)
+        for trigger in VERCEL.triggers(project.schedules, project.config)
     ]
-
-
-def deployed_schedules(project: Project) -> tuple[Trigger, ...]:
-    """The Cron Jobs: each schedule translated, those equal in meaning merged."""
-    return platform_triggers(project.schedules, to_vercel, config=project.config)
 
 
 def validate(project: Project) -> list[str]:

@@ -116,7 +116,17 @@ def test_vercel_hobby_warning() -> None:
 def test_unknown_preset_is_a_usage_error() -> None:
     result = run("* * * * *", "--preset", "heroku")
     assert result.exit_code == 2
-    assert "Invalid value for '--preset'" in result.stderr
+    assert result.stderr.startswith("error: --preset: unknown preset 'heroku' (known: asgi ")
+
+
+@pytest.mark.parametrize(("alias", "deployed"), [
+    ("node-server", "node-server: deploys '0 12 * * 1-5' (taskpack's scheduler)"),
+    ("cloudflare-module", "cloudflare-module: deploys '0 12 * * MON-FRI' (Cloudflare Cron"),
+])
+def test_preset_aliases_are_the_builds(alias: str, deployed: str) -> None:
+    result = run("0 12 * * 1-5", "--preset", alias)
+    assert result.exit_code == 0, result.stderr
+    assert deployed in result.stdout
 
 
 @pytest.mark.parametrize(("text", "sentence"), [
