@@ -56,6 +56,9 @@ def build(root: Path, *, preset: str | None = None, output: Path | None = None,
     chosen = resolve_preset(project, preset, os.environ if env is None else env)
     out = resolve_output(project, output)
     warnings = tuple(chosen.validate(project))
+    if not project.tasks:
+        warnings += (f"no tasks: nothing under {project.config.tasks_dir}/ and none in "
+                     f"{project.config.label} (is --root the project folder?)",)
     staging = make_staging(out, "--output" if output is not None else "output_dir")
     try:
         try:

@@ -259,3 +259,14 @@ def test_internal_error_is_one_line_with_exit_1(basic_example: Path,
         monkeypatch.undo()
         presets._by_name.cache_clear()
     assert not (basic_example / ".output").exists()
+
+
+def test_a_project_without_tasks_builds_with_a_warning(make_project: MakeProject) -> None:
+    root = make_project({"lib/helpers.py": "X = 1\n"})
+    code, _, err = build(root)
+    assert code == 0, err
+    assert ("warning: no tasks: nothing under tasks/ and none in taskpack.toml "
+            "(is --root the project folder?)") in err
+    assert (root / ".output" / "taskpack.json").is_file()
+    code, _, err = build(make_project({"tasks/a.py": task_source()}))
+    assert code == 0 and "no tasks" not in err
