@@ -510,7 +510,7 @@ def asgi_app(
             if fallback is not None:
                 await fallback(scope, receive, send)
             return  # websockets are not ours: returning closes the connection
-        path = _app_path(scope)
+        path = app_path(scope)
         route = api.route(path)
         if route is None:
             if fallback is not None:
@@ -535,7 +535,7 @@ def asgi_app(
     return app
 
 
-def _app_path(scope: Scope) -> str:
+def app_path(scope: Scope) -> str:
     """The path below the app's mount point: servers and routers include
     ``root_path`` in ``path`` (uvicorn ``--root-path``, a Starlette ``Mount``)."""
     path: str = scope["path"]
@@ -682,4 +682,4 @@ def request_head(scope: Scope) -> HttpRequest:
     for platform handlers that decide on the request line and headers alone
     (the Vercel cron routes). ``path`` is the app-relative path, as
     :func:`asgi_app` routes it (``root_path`` removed)."""
-    return _request_head(scope, _app_path(scope))
+    return _request_head(scope, app_path(scope))

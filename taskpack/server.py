@@ -54,7 +54,7 @@ from .http import (
     Scope,
     Send,
     TaskApi,
-    _app_path,
+    app_path,
     asgi_app,
     bearer_token,
     error_response,
@@ -206,7 +206,7 @@ class BundleApp:
             return
         # Below the mount point, as the task API routes (a Starlette Mount,
         # uvicorn --root-path).
-        path = _app_path(scope)
+        path = app_path(scope)
         if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
             body = {"status": "ok", "tasks": len(self.registry.entries)}
             await send_response(send, json_response(200, body))
