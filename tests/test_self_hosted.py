@@ -89,23 +89,28 @@ def e2e_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_e2e_project(tmp_path_factory.mktemp("e2e") / "project")
 
 
+def make_bundle_venv(venv: Path, output: Path, *extra: str) -> Path:
+    """A fresh virtualenv with what ``output``'s requirements.txt asks for,
+    plus ``extra`` packages, and no taskpack."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {**os.environ, "PIP_CACHE_DIR": str(REPO / ".cache" / "pip"),
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    subprocess.run([str(venv_python(venv)), "-m", "pip", "install", "-q", "-r",
+                    str(output / "server" / "requirements.txt"), *extra], check=True, env=env)
+    probe = subprocess.run([str(venv_python(venv)), "-c", "import taskpack"],
+                           capture_output=True, cwd=venv)
+    assert probe.returncode != 0, "the bundle venv must not have taskpack installed"
+    (venv / "requirements.sha256").write_text(_requirements_hash(output))
+    return venv
+
+
 @pytest.fixture(scope="session")
 def bundle_venv(tmp_path_factory: pytest.TempPathFactory, e2e_project: Path) -> Iterator[Path]:
     """One fresh virtualenv for every end-to-end test, with exactly what a
     built output's requirements.txt asks for (each test checks its output
     asks for the same)."""
     output = build(e2e_project, "server", tmp_path_factory.mktemp("req") / "out")
-    venv = tmp_path_factory.mktemp("bundle-venv") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    env = {**os.environ, "PIP_CACHE_DIR": str(REPO / ".cache" / "pip"),
-           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    subprocess.run([str(venv_python(venv)), "-m", "pip", "install", "-q", "-r",
-                    str(output / "server" / "requirements.txt")], check=True, env=env)
-    probe = subprocess.run([str(venv_python(venv)), "-c", "import taskpack"],
-                           capture_output=True, cwd=venv)
-    assert probe.returncode != 0, "the bundle venv must not have taskpack installed"
-    (venv / "requirements.sha256").write_text(_requirements_hash(output))
-    yield venv
+    yield make_bundle_venv(tmp_path_factory.mktemp("bundle-venv") / "venv", output)
 
 
 def _requirements_hash(output: Path) -> str:
@@ -397,3 +402,40 @@ def test_preview_runs_the_built_server(e2e_project: Path, tmp_path: Path,
     assert server.wait_healthy()["tasks"] == TASK_COUNT
     assert api(server, "echo:payload", {"b": 2}).json() == {"result": {"b": 2}}
     assert server.terminate() == 0
+
+
+ASGI_SERVERS = {
+    "hypercorn": ["-m", "hypercorn", "app:app", "--bind", "127.0.0.1:{port}"],
+    "granian": ["-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
+                "--port", "{port}", "app:app"],
+}
+
+
+@pytest.mark.parametrize("server_name", sorted(ASGI_SERVERS))
+def test_asgi_bundle_under_other_servers(server_name: str, e2e_project: Path,
+                                         tmp_path_factory: pytest.TempPathFactory,
+                                         tmp_path: Path, started: list[ServerProcess]) -> None:
+    """The README's hypercorn and granian commands for the asgi preset: the
+    API answers and the lifespan runs (and stops) the scheduler."""
+    output = build(e2e_project, "asgi", tmp_path / "out")
+    venv = make_bundle_venv(tmp_path_factory.mktemp(server_name) / "venv", output, server_name)
+    port = free_port()
+    records = tmp_path / "records.jsonl"
+    server = ServerProcess(
+        [str(venv_python(venv)), *(arg.format(port=port) for arg in ASGI_SERVERS[server_name])],
+        {"PORT": str(port), "PYTHONPATH": str(output / "server"),
+         "TASKPACK_TASKS_TOKEN": TOKEN, "TASKPACK_EXAMPLE_RECORD": str(records)},
+        tmp_path / "server.log", cwd=tmp_path)
+    started.append(server)
+    assert server.wait_healthy() == {"status": "ok", "tasks": TASK_COUNT}
+    response = api(server, "echo:payload", {"via": server_name})
+    assert (response.status_code, response.json()) == (200, {"result": {"via": server_name}})
+    assert api(server, "echo:payload", token=None).status_code == 401
+    times = wait_for(lambda: tick_times(records)[:2] if len(tick_times(records)) >= 2 else None,
+                     10, "two scheduled runs")
+    assert len(set(times)) == 2
+    server.terminate()
+    # The lifespan's shutdown ran: it stops the scheduler and closes the run
+    # history, which writes every run still queued.
+    ticks = [r for r in history(tmp_path / HISTORY) if r["task"] == TICK]
+    assert len(ticks) == len(tick_times(records)) >= 2
