@@ -103,8 +103,10 @@ def test_a_raising_task_does_not_stop_the_next_tick_or_its_neighbours(
     assert fine and all("outcome=ok duration=" in m and "cron='* * * * * *'" in m for m in fine)
 
 
-def test_stop_waits_for_a_running_task(tmp_path: Path) -> None:
-    registry = make_registry(tmp_path, {"* * * * * *": ["slow"]}, {"slow": {"sleep": 1.5}})
+def seconds_to_stop_while_slow_runs(tmp_path: Path, sleep: float, grace: float) -> float:
+    """Start a scheduler firing ``slow`` (which sleeps ``sleep`` s) every
+    second, wait for its first run, then time ``stop(grace)``."""
+    registry = make_registry(tmp_path, {"* * * * * *": ["slow"]}, {"slow": {"sleep": sleep}})
 
     async def main() -> float:
         scheduler = Scheduler(registry)
@@ -112,10 +114,14 @@ def test_stop_waits_for_a_running_task(tmp_path: Path) -> None:
         while not starts(tmp_path, "slow"):
             await asyncio.sleep(0.05)
         began = time.monotonic()
-        await scheduler.stop(10)
+        await scheduler.stop(grace)
         return time.monotonic() - began
 
-    waited = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_stop_waits_for_a_running_task(tmp_path: Path) -> None:
+    waited = seconds_to_stop_while_slow_runs(tmp_path, sleep=1.5, grace=10)
     assert 1.0 < waited < 5
     done = [r["done"] for r in records(tmp_path, "slow") if "done" in r]
     assert done == [starts(tmp_path, "slow")[0]["scheduled"]]
@@ -123,19 +129,8 @@ def test_stop_waits_for_a_running_task(tmp_path: Path) -> None:
 
 def test_stop_cancels_after_the_grace_period(tmp_path: Path,
                                              caplog: pytest.LogCaptureFixture) -> None:
-    registry = make_registry(tmp_path, {"* * * * * *": ["slow"]}, {"slow": {"sleep": 30}})
-
-    async def main() -> float:
-        scheduler = Scheduler(registry)
-        scheduler.start()
-        while not starts(tmp_path, "slow"):
-            await asyncio.sleep(0.05)
-        began = time.monotonic()
-        await scheduler.stop(0.3)
-        return time.monotonic() - began
-
     with caplog.at_level(logging.INFO, logger="taskpack.scheduler"):
-        waited = asyncio.run(main())
+        waited = seconds_to_stop_while_slow_runs(tmp_path, sleep=30, grace=0.3)
     assert 0.2 < waited < 3
     assert not [r for r in records(tmp_path, "slow") if "done" in r]
     assert any("outcome=cancelled" in r.getMessage() for r in caplog.records)
