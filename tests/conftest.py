@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import MakeProject, copy_example, write_files
+from tests.pg import fresh_database
 
 
 @pytest.fixture
@@ -24,3 +26,10 @@ def make_project(tmp_path: Path) -> MakeProject:
 def basic_example(tmp_path: Path) -> Path:
     """A private copy of ``examples/basic``."""
     return copy_example(tmp_path / "basic")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database (dropped after the test)."""
+    with fresh_database() as url:
+        yield url
