@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -27,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from taskpack import Registry, set_registry
+from taskpack import Registry, logs, set_registry
 from taskpack.http import TaskApi, asgi_app, loopback_only
 from taskpack.loader import forget_module
 from taskpack.server import stop_signals_handled_by
@@ -290,21 +288,9 @@ def _quiet_signals() -> Iterator[None]:
 
 
 def _log_runs() -> None:
-    """Show the API's one-line-per-run log and task failures on stderr."""
-    logger = logging.getLogger("taskpack")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(_Formatter())
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-
-
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        record.message = record.getMessage()
-        text = f"{stamp} {record.levelname.lower()}: {record.message}"
-        if record.exc_info and record.levelno >= logging.ERROR:
-            text += "\n" + self.formatException(record.exc_info)
-        return text
+    """taskpack's log lines (one per run) on stderr, in the format of every
+    other entry point (:mod:`taskpack.logs`)."""
+    try:
+        logs.setup()
+    except ValueError as exc:
+        raise TaskpackError(str(exc)) from None

@@ -16,6 +16,7 @@ import click
 
 from taskpack import Registry, TaskError, run_task_sync, set_registry
 from taskpack.http import dump_result, json_kind
+from taskpack.logs import RUN_LOGGER, silenced
 
 from .cli_options import project_root, root_option
 from .devclient import DevServerError, DevServerGone, fetch_listing, run_remote
@@ -185,8 +186,10 @@ def task_run(ctx: click.Context, name: str, root: Path, payload: str | None,
     project = open_project(root)
     registry = local_registry(project)
     try:
-        # The result is the only thing on stdout; what the task prints goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
+        # The result is the only thing on stdout; what the task prints goes to
+        # stderr. The command reports the run itself (its result or one error
+        # line), as for a run on the dev server, so the run's log line is not shown.
+        with contextlib.redirect_stdout(sys.stderr), silenced(RUN_LOGGER):
             result = run_task_sync(name, data)
     except Exception as exc:
         fail_task(ctx, name, exc)

@@ -27,7 +27,16 @@ from dataclasses import replace
 from typing import Any
 
 from .fire import Outcome, run_fire
-from .http import HttpRequest, HttpResponse, TaskApi, bearer_token, error_response, handle
+from .http import (
+    PREFIX,
+    HttpRequest,
+    HttpResponse,
+    TaskApi,
+    api_off,
+    bearer_token,
+    error_response,
+    handle,
+)
 from .registry import Registry
 from .task import TaskContext
 
@@ -84,7 +93,8 @@ class Worker:
         declared size is within the API's limit. Runs get a context with
         ``env``, ``ctx`` and ``wait_until`` as scheduled runs do."""
         if not self.tasks_api:
-            return error_response(404, "not found")
+            on_api = request.path == PREFIX or request.path.startswith(PREFIX + "/")
+            return api_off("cloudflare") if on_api else error_response(404, "not found")
         token = getattr(env, TOKEN_SECRET, None)
         if not isinstance(token, str) or not token.strip():
             logger.error("taskpack: the task API is on but the %s secret is not set", TOKEN_SECRET)

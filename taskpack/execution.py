@@ -27,10 +27,12 @@ as under Pyodide) blocks the loop, so nothing can interrupt it; when it
 returns after its deadline its result is discarded and the attempt counts as
 timed out, so the outcome is the same on every platform.
 
-Every attempt writes one ``key=value`` line to the ``taskpack.execution``
-logger (the fields are also on the record as ``record.taskpack``): WARNING
-for a failed attempt that will be retried, INFO for the attempt that ends
-the run (a failure is then the caller's to report: it gets the exception).
+Logging (see :mod:`taskpack.logs`): each run is one ``key=value`` line on
+the ``taskpack.run`` logger when it ends (the fields are also on the record
+as ``record.taskpack``): INFO when it succeeded, WARNING when the payload was
+refused, ERROR when it failed or timed out (a failure carries its
+traceback). A failed attempt that will be retried is a WARNING line on
+``taskpack.execution``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
-import json
 import logging
 import os
 import time
@@ -49,11 +50,15 @@ from typing import Any
 from .concurrency import canonical_json, make_gate
 from .errors import PayloadValidationError, TaskTimeoutError
 from .history import Outcome, RunRecord
+from .logs import FIELDS, RUN_LOGGER, logfmt
 from .options import TaskOptions
 from .schema import SchemaError
 from .task import Task, TaskContext, TaskEvent
 
 logger = logging.getLogger(__name__)
+run_logger = logging.getLogger(RUN_LOGGER)
+_LEVELS: dict[Outcome, int] = {"ok": logging.INFO, "invalid": logging.WARNING,
+                               "error": logging.ERROR, "timeout": logging.ERROR}
 
 MakeContext = Callable[[Any], TaskContext]
 Record = Callable[[RunRecord], None]
@@ -117,18 +122,16 @@ class Runner:
                     outcome = "timeout" if isinstance(exc, TaskTimeoutError) else "error"
                     retry = options.retry
                     if attempt >= retry.max_attempts or not retry.retries(exc):
-                        self._log(event, began, outcome, exc)
                         if options.on_error is not None:
                             await _call_hook(self.name, "on_error", options.on_error, event, exc)
                         raise
                     delay = retry.delay(attempt)
-                    self._log(event, began, outcome, exc, delay)
+                    self._log_retry(event, began, outcome, exc, delay)
                     await asyncio.sleep(delay)
                     event = replace(event, payload=dict(value) if fresh else value,
                                     attempt=attempt + 1)
                     continue
                 outcome, error = "ok", None
-                self._log(event, began, "ok")
                 if options.on_success is not None:
                     await _call_hook(self.name, "on_success", options.on_success, event, result)
                 return result
@@ -138,11 +141,16 @@ class Runner:
             raise
         finally:
             duration = time.perf_counter() - clock
-            self._record(RunRecord(
+            run = RunRecord(
                 run_id, self.name, ctx.trigger, payload_hash(payload), started,
                 started + duration, duration * 1000, attempt, outcome,
                 None if error is None else describe(error),
-            ))
+            )
+            self._record(run)
+            level = _LEVELS[outcome]
+            if run_logger.isEnabledFor(level):
+                traced = outcome == "error" and isinstance(error, Exception)
+                log_run(run, level, error if traced else None)
 
     async def _attempt(self, event: TaskEvent) -> Any:
         """One attempt, limited to ``timeout`` seconds."""
@@ -177,26 +185,37 @@ class Runner:
                 raise TaskTimeoutError(self.name, reported or timeout, event.attempt) from None
             raise
 
-    def _log(self, event: TaskEvent, began: float, outcome: Outcome,
-             exc: BaseException | None = None, retry_in: float | None = None) -> None:
-        level = logging.INFO if retry_in is None else logging.WARNING
-        if not logger.isEnabledFor(level):
+    def _log_retry(self, event: TaskEvent, began: float, outcome: Outcome,
+                   exc: BaseException, retry_in: float) -> None:
+        if not logger.isEnabledFor(logging.WARNING):
             return
         fields: dict[str, Any] = {
             "task": self.name,
-            "run": event.run_id,
+            "run_id": event.run_id,
             "attempt": event.attempt,
             "max_attempts": self.options.retry.max_attempts,
             "trigger": event.context.trigger,
             "outcome": outcome,
             "duration_ms": round((time.perf_counter() - began) * 1000, 3),
+            "error": describe(exc),
+            "retry_in_s": round(retry_in, 3),
         }
-        if exc is not None:
-            fields["error"] = describe(exc)
-        if retry_in is not None:
-            fields["retry_in_s"] = round(retry_in, 3)
-        line = " ".join(f"{key}={_logfmt(value)}" for key, value in fields.items())
-        logger.log(level, line, extra={"taskpack": fields})
+        logger.warning("attempt failed, retrying: %s", logfmt(fields), extra={FIELDS: fields})
+
+
+def log_run(run: RunRecord, level: int, exc: BaseException | None = None) -> None:
+    """The run's one line on ``taskpack.run`` (``exc`` adds its traceback)."""
+    fields: dict[str, Any] = {
+        "task": run.task,
+        "trigger": run.trigger,
+        "outcome": run.outcome,
+        "attempts": run.attempts,
+        "duration_ms": round(run.duration_ms, 3),
+        "run_id": run.id,
+    }
+    if run.error is not None:
+        fields["error"] = run.error
+    run_logger.log(level, logfmt(fields), exc_info=exc, extra={FIELDS: fields})
 
 
 async def _call_hook(task: str, which: str, hook: Callable[..., Any], *args: Any) -> None:
@@ -224,10 +243,3 @@ def describe(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc)
     name = type(exc).__name__
     return f"{name}: {message}" if message else name
-
-
-def _logfmt(value: Any) -> str:
-    text = str(value)
-    if not text or any(ch in text for ch in ' "=\n'):
-        return json.dumps(text, ensure_ascii=False)
-    return text

@@ -45,6 +45,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import logs
 from .history import DEFAULT_PATH
 from .http import (
     ASGIApp,
@@ -54,6 +55,7 @@ from .http import (
     Scope,
     Send,
     TaskApi,
+    api_off,
     app_path,
     asgi_app,
     bearer_token,
@@ -156,7 +158,7 @@ def history_file(manifest: Mapping[str, Any], env: Mapping[str, str],
 def api_disabled(request: HttpRequest) -> HttpResponse | None:
     """The access policy of a server whose task API is off: every API path
     answers 404, as if it did not exist."""
-    return error_response(404, "the task API is off; enable it with [server] tasks_api = true")
+    return api_off("server")
 
 
 class BundleApp:
@@ -272,7 +274,8 @@ def uvicorn_config(app: ASGIApp, host: str, port: int, grace: float) -> uvicorn.
     import uvicorn
 
     return uvicorn.Config(app, host=host, port=port, lifespan="on",
-                          timeout_graceful_shutdown=max(1, round(grace)), log_level="info")
+                          timeout_graceful_shutdown=max(1, round(grace)), log_level="info",
+                          access_log=False)
 
 
 def make_server(config: uvicorn.Config) -> uvicorn.Server:
@@ -304,20 +307,19 @@ def stop_signals_handled_by(handler: Callable[[int, FrameType | None], Any]) -> 
             signal.signal(sig, old)
 
 
-def configure_logging() -> None:
-    """Show taskpack's own log lines (INFO and up) on stderr, in uvicorn's style."""
-    root = logging.getLogger("taskpack")
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)-9s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
+def setup_logs() -> None:
+    """taskpack's log lines on stderr (:func:`taskpack.logs.setup`); an
+    unknown ``TASKPACK_LOG_FORMAT`` is a :class:`ServerConfigError`."""
+    try:
+        logs.setup()
+    except ValueError as exc:
+        raise ServerConfigError(str(exc)) from None
 
 
 def serve(base: Path, options: ServerOptions) -> None:
     """Run the bundle at ``base`` in this process until SIGTERM (``index.py``)."""
-    configure_logging()
     with exit_on_config_error():
+        setup_logs()
         host, port = address_from_env(os.environ)
         bundle = BundleApp.load(base, options)
     server = make_server(uvicorn_config(bundle.app, host, port, options.shutdown_grace))

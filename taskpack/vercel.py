@@ -50,6 +50,7 @@ from .http import (
     Scope,
     Send,
     TaskApi,
+    api_off,
     asgi_app,
     bearer_token,
     error_response,
@@ -155,9 +156,7 @@ def tasks_api_policy(
 
     def policy(request: HttpRequest) -> HttpResponse | None:
         if not enabled:
-            return error_response(
-                404, "the task API is disabled (enable it with [vercel] tasks_api = true)"
-            )
+            return api_off("vercel")
         token = environ.get(TASKS_TOKEN, "")
         if not token.strip():
             return error_response(
