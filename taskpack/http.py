@@ -374,7 +374,7 @@ class TaskApi:
                     400, f"limit must be an integer from 1 to {MAX_RUNS_LIMIT}, got {values[-1]!r}"
                 )
         if name not in self.registry:
-            return error_response(404, TaskNotFoundError(name).message)
+            return error_response(404, TaskNotFoundError(name, self.registry.entries).message)
         history = self.registry.history
         if self.registry.threads:  # a SQLite read must not block the loop
             runs = await asyncio.to_thread(history.runs, name, limit)
