@@ -52,6 +52,7 @@ from .http import (
     TaskApi,
     asgi_app,
     bearer_token,
+    configured_secret,
     error_response,
     json_response,
     request_head,
@@ -125,8 +126,8 @@ class CronDispatcher:
         return await self.run(route)
 
     def _authorize(self, request: HttpRequest) -> HttpResponse | None:
-        secret = self.environ.get(CRON_SECRET, "")
-        if secret.strip():
+        secret = configured_secret(self.environ.get(CRON_SECRET))
+        if secret is not None:
             return bearer_token(secret)(request)
         if self.allow_unauthenticated:
             return None
@@ -158,8 +159,8 @@ def tasks_api_policy(
             return error_response(
                 404, "the task API is disabled (enable it with [vercel] tasks_api = true)"
             )
-        token = environ.get(TASKS_TOKEN, "")
-        if not token.strip():
+        token = configured_secret(environ.get(TASKS_TOKEN))
+        if token is None:
             return error_response(
                 500, f"{TASKS_TOKEN} is not set: add it to the Vercel project's environment "
                 "variables to use the task API",
