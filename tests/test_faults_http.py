@@ -80,7 +80,13 @@ FILES = {
     "tasks/exit/atimport.py": """
         import sys
 
+        from taskpack import define_task
+
         sys.exit("no")
+
+        @define_task
+        def run(event):
+            return "never imported this far"
     """,
     "tasks/surrogate.py": """
         from taskpack import define_task
