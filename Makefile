@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench venv clean browser
 
 venv: $(VENV)/.installed
 
@@ -22,7 +22,11 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/typecheck.py
 
-test: lint
+# Debian's Chromium for the dashboard's browser tests (no-op when present).
+browser:
+	sh scripts/install_chromium.sh
+
+test: lint browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Every benchmark, one after another (about 5 minutes); figures go in docs/benchmarks.md.

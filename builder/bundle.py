@@ -107,24 +107,39 @@ def render(template: str, dest: Path, **context: Any) -> Path:
 # -- the runtime --------------------------------------------------------------
 
 
-def runtime_files() -> list[Path]:
-    """The runtime package's own files: its top-level modules (and
-    ``py.typed``), never the builder, presets or templates installed
-    beside them."""
+NOT_RUNTIME = frozenset({"builder", "presets", "templates", "__pycache__"})
+"""Folders installed inside the ``taskpack`` package that are not the runtime."""
+WEB_DIR = "web"
+"""The dashboard (:mod:`taskpack.web`), bundled only where it is served."""
+
+
+def runtime_files(*, web: bool = False) -> list[Path]:
+    """The runtime package's own files: its modules (and ``py.typed``) and
+    those of its subpackages, never the builder, presets or templates
+    installed beside them. ``web`` adds the dashboard (its modules and its
+    ``static/`` files)."""
     package = Path(taskpack.__file__).parent
-    return sorted(
-        path for path in package.iterdir()
-        if path.is_file() and path.suffix in RUNTIME_SUFFIXES
-    )
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(package):
+        here = Path(folder)
+        rel = here.relative_to(package).parts
+        dirs[:] = sorted(d for d in dirs if d not in NOT_RUNTIME
+                         and (web or rel or d != WEB_DIR))
+        static = rel[:2] == (WEB_DIR, "static")
+        found += (here / name for name in files
+                  if static or Path(name).suffix in RUNTIME_SUFFIXES)
+    return sorted(found)
 
 
-def copy_runtime(base: Path) -> list[str]:
-    """Copy the runtime package to ``base/taskpack``; the written paths,
-    relative to ``base``."""
+def copy_runtime(base: Path, *, web: bool = False) -> list[str]:
+    """Copy the runtime package to ``base/taskpack`` (with the dashboard
+    when ``web``); the written paths, relative to ``base``."""
+    package = Path(taskpack.__file__).parent
     written = []
-    for source in runtime_files():
-        write_bytes(base / RUNTIME_DIR / source.name, source.read_bytes())
-        written.append(f"{RUNTIME_DIR}/{source.name}")
+    for source in runtime_files(web=web):
+        rel = source.relative_to(package).as_posix()
+        write_bytes(base / RUNTIME_DIR / rel, source.read_bytes())
+        written.append(f"{RUNTIME_DIR}/{rel}")
     return written
 
 
@@ -271,14 +286,14 @@ def _excluded(regex: re.Pattern[str], rel: str) -> bool:
 # -- manifest -----------------------------------------------------------------
 
 
-def write_manifest(project: Project, base: Path) -> str:
+def write_manifest(project: Project, base: Path, *, dashboard: bool = False) -> str:
     """Write ``base/taskpack_manifest.py`` defining ``MANIFEST`` (the
     :func:`~taskpack.builder.manifest.build_manifest` dict) for
     :func:`taskpack.layout.load_registry`; its path relative to ``base``.
 
     The module holds the manifest as JSON in a raw string, one task per
     line: readable, and fast to write (C encoder) and to load."""
-    manifest = build_manifest(project)
+    manifest = build_manifest(project, dashboard=dashboard)
 
     def dump(value: Any) -> str:
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
@@ -398,11 +413,15 @@ def _check_requirement(file: str, key: str | None, line: str) -> None:
 # -- whole bundles --------------------------------------------------------------
 
 
-def write_bundle(project: Project, base: Path, *, requirements: Sequence[str] | None) -> list[str]:
+def write_bundle(project: Project, base: Path, *, requirements: Sequence[str] | None,
+                 web: bool = False) -> list[str]:
     """The shared steps in one call: runtime, project sources and manifest
     into ``base``, and ``requirements.txt`` unless ``requirements`` is None
-    (platforms that install nothing). The written paths, relative to ``base``."""
-    written = [*copy_runtime(base), *copy_project(project, base), write_manifest(project, base)]
+    (platforms that install nothing). ``web``: the bundle serves the
+    dashboard (its files, and the manifest's schedule details). The written
+    paths, relative to ``base``."""
+    written = [*copy_runtime(base, web=web), *copy_project(project, base),
+               write_manifest(project, base, dashboard=web)]
     if requirements is not None:
         written.append(write_requirements(project, base, requirements))
     return sorted(written)

@@ -23,14 +23,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from taskpack import Registry, set_registry
 from taskpack.http import TaskApi, asgi_app, loopback_only
 from taskpack.loader import forget_module
-from taskpack.server import stop_signals_handled_by
+from taskpack.server import closes_dashboard, stop_signals_handled_by
+from taskpack.web.app import Dashboard
 
 from .cli_options import project_root, root_option
 from .config import CANDIDATES
@@ -135,6 +136,13 @@ def make_registry(project: Project) -> Registry:
     return registry
 
 
+def dashboard_schedules(project: Project) -> list[dict[str, Any]]:
+    """The schedules as the dashboard shows them (next fire times aside):
+    descriptions and each preset's deployment."""
+    schedules: list[dict[str, Any]] = build_manifest(project, dashboard=True)["schedules"]
+    return schedules
+
+
 def start_scheduler(registry: Registry) -> Scheduler:
     """Start firing ``registry``'s schedules: the one place the dev server
     touches the scheduler. Imported here: the CLI's other commands do not
@@ -154,6 +162,9 @@ class DevServer:
         self.grace = grace
         self.api = TaskApi(make_registry(project), policy=loopback_only(), dev=True,
                            last_runs=True)
+        self.schedules = dashboard_schedules(project)
+        self.dashboard = Dashboard(self.api, schedules=lambda: self.schedules,
+                                   page_policy=self.api.policy, dev=True)
         # The baseline snapshot is taken now, before the server answers: an
         # edit made as soon as it is up must count as a change.
         self.watcher = ProjectWatcher(project.root, project.config.output_dir)
@@ -199,6 +210,7 @@ class DevServer:
             what += f" and {len(changed) - 3} more"
         try:
             project = await asyncio.to_thread(load_project, self.project.root)
+            schedules = await asyncio.to_thread(dashboard_schedules, project)
         except Exception as exc:  # anything: the server must outlive a bad edit
             problem = (exc.format_message() if isinstance(exc, TaskpackError)
                        else f"reloading failed: {type(exc).__name__}: {exc}")
@@ -209,6 +221,7 @@ class DevServer:
         old_registry.unload()
         drop_project_modules(project.root)
         self.project = project
+        self.schedules = schedules
         self.api.registry = make_registry(project)
         old_registry.close()
         if old_scheduler is not None:
@@ -240,16 +253,19 @@ def serve(root: Path, host: str, port: int) -> None:
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     dev = DevServer(project, grace=grace)
-    app = asgi_app(dev.api, on_startup=[dev.startup], on_shutdown=[dev.shutdown])
+    app = asgi_app(dev.api, fallback=dev.dashboard, on_startup=[dev.startup],
+                   on_shutdown=[dev.shutdown])
     config = uvicorn.Config(
         app, lifespan="on", access_log=False, log_level="info",
         timeout_graceful_shutdown=max(int(grace), 1),
     )
     server = uvicorn.Server(config)
+    closes_dashboard(server, dev.dashboard)
     _log_runs()
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
     state = write_state(project.root, host, bound_port)
     click.echo(f"taskpack dev: serving {url}/_nitro/tasks ({summary(project)})")
+    click.echo(f"taskpack dev: dashboard {url}/_taskpack/")
     try:
         with _quiet_signals():
             server.run(sockets=[sock])
