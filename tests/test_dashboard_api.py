@@ -128,8 +128,12 @@ async def test_run_endpoint_results_and_errors(client: httpx.AsyncClient) -> Non
         {"field": None, "message": "name: expected a string", "type": "value_error"}]
 
     assert (await run(client, "nope", {})).status_code == 404
-    bad = await client.post("/_taskpack/api/tasks/echo/run", content=b"[1]")
+    bad = await client.post("/_taskpack/api/tasks/echo/run", content=b"[1]",
+                            headers={"content-type": "application/json"})
     assert bad.status_code == 400
+    form = await client.post("/_taskpack/api/tasks/echo/run", content=b'{"payload": {}}',
+                             headers={"content-type": "text/plain"})
+    assert form.status_code == 415  # what a cross-site form could send
     assert (await client.get("/_taskpack/api/tasks/echo/run")).status_code == 405
 
 
@@ -188,6 +192,12 @@ async def test_dev_policy_refuses_other_hosts_and_origins(tmp_path: Path) -> Non
         assert cross.status_code == 403
         rebound = await local.get("/_taskpack/api/tasks", headers={"host": "evil.example"})
         assert rebound.status_code == 403
+        for site in ("cross-site", "same-site"):
+            framed = await local.get("/_taskpack/", headers={"sec-fetch-site": site})
+            assert framed.status_code == 403, site
+        typed = await local.get("/_taskpack/", headers={"sec-fetch-site": "none",
+                                                       "sec-fetch-mode": "navigate"})
+        assert typed.status_code == 200
 
 
 async def test_token_policy(tmp_path: Path) -> None:

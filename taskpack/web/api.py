@@ -14,7 +14,8 @@
                                        as ``POST /_nitro/tasks/{name}`` does
                                        (``trigger`` http); ``{"ok", "status",
                                        "result" | "error", "run"}`` with the task
-                                       API's status code
+                                       API's status code; the body must be sent as
+                                       ``application/json`` (415 otherwise)
 =====================================  ===========================================
 
 Bad query values are 400 with the API's error shape.
@@ -191,6 +192,11 @@ async def run_task(request: WebRequest) -> HttpResponse:
     """Run through the task API's own code path (same payload rules, errors
     and trigger), then look up the run it recorded."""
     name = request.params["name"]
+    kind = request.http.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/json":
+        # A JSON content type cannot be sent cross-origin without a CORS
+        # preflight, which this server never grants: no other page can run tasks.
+        return error_response(415, "send the payload as Content-Type: application/json")
     dashboard = request.dashboard
     started = time.time()
     response = await dashboard.api.run(name, request.http.__class__(
