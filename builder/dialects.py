@@ -31,6 +31,7 @@ def to_cloudflare(expr: CronExpr) -> str:
     names (Cloudflare numbers weekdays 1-7 from Sunday, so digits written for
     croner would shift by a day), ``L``/``W``/``#`` as is."""
     _refuse_seconds(expr, "Cloudflare Cron Triggers")
+    _refuse_extension_lists(expr, "Cloudflare's cron parser", weekday_names=True)
     return expr.render(weekday_names=True)
 
 
@@ -53,6 +54,19 @@ def is_more_frequent_than_daily(expr: CronExpr) -> bool:
     """Whether ``expr`` can fire more than once on some day (Vercel's Hobby
     plan allows at most one run a day)."""
     return len(expr.seconds) * len(expr.minutes) * len(expr.hours) > 1
+
+
+def _refuse_extension_lists(expr: CronExpr, parser: str, *, weekday_names: bool) -> None:
+    """Lists and ranges of ``L``/``W``/``#`` (croner 11's ``15,L``,
+    ``MON-FRIL``) are refused on a platform whose parser is not known to
+    read them as croner 11 does, naming the single-item schedules to write."""
+    if not expr.uses_extension_lists:
+        return
+    items = ", ".join(f"'{part.render(weekday_names=weekday_names)}'"
+                      for part in expr.split_lists())
+    raise CronError(f"{parser} is not known to read lists or ranges of L, W or # as croner 11 "
+                    f"does; write one schedule per item instead: {items} (a day matching two "
+                    "items then runs twice)")
 
 
 def _refuse_seconds(expr: CronExpr, platform: str) -> None:
