@@ -52,6 +52,7 @@ from taskpack.vercel import CRON_PREFIX, CronRoute, cron_path
 
 name = "vercel"
 aliases: tuple[str, ...] = ()
+summary = "a Vercel project with Cron Jobs guarded by CRON_SECRET"
 cron_platform = VERCEL
 
 FUNCTION = "api/index.py"
