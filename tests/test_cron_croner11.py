@@ -18,7 +18,12 @@ from itertools import islice
 import pytest
 
 from taskpack.builder.cron_describe import describe
-from taskpack.builder.dialects import to_cloudflare, to_vercel
+from taskpack.builder.dialects import (
+    to_aws_scheduler,
+    to_cloudflare,
+    to_kubernetes,
+    to_vercel,
+)
 from taskpack.cron import CronError, CronExpr, DayList, NthWeekday, WeekdaySet
 from tests.test_cron import DATA
 
@@ -82,11 +87,17 @@ def test_described_in_words() -> None:
 @pytest.mark.parametrize("pattern", ["0 0 15,L * *", "0 0 1W,15W * *", "0 0 * * MON-FRIL",
                                      "0 0 * * SAT-SUN#L,SUN#1"])
 def test_platforms_refuse_them_with_the_split_to_write(pattern: str) -> None:
-    with pytest.raises(CronError) as caught:
-        to_cloudflare(CronExpr.parse(pattern))
-    assert "one schedule per item" in str(caught.value)
-    with pytest.raises(CronError, match="do not support L, W or #"):
-        to_vercel(CronExpr.parse(pattern))
+    expr = CronExpr.parse(pattern)
+    for translate in (to_cloudflare, to_aws_scheduler):
+        with pytest.raises(CronError) as caught:
+            translate(expr)
+        written = str(caught.value).split("one schedule per item instead: ")[1]
+        items = [CronExpr.parse(text.strip("'")) for text in
+                 written.removesuffix(" (a day matching two items then runs twice)").split(", ")]
+        assert items == list(expr.split_lists()) and len(items) > 1
+    for translate in (to_vercel, to_kubernetes):
+        with pytest.raises(CronError, match="do not support L, W or #"):
+            translate(expr)
 
 
 @pytest.mark.parametrize("case", DST, ids=[f"{c['pattern']} {c['timezone']} {c['start']}"
