@@ -20,6 +20,8 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from taskpack.options import parse_duration
+
 from .errors import ConfigError, key_path
 
 CANDIDATES = ("taskpack.toml", "taskpack.yaml", "taskpack.yml", "pyproject.toml")
@@ -54,6 +56,15 @@ def _is_int(minimum: int) -> Check:
     return check
 
 
+def _int_range(low: int, high: int) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"expected an integer, got {_kind(value)}"
+        return None if low <= value <= high else f"must be {low}-{high}, got {value}"
+
+    return check
+
+
 def _is_str_list(value: Any) -> str | None:
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return None
@@ -84,6 +95,7 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
         "shutdown_grace": _is_number(0),
         "history_path": _is_str,
         "history_limit": _is_int(1),
+        "dashboard": _is_bool,
     },
     "cloudflare": {
         "name": _is_str,
@@ -96,6 +108,14 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
         "python": _one_of("3.12", "3.13", "3.14"),
         "allow_unauthenticated_cron": _is_bool,
     },
+    "aws_lambda": {
+        "python": _one_of("3.12", "3.13", "3.14"),
+        "tasks_api": _is_bool,
+        "memory": _int_range(128, 10240),
+        "timeout": _int_range(1, 900),
+        "retry_attempts": _int_range(0, 185),
+        "max_event_age": _int_range(60, 86400),
+    },
 }
 
 def _is_positive(value: Any) -> str | None:
@@ -105,10 +125,19 @@ def _is_positive(value: Any) -> str | None:
     return problem
 
 
+def _is_duration(value: Any) -> str | None:
+    try:
+        parse_duration(value)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 # Execution options of a ``[tasks."name"]`` table: they override the task's
 # ``define_task`` options (see taskpack.options.apply_overrides) and end up
 # in ``TaskConfig.options``.
 TASK_OPTION_KEYS: dict[str, Check] = {
+    "backfill": _is_duration,
     "retries": _is_int(0),
     "timeout": _is_positive,
     "concurrency": _one_of("dedupe", "dedupe_payload", "serial", "parallel"),

@@ -34,6 +34,7 @@ from .http import (
     TaskApi,
     api_off,
     bearer_token,
+    configured_secret,
     error_response,
     handle,
 )
@@ -95,8 +96,8 @@ class Worker:
         if not self.tasks_api:
             on_api = request.path == PREFIX or request.path.startswith(PREFIX + "/")
             return api_off("cloudflare") if on_api else error_response(404, "not found")
-        token = getattr(env, TOKEN_SECRET, None)
-        if not isinstance(token, str) or not token.strip():
+        token = configured_secret(getattr(env, TOKEN_SECRET, None))
+        if token is None:
             logger.error("taskpack: the task API is on but the %s secret is not set", TOKEN_SECRET)
             return error_response(
                 500,

@@ -53,9 +53,11 @@ from .http import (
     api_off,
     asgi_app,
     bearer_token,
+    configured_secret,
     error_response,
     json_response,
     request_head,
+    secret_bearer_token,
     send_response,
 )
 from .registry import Registry
@@ -126,8 +128,8 @@ class CronDispatcher:
         return await self.run(route)
 
     def _authorize(self, request: HttpRequest) -> HttpResponse | None:
-        secret = self.environ.get(CRON_SECRET, "")
-        if secret.strip():
+        secret = configured_secret(self.environ.get(CRON_SECRET))
+        if secret is not None:
             return bearer_token(secret)(request)
         if self.allow_unauthenticated:
             return None
@@ -154,16 +156,16 @@ def tasks_api_policy(
     ``enabled``; then bearer ``$TASKPACK_TASKS_TOKEN``, and 500 while the
     variable is unset (never open)."""
 
+    token = secret_bearer_token(
+        lambda: environ.get(TASKS_TOKEN),
+        f"{TASKS_TOKEN} is not set: add it to the Vercel project's environment variables to "
+        "use the task API",
+    )
+
     def policy(request: HttpRequest) -> HttpResponse | None:
         if not enabled:
             return api_off("vercel")
-        token = environ.get(TASKS_TOKEN, "")
-        if not token.strip():
-            return error_response(
-                500, f"{TASKS_TOKEN} is not set: add it to the Vercel project's environment "
-                "variables to use the task API",
-            )
-        return bearer_token(token)(request)
+        return token(request)
 
     return policy
 
