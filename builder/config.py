@@ -113,6 +113,17 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
         "retry_attempts": _int_range(0, 185),
         "max_event_age": _int_range(60, 86400),
     },
+    "kubernetes": {
+        "name": _is_str,
+        "image": _is_str,
+        "namespace": _is_str,
+        "replicas": _int_range(1, 1000),
+        "worker_replicas": _int_range(0, 1000),
+        "scheduler": _one_of("cronjob", "in-process"),
+        "base_image": _is_str,
+        "port": _int_range(1024, 65535),
+        "starting_deadline": _int_range(10, 86400),
+    },
 }
 
 def _is_positive(value: Any) -> str | None:

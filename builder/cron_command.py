@@ -95,8 +95,7 @@ def _preset_report(expr: CronExpr, preset: str,
     problem = utc_only_problem(timezone, platform.vendor) if platform.utc_only else None
     if problem is None:
         try:
-            result["cron"] = (platform.translate(expr) if platform.translate
-                              else expr.source.strip())
+            result["cron"] = platform.deployed(expr)
         except CronError as exc:
             problem = str(exc)
     result["ok"] = problem is None
