@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING
 import click
 
 from taskpack import Registry, set_registry
-from taskpack.http import Receive, Scope, Send, TaskApi, asgi_app, loopback_only
+from taskpack.http import (
+    Receive,
+    Scope,
+    Send,
+    TaskApi,
+    asgi_app,
+    is_loopback_address,
+    loopback_only,
+)
 from taskpack.loader import forget_module
 from taskpack.server import serve_health, stop_signals_handled_by
 
@@ -257,12 +265,18 @@ def serve(root: Path, host: str, port: int) -> None:
     config = uvicorn.Config(
         dev.app, lifespan="on", access_log=False, log_level="info",
         timeout_graceful_shutdown=max(int(grace), 1),
+        # The loopback check judges the real peer: never an address taken
+        # from X-Forwarded-For, whatever FORWARDED_ALLOW_IPS says.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     _log_runs()
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
-    state = write_state(project.root, host, bound_port)
+    state = write_state(project.root, client_host(sock.getsockname()[0]), bound_port)
     click.echo(f"taskpack dev: serving {url}/_nitro/tasks ({summary(project)})")
+    if not is_loopback_address(sock.getsockname()[0]):
+        click.echo(f"taskpack dev: warning: listening on {host}, but only clients on this "
+                   "machine (loopback) are served; others get 403", err=True)
     echo_warnings(project)
     try:
         with _quiet_signals():
@@ -271,6 +285,17 @@ def serve(root: Path, host: str, port: int) -> None:
         sock.close()
         remove_state(project.root, state.pid)
         click.echo("taskpack dev: stopped")
+
+
+def client_host(bound: str) -> str:
+    """Where a client on this machine reaches a socket bound to ``bound``:
+    the loopback address for a wildcard (``0.0.0.0``, ``::``), which is not
+    an address to connect to, else ``bound`` itself."""
+    if bound in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if bound == "::":
+        return "::1"
+    return bound
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -57,6 +57,7 @@ from .http import (
     app_path,
     asgi_app,
     bearer_token,
+    configured_secret,
     error_response,
     json_response,
     send_response,
@@ -134,8 +135,8 @@ def token_from_env(options: ServerOptions, env: Mapping[str, str]) -> str | None
     :class:`ServerConfigError` when it is on and the token is unset or blank."""
     if not options.tasks_api:
         return None
-    token = env.get(TOKEN_ENV, "").strip()
-    if not token:
+    token = configured_secret(env.get(TOKEN_ENV))
+    if token is None:
         raise ServerConfigError(
             f"{TOKEN_ENV} is empty: the task API is on ([server] tasks_api = true), so set "
             "it to a secret token callers send as `Authorization: Bearer <token>`"
