@@ -147,6 +147,27 @@ def test_run_with_payload_shows_result_and_run_arrives_live(dev: Dev, browser: A
     runs.close()
 
 
+def test_keyboard_reaches_everything_in_order(dev: Dev, page: Page) -> None:
+    page.goto(f"{dev.url}/_taskpack/#/run/echo%3Apayload")
+    expect(page.get_by_label("Payload (JSON object)")).to_be_focused()
+    page.keyboard.press("Shift+Tab")  # back up to the start of the page
+    for _ in range(10):
+        if page.evaluate("document.activeElement.textContent") == "Skip to content":
+            break
+        page.keyboard.press("Shift+Tab")
+    order = [page.evaluate("document.activeElement.textContent")]
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("(e => e.id ? '#' + e.id : e.textContent.trim())"
+                                   "(document.activeElement)"))
+    assert order == ["Skip to content", "Tasks", "Runs", "Jobs", "← Tasks", "#payload"]
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type('{"via": "keyboard"}')
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("pre.result")).to_contain_text("keyboard")
+
+
 def test_failing_task_shows_error_and_traceback(dev: Dev, page: Page) -> None:
     page.goto(f"{dev.url}/_taskpack/#/run/fail")
     page.get_by_label("Payload (JSON object)").fill('{"item": "widget"}')
