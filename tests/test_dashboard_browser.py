@@ -205,6 +205,10 @@ def test_sparkline_and_runs_view_after_runs(dev: Dev, page: Page) -> None:
     page.goto(f"{dev.url}/_taskpack/")
     echo = page.locator("section.card", has=page.get_by_role("heading", name="echo:payload"))
     chart = echo.get_by_role("img")
+    expect(chart).to_be_visible()
+    before = int(chart.get_attribute("aria-label").split()[1])  # type: ignore[union-attr]
+    httpx.post(f"{dev.url}/_nitro/tasks/echo:payload", json={"payload": {"n": "live"}})
+    expect(chart).not_to_have_attribute("aria-label", re.compile(rf"^Last {before} runs"))
     expect(chart).to_have_attribute("aria-label", re.compile(r"^Last ([6-9]|1\d) runs: \d+ ok$"))
     assert 6 <= echo.locator("svg rect").count() <= 20
     fail = page.locator("section.card", has=page.get_by_role("heading", name="fail"))
