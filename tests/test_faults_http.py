@@ -335,6 +335,7 @@ def test_a_scheduled_system_exit_does_not_stop_the_server(tmp_path: Path) -> Non
                  "three scheduled runs that each raise SystemExit")
         assert server.alive(), server.output()
         assert httpx.get(f"{server.url}/_nitro/tasks", timeout=30).status_code == 200
-        assert "error: SystemExit: scheduled exit" in server.output()
+        assert 'outcome=error attempts=1' in server.output()
+        assert 'error="SystemExit: scheduled exit"' in server.output()  # the run's line
     finally:
         assert server.stop() == 0, server.output()
