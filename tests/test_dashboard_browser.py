@@ -13,6 +13,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -278,3 +280,27 @@ def test_built_server_without_dashboard_is_404(tmp_path: Path) -> None:
         assert not (tmp_path / "out" / "server" / "taskpack" / "web").exists()
     finally:
         server.stop()
+
+
+def test_open_event_streams_do_not_hold_shutdown(tmp_path: Path) -> None:
+    """An open live stream ends when the server is asked to stop; without
+    that, uvicorn would wait the whole grace period (30 s here) for it."""
+    root = copy_example(tmp_path / "basic")
+    config = root / "taskpack.toml"
+    config.write_text(config.read_text() + "shutdown_grace = 30\n")
+    server = Dev(root)
+    opened = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{server.url}/_taskpack/api/events", timeout=60) as stream:
+            for _ in stream.iter_lines():
+                opened.set()
+
+    reader = threading.Thread(target=listen, daemon=True)
+    reader.start()
+    assert opened.wait(10), server.output()
+    started = time.monotonic()
+    assert server.stop(signal.SIGINT) == 0, server.output()
+    assert time.monotonic() - started < 15
+    reader.join(10)
+    assert not reader.is_alive()
