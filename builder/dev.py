@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -37,7 +37,8 @@ from taskpack.http import (
     loopback_only,
 )
 from taskpack.loader import forget_module
-from taskpack.server import grace_left, make_server, serve_health
+from taskpack.server import closes_dashboard, grace_left, make_server, serve_health
+from taskpack.web.app import Dashboard
 
 from .cli_options import project_root, root_option
 from .config import CANDIDATES
@@ -147,6 +148,13 @@ def make_registry(project: Project) -> Registry:
     return registry
 
 
+def dashboard_schedules(project: Project) -> list[dict[str, Any]]:
+    """The schedules as the dashboard shows them (next fire times aside):
+    descriptions and each preset's deployment."""
+    schedules: list[dict[str, Any]] = build_manifest(project, dashboard=True)["schedules"]
+    return schedules
+
+
 def start_scheduler(registry: Registry) -> Scheduler:
     """Start firing ``registry``'s schedules: the one place the dev server
     touches the scheduler. Imported here: the CLI's other commands do not
@@ -166,7 +174,11 @@ class DevServer:
         self.grace = grace
         self.api = TaskApi(make_registry(project), policy=loopback_only(), dev=True,
                            last_runs=True)
-        self.app = asgi_app(self.api, fallback=self._routes,
+        self.schedules = dashboard_schedules(project)
+        self.dashboard = Dashboard(self.api, schedules=lambda: self.schedules,
+                                   page_policy=self.api.policy, dev=True,
+                                   fallback=self._routes)
+        self.app = asgi_app(self.api, fallback=self.dashboard,
                             on_startup=[self.startup], on_shutdown=[self.shutdown])
         # The baseline snapshot is taken now, before the server answers: an
         # edit made as soon as it is up must count as a change.
@@ -229,6 +241,7 @@ class DevServer:
             what += f" and {len(changed) - 3} more"
         try:
             project = await asyncio.to_thread(load_project, self.project.root)
+            schedules = await asyncio.to_thread(dashboard_schedules, project)
         except Exception as exc:  # anything: the server must outlive a bad edit
             problem = (exc.format_message() if isinstance(exc, TaskpackError)
                        else f"reloading failed: {type(exc).__name__}: {exc}")
@@ -239,6 +252,7 @@ class DevServer:
         old_registry.unload()
         drop_project_modules(project.root)
         self.project = project
+        self.schedules = schedules
         # Opening and closing a run history may wait on a SQLite lock that
         # another process holds: never on the event loop.
         self.api.registry = await asyncio.to_thread(make_registry, project)
@@ -297,11 +311,13 @@ def _serve(project: Project, host: str, port: int, grace: float) -> None:
         proxy_headers=False,
     )
     server = make_server(config)
+    closes_dashboard(server, dev.dashboard)
     _log_runs()
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
     dev.on_started.append(
         lambda: write_state(project.root, client_host(sock.getsockname()[0]), bound_port))
     click.echo(f"taskpack dev: serving {url}/_nitro/tasks ({summary(project)})")
+    click.echo(f"taskpack dev: dashboard {url}/_taskpack/")
     if not is_loopback_address(sock.getsockname()[0]):
         click.echo(f"taskpack dev: warning: listening on {host}, but only clients on this "
                    "machine (loopback) are served; others get 403", err=True)

@@ -28,7 +28,7 @@ from typing import Any
 
 from . import events
 from .errors import TaskLoadError, TaskNotFoundError, TaskNotImplementedError
-from .execution import TASK_THREADS, Runner
+from .execution import TASK_THREADS, JobAttempt, Runner
 from .history import (
     DEFAULT_LIMIT,
     DEFAULT_PATH,
@@ -39,7 +39,7 @@ from .history import (
 )
 from .loader import HandlerError, load_handler, unload_handler
 from .options import apply_overrides
-from .task import Task, TaskContext, copy_payload
+from .task import JobInfo, Task, TaskContext, copy_payload
 
 logger = logging.getLogger(__name__)
 
@@ -248,13 +248,13 @@ class Registry:
         ``TypeError`` for a payload that is not a mapping; see
         :mod:`taskpack.execution` for everything else.
         """
-        runner = self._runners.get(name)
-        if runner is None:
-            if self.threads and name not in self._loaded:
-                runner = await self._load_off_loop(name)
-            else:
-                runner = self.runner(name)
+        runner = self._runners.get(name) or await self._runner(name)
         return await runner.submit(copy_payload(payload), context)
+
+    async def _runner(self, name: str) -> Runner:
+        if self.threads and name not in self._loaded:
+            return await self._load_off_loop(name)
+        return self.runner(name)
 
     async def _load_off_loop(self, name: str) -> Runner:
         """:meth:`runner` in a worker thread, so a slow import does not stall
@@ -268,6 +268,14 @@ class Registry:
             self._loading[name] = loading
             loading.add_done_callback(lambda _: self._loading.pop(name, None))
         return await asyncio.shield(loading)
+
+    async def run_job(self, name: str, payload: Mapping[str, Any], context: TaskContext,
+                      job: JobInfo) -> JobAttempt:
+        """Carry out one attempt of a queued job of ``name`` under its
+        options (:meth:`taskpack.execution.Runner.run_job`). A task that
+        cannot be found or loaded raises its :class:`TaskError` here."""
+        runner = self._runners.get(name) or await self._runner(name)
+        return await runner.run_job(copy_payload(payload), context, job)
 
     def _record(self, run: RunRecord) -> None:
         self.history.record(run)

@@ -211,9 +211,7 @@ def test_a_config_handler_file_must_define_a_task(make_project: MakeProject) -> 
                               "'dedupe_payload', 'serial', 'parallel', got 'fifo'"),
     ('concurrency="dedupe", max_concurrency=2', 3,
      "define_task(max_concurrency=...): only applies to concurrency='parallel', not 'dedupe'"),
-    ("retry=3", 3, "define_task(retry=...): unknown option (known: retries, timeout, "
-                   "concurrency, max_concurrency, on_start, on_success, on_error, "
-                   "payload_schema)"),
+    ("retry=3", 3, "define_task(retry=...): unknown option (known: retries, timeout, "),
     ('timeout="30"', 3, "define_task(timeout=...): expected seconds as a number, got str"),
 ])
 def test_invalid_literal_options_fail_at_list_and_build(
@@ -223,7 +221,8 @@ def test_invalid_literal_options_fail_at_list_and_build(
     root = make_project({"tasks/job.py": source})
     for command in (["task", "list"], ["build"]):
         code, _, err = run(*command, "--root", str(root))
-        assert (code, err) == (2, f"error: tasks/job.py:{line}: {message}\n")
+        assert code == 2 and err.startswith(f"error: tasks/job.py:{line}: {message}")
+        assert err.count("\n") == 1 and err.endswith("\n")
     assert not (root / ".output").exists()
 
 
@@ -235,8 +234,8 @@ def test_options_that_are_not_literals_are_left_to_the_import(
     root = make_project({"tasks/job.py": source})
     assert run("task", "list", "--root", str(root))[0] == 0
     code, _, err = run("task", "run", "job", "--root", str(root), "--local")
-    assert code == 2 or code == 1
-    assert "option timeout: must be a positive number of seconds, got 0" in err
+    assert (code, err) == (1, "error: task `job` failed: ValueError: task 'job': option "
+                              "timeout: must be a positive number of seconds, got 0\n")
 
 
 # -- preview, cron ----------------------------------------------------------------------
