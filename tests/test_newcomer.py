@@ -161,6 +161,15 @@ def test_a_schedule_naming_a_typo_gets_a_suggestion(make_project: MakeProject) -
                               "'db:migrat' (did you mean 'db:migrate'?)\n")
 
 
+def test_a_missing_handler_file_gets_a_suggestion(make_project: MakeProject) -> None:
+    root = make_project({"tasks/db/migrate.py": task_source(),
+                         "taskpack.toml": '[tasks.x]\nhandler = "tasks/db/migrat.py"\n'})
+    code, _, err = run("task", "list", "--root", str(root))
+    assert (code, err) == (2, "error: taskpack.toml: tasks.x.handler: handler file "
+                              "'tasks/db/migrat.py' does not exist (did you mean "
+                              "'tasks/db/migrate.py'?)\n")
+
+
 # -- loud mistakes ----------------------------------------------------------------------
 
 
