@@ -39,7 +39,7 @@ timed out, so the outcome is the same on every platform.
 Logging (see :mod:`taskpack.logs`): each run is one ``key=value`` line on
 the ``taskpack.run`` logger when it ends (the fields are also on the record
 as ``record.taskpack``): INFO when it succeeded, WARNING when the payload was
-refused, ERROR when it failed or timed out (a failure carries its
+refused or the run was cancelled, ERROR when it failed or timed out (a failure carries its
 traceback). A failed attempt that will be retried is a WARNING line on
 ``taskpack.execution``.
 """
@@ -47,6 +47,7 @@ traceback). A failed attempt that will be retried is a WARNING line on
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import inspect
 import logging
@@ -64,11 +65,18 @@ from .logs import FIELDS, RUN_LOGGER, logfmt
 from .options import TaskOptions
 from .schema import SchemaError
 from .task import JobInfo, Task, TaskContext, TaskEvent
+from .threads import DaemonThreadPool
 
 logger = logging.getLogger(__name__)
 run_logger = logging.getLogger(RUN_LOGGER)
 _LEVELS: dict[Outcome, int] = {"ok": logging.INFO, "invalid": logging.WARNING,
-                               "error": logging.ERROR, "timeout": logging.ERROR}
+                               "cancelled": logging.WARNING, "error": logging.ERROR,
+                               "timeout": logging.ERROR}
+
+TASK_THREADS = DaemonThreadPool(min(32, (os.cpu_count() or 1) + 4), "taskpack-task")
+"""The threads sync tasks run in (as many as asyncio's default executor).
+Daemon threads: a task that never returns cannot keep the process alive
+once the server has given up waiting for it (``shutdown_grace``)."""
 
 MakeContext = Callable[[Any], TaskContext]
 Record = Callable[[RunRecord], None]
@@ -161,8 +169,11 @@ class Runner:
                 if options.on_success is not None:
                     await _call_hook(self.name, "on_success", options.on_success, event, result)
                 return result
-        except BaseException as exc:  # cancellation, or anything the loop did not see
-            if error is None or isinstance(exc, asyncio.CancelledError):
+        except asyncio.CancelledError as exc:  # the server stopped waiting (shutdown)
+            error, outcome = exc, "cancelled"
+            raise
+        except BaseException as exc:  # anything the loop did not see
+            if error is None:
                 error, outcome = exc, "error"
             raise
         finally:
@@ -264,9 +275,8 @@ class Runner:
             return await self._limited(self._fn(event), event, timeout)
         if self.threads:
             if timeout is None:
-                return await asyncio.to_thread(_in_thread, self._fn, event)
-            return await self._limited(asyncio.to_thread(_in_thread, self._fn, event), event,
-                                       timeout)
+                return await in_task_thread(self._fn, event)
+            return await self._limited(in_task_thread(self._fn, event), event, timeout)
         began = time.perf_counter()
         result = self._fn(event)
         if inspect.isawaitable(result):
@@ -280,14 +290,22 @@ class Runner:
 
     async def _limited(self, awaitable: Awaitable[Any], event: TaskEvent, timeout: float,
                        reported: float | None = None) -> Any:
+        """``awaitable`` within ``timeout`` seconds. An async task that blocks
+        the loop keeps the timer from firing; when it returns after its
+        deadline its result is discarded and the attempt timed out, as for
+        an inline sync task."""
         limit = asyncio.timeout(timeout)
+        began = time.perf_counter()
         try:
             async with limit:
-                return await awaitable
+                result = await awaitable
         except TimeoutError:
             if limit.expired():
                 raise TaskTimeoutError(self.name, reported or timeout, event.attempt) from None
             raise
+        if time.perf_counter() - began > timeout:
+            raise TaskTimeoutError(self.name, reported or timeout, event.attempt)
+        return result
 
     def _log_retry(self, event: TaskEvent, began: float, outcome: Outcome,
                    exc: BaseException, retry_in: float, max_attempts: int | None = None) -> None:
@@ -325,6 +343,14 @@ def log_run(run: RunRecord, level: int, exc: BaseException | None = None,
     if run.error is not None:
         fields["error"] = run.error
     run_logger.log(level, logfmt(fields), exc_info=exc, extra={FIELDS: fields})
+
+
+def in_task_thread(fn: Callable[[TaskEvent], Any], event: TaskEvent) -> Awaitable[Any]:
+    """``fn(event)`` in one of :data:`TASK_THREADS` (the caller's context
+    variables copied, as :func:`asyncio.to_thread` does)."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    return loop.run_in_executor(TASK_THREADS, context.run, _in_thread, fn, event)
 
 
 def _in_thread(fn: Callable[[TaskEvent], Any], event: TaskEvent) -> Any:

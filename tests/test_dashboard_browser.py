@@ -13,6 +13,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -227,16 +229,17 @@ def test_sparkline_and_runs_view_after_runs(dev: Dev, page: Page) -> None:
 # -- built servers -----------------------------------------------------------------
 
 
-def built_server(tmp_path: Path, *, dashboard: bool) -> ServerProcess:
+def built_server(tmp_path: Path, *, dashboard: bool, preset: str = "server",
+                 **env: str) -> ServerProcess:
     root = copy_example(tmp_path / "project")
     config = root / "taskpack.toml"
     config.write_text(config.read_text() + f"dashboard = {str(dashboard).lower()}\n")
     taskpack = Path(sys.executable).with_name("taskpack")
-    subprocess.run([str(taskpack), "build", "--root", str(root), "--output",
-                    str(tmp_path / "out")], check=True, capture_output=True)
+    subprocess.run([str(taskpack), "build", "--root", str(root), "--preset", preset,
+                    "--output", str(tmp_path / "out")], check=True, capture_output=True)
     port = free_port()
     server = ServerProcess([sys.executable, str(tmp_path / "out" / "server" / "index.py")],
-                           {"PORT": str(port), "TASKPACK_TASKS_TOKEN": TOKEN},
+                           {"PORT": str(port), "TASKPACK_TASKS_TOKEN": TOKEN, **env},
                            tmp_path / "server.log", cwd=tmp_path)
     server.wait_healthy()
     return server
@@ -276,5 +279,53 @@ def test_built_server_without_dashboard_is_404(tmp_path: Path) -> None:
                                  headers={"authorization": f"Bearer {TOKEN}"})
             assert response.status_code == 404, path
         assert not (tmp_path / "out" / "server" / "taskpack" / "web").exists()
+    finally:
+        server.stop()
+
+
+def test_open_event_streams_do_not_hold_shutdown(tmp_path: Path) -> None:
+    """An open live stream ends when the server is asked to stop; without
+    that, uvicorn would wait the whole grace period (30 s here) for it."""
+    root = copy_example(tmp_path / "basic")
+    config = root / "taskpack.toml"
+    config.write_text(config.read_text() + "shutdown_grace = 30\n")
+    server = Dev(root)
+    opened = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{server.url}/_taskpack/api/events", timeout=60) as stream:
+            for _ in stream.iter_lines():
+                opened.set()
+
+    reader = threading.Thread(target=listen, daemon=True)
+    reader.start()
+    assert opened.wait(10), server.output()
+    started = time.monotonic()
+    assert server.stop(signal.SIGINT) == 0, server.output()
+    assert time.monotonic() - started < 15
+    reader.join(10)
+    assert not reader.is_alive()
+
+
+def test_cluster_workers_serve_it_and_stop_with_streams_open(tmp_path: Path) -> None:
+    server = built_server(tmp_path, dashboard=True, preset="server_cluster", WORKERS="2")
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    try:
+        assert httpx.get(f"{server.url}/_taskpack/").status_code == 200
+        tasks = httpx.get(f"{server.url}/_taskpack/api/tasks", headers=auth).json()
+        assert "echo:payload" in {task["name"] for task in tasks["tasks"]}
+        opened = threading.Event()
+
+        def listen() -> None:
+            with httpx.stream("GET", f"{server.url}/_taskpack/api/events", headers=auth,
+                              timeout=60) as stream:
+                for _ in stream.iter_lines():
+                    opened.set()
+
+        threading.Thread(target=listen, daemon=True).start()
+        assert opened.wait(10), server.logs()
+        started = time.monotonic()
+        assert server.terminate(timeout=25) == 0, server.logs()
+        assert time.monotonic() - started < 20  # not the 30 s grace
     finally:
         server.stop()

@@ -137,7 +137,7 @@ def test_stop_cancels_after_the_grace_period(tmp_path: Path,
         waited = seconds_to_stop_while_slow_runs(tmp_path, sleep=30, grace=0.3)
     assert 0.2 < waited < 3
     assert not [r for r in records(tmp_path, "slow") if "done" in r]
-    assert any("task=slow" in r.getMessage() and "error=CancelledError" in r.getMessage()
+    assert any("task=slow" in r.getMessage() and "outcome=cancelled" in r.getMessage()
                for r in caplog.records if r.name == "taskpack.run")
 
 
