@@ -20,9 +20,8 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -38,12 +37,12 @@ from taskpack.http import (
     loopback_only,
 )
 from taskpack.loader import forget_module
-from taskpack.server import closes_dashboard, serve_health, stop_signals_handled_by
+from taskpack.server import closes_dashboard, grace_left, make_server, serve_health
 from taskpack.web.app import Dashboard
 
 from .cli_options import project_root, root_option
 from .config import CANDIDATES
-from .devstate import remove_state, write_state
+from .devstate import AlreadyRunning, claim, remove_state, write_state
 from .errors import TaskpackError, UsageError
 from .manifest import build_manifest
 from .project import Project, load_project
@@ -186,7 +185,9 @@ class DevServer:
         self.watcher = ProjectWatcher(project.root, project.config.output_dir)
         self.scheduler: Scheduler | None = None
         self._watch: asyncio.Task[None] | None = None
-        self._retiring: set[asyncio.Task[None]] = set()
+        self._retiring: set[asyncio.Future[None]] = set()
+        self.on_started: list[Callable[[], object]] = []
+        """Called once serving (the stop signals are then handled)."""
 
     @property
     def registry(self) -> Registry:
@@ -201,6 +202,8 @@ class DevServer:
     async def startup(self) -> None:
         self.scheduler = start_scheduler(self.registry)
         self._watch = asyncio.create_task(self._watch_loop(), name="taskpack-dev-watch")
+        for started in self.on_started:
+            started()
 
     async def shutdown(self) -> None:
         if self._watch is not None:
@@ -208,11 +211,11 @@ class DevServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         if self.scheduler is not None:
-            await self.scheduler.stop(self.grace)
+            await self.scheduler.stop(grace_left(self.grace))
         if self._retiring:
-            await asyncio.wait(self._retiring, timeout=self.grace)
-        await self.registry.drain(self.grace)
-        self.registry.close()
+            await asyncio.wait(self._retiring, timeout=grace_left(self.grace))
+        await self.registry.drain(grace_left(self.grace))
+        await asyncio.to_thread(self.registry.close)
 
     async def _watch_loop(self) -> None:
         watcher = self.watcher
@@ -224,6 +227,12 @@ class DevServer:
             await asyncio.sleep(SETTLE_DELAY)  # let an editor finish writing
             changed = sorted({*changed, *await asyncio.to_thread(watcher.changes)})
             await self.reload(changed)
+
+    def _retire(self, work: asyncio.Future[None]) -> None:
+        """Let ``work`` (stopping the old scheduler, closing the old history)
+        finish in the background; shutdown waits for it within the grace."""
+        self._retiring.add(work)
+        work.add_done_callback(self._retiring.discard)
 
     async def reload(self, changed: list[str]) -> None:
         """Load the project again and swap it in if it is valid."""
@@ -244,12 +253,12 @@ class DevServer:
         drop_project_modules(project.root)
         self.project = project
         self.schedules = schedules
-        self.api.registry = make_registry(project)
-        old_registry.close()
+        # Opening and closing a run history may wait on a SQLite lock that
+        # another process holds: never on the event loop.
+        self.api.registry = await asyncio.to_thread(make_registry, project)
+        self._retire(asyncio.ensure_future(asyncio.to_thread(old_registry.close)))
         if old_scheduler is not None:
-            retiring = asyncio.create_task(old_scheduler.stop(self.grace))
-            self._retiring.add(retiring)
-            retiring.add_done_callback(self._retiring.discard)
+            self._retire(asyncio.ensure_future(old_scheduler.stop(self.grace)))
         self.scheduler = start_scheduler(self.api.registry)
         click.echo(f"taskpack dev: reloaded ({what} changed): {summary(project)}")
         echo_warnings(project)
@@ -268,11 +277,29 @@ def dev_command(root: Path, host: str, port: int) -> None:
 def serve(root: Path, host: str, port: int) -> None:
     """Run ``taskpack dev`` for the project at ``root`` until Ctrl-C/SIGTERM."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (checked before anything starts)
     except ImportError:
         raise TaskpackError("taskpack dev needs uvicorn: pip install 'taskpack[server]'") from None
     project = load_project(root)
     grace = float(project.preset_options("server").get("shutdown_grace", DEFAULT_GRACE))
+    try:
+        owner = claim(project.root)  # held until this process ends
+    except AlreadyRunning as exc:
+        raise TaskpackError(
+            f"taskpack dev is already running for this project ({exc.describe()}); stop it "
+            "first, or use it: `taskpack task run` goes through it"
+        ) from None
+    try:
+        _serve(project, host, port, grace)
+    finally:
+        os.close(owner)
+
+
+def _serve(project: Project, host: str, port: int, grace: float) -> None:
+    """Serve ``project`` on ``host:port`` until Ctrl-C/SIGTERM (the claim on
+    the project is the caller's)."""
+    import uvicorn
+
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     dev = DevServer(project, grace=grace)
@@ -283,11 +310,12 @@ def serve(root: Path, host: str, port: int) -> None:
         # from X-Forwarded-For, whatever FORWARDED_ALLOW_IPS says.
         proxy_headers=False,
     )
-    server = uvicorn.Server(config)
+    server = make_server(config)
     closes_dashboard(server, dev.dashboard)
     _log_runs()
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
-    state = write_state(project.root, client_host(sock.getsockname()[0]), bound_port)
+    dev.on_started.append(
+        lambda: write_state(project.root, client_host(sock.getsockname()[0]), bound_port))
     click.echo(f"taskpack dev: serving {url}/_nitro/tasks ({summary(project)})")
     click.echo(f"taskpack dev: dashboard {url}/_taskpack/")
     if not is_loopback_address(sock.getsockname()[0]):
@@ -295,11 +323,10 @@ def serve(root: Path, host: str, port: int) -> None:
                    "machine (loopback) are served; others get 403", err=True)
     echo_warnings(project)
     try:
-        with _quiet_signals():
-            server.run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         sock.close()
-        remove_state(project.root, state.pid)
+        remove_state(project.root, os.getpid())
         click.echo("taskpack dev: stopped")
 
 
@@ -330,18 +357,6 @@ def bind(host: str, port: int) -> socket.socket:
         raise UsageError("--port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(128)
     return sock
-
-
-@contextlib.contextmanager
-def _quiet_signals() -> Iterator[None]:
-    """Let uvicorn own SIGINT/SIGTERM while serving. uvicorn re-raises the
-    signal that stopped it once it is done; these handlers absorb that, so
-    the process can clean up and exit 0 instead of dying mid-cleanup."""
-    def absorb(sig: int, frame: FrameType | None) -> None:
-        pass
-
-    with stop_signals_handled_by(absorb):
-        yield
 
 
 def _log_runs() -> None:

@@ -45,6 +45,7 @@ the run (a failure is then the caller's to report: it gets the exception).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import inspect
 import json
@@ -62,8 +63,14 @@ from .history import Outcome, RunRecord
 from .options import TaskOptions
 from .schema import SchemaError
 from .task import JobInfo, Task, TaskContext, TaskEvent
+from .threads import DaemonThreadPool
 
 logger = logging.getLogger(__name__)
+
+TASK_THREADS = DaemonThreadPool(min(32, (os.cpu_count() or 1) + 4), "taskpack-task")
+"""The threads sync tasks run in (as many as asyncio's default executor).
+Daemon threads: a task that never returns cannot keep the process alive
+once the server has given up waiting for it (``shutdown_grace``)."""
 
 MakeContext = Callable[[Any], TaskContext]
 Record = Callable[[RunRecord], None]
@@ -158,8 +165,11 @@ class Runner:
                 if options.on_success is not None:
                     await _call_hook(self.name, "on_success", options.on_success, event, result)
                 return result
-        except BaseException as exc:  # cancellation, or anything the loop did not see
-            if error is None or isinstance(exc, asyncio.CancelledError):
+        except asyncio.CancelledError as exc:  # the server stopped waiting (shutdown)
+            error, outcome = exc, "cancelled"
+            raise
+        except BaseException as exc:  # anything the loop did not see
+            if error is None:
                 error, outcome = exc, "error"
             raise
         finally:
@@ -248,9 +258,8 @@ class Runner:
             return await self._limited(self._fn(event), event, timeout)
         if self.threads:
             if timeout is None:
-                return await asyncio.to_thread(_in_thread, self._fn, event)
-            return await self._limited(asyncio.to_thread(_in_thread, self._fn, event), event,
-                                       timeout)
+                return await in_task_thread(self._fn, event)
+            return await self._limited(in_task_thread(self._fn, event), event, timeout)
         began = time.perf_counter()
         result = self._fn(event)
         if inspect.isawaitable(result):
@@ -264,14 +273,22 @@ class Runner:
 
     async def _limited(self, awaitable: Awaitable[Any], event: TaskEvent, timeout: float,
                        reported: float | None = None) -> Any:
+        """``awaitable`` within ``timeout`` seconds. An async task that blocks
+        the loop keeps the timer from firing; when it returns after its
+        deadline its result is discarded and the attempt timed out, as for
+        an inline sync task."""
         limit = asyncio.timeout(timeout)
+        began = time.perf_counter()
         try:
             async with limit:
-                return await awaitable
+                result = await awaitable
         except TimeoutError:
             if limit.expired():
                 raise TaskTimeoutError(self.name, reported or timeout, event.attempt) from None
             raise
+        if time.perf_counter() - began > timeout:
+            raise TaskTimeoutError(self.name, reported or timeout, event.attempt)
+        return result
 
     def _log(self, event: TaskEvent, began: float, outcome: Outcome,
              exc: BaseException | None = None, retry_in: float | None = None,
@@ -295,6 +312,14 @@ class Runner:
             fields["retry_in_s"] = round(retry_in, 3)
         line = " ".join(f"{key}={_logfmt(value)}" for key, value in fields.items())
         logger.log(level, line, extra={"taskpack": fields})
+
+
+def in_task_thread(fn: Callable[[TaskEvent], Any], event: TaskEvent) -> Awaitable[Any]:
+    """``fn(event)`` in one of :data:`TASK_THREADS` (the caller's context
+    variables copied, as :func:`asyncio.to_thread` does)."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    return loop.run_in_executor(TASK_THREADS, context.run, _in_thread, fn, event)
 
 
 def _in_thread(fn: Callable[[TaskEvent], Any], event: TaskEvent) -> Any:

@@ -28,8 +28,8 @@ from typing import Any, Literal, NamedTuple
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["ok", "error", "timeout", "invalid"]
-OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "timeout", "invalid")
+Outcome = Literal["ok", "error", "timeout", "invalid", "cancelled"]
+OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "timeout", "invalid", "cancelled")
 
 DEFAULT_LIMIT = 1000
 DEFAULT_PATH = ".taskpack/history.sqlite"
@@ -44,7 +44,8 @@ class RunRecord(NamedTuple):
     received (before schema validation); ``started_at``/``finished_at`` are
     epoch seconds; ``attempts`` is 0 when the payload was rejected;
     ``outcome`` is ``ok``, ``error``, ``timeout`` (the last attempt timed
-    out) or ``invalid`` (rejected by the payload schema); ``error`` is
+    out), ``invalid`` (rejected by the payload schema) or ``cancelled``
+    (the server stopped waiting for it, e.g. at shutdown); ``error`` is
     ``"ExceptionType: message"`` or ``None``.
     """
 

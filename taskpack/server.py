@@ -39,6 +39,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,19 +285,22 @@ class BundleApp:
 
     async def shutdown(self) -> None:
         """Stop scheduling, wait for running scheduled tasks and background
-        work (``wait_until``) up to ``shutdown_grace`` seconds each, then
-        close the run history (its queued runs are written)."""
+        work (``wait_until``) within what is left of ``shutdown_grace``
+        (:func:`grace_left`; runs still going then are cancelled and
+        recorded so), then close the run history (its queued runs are
+        written). Sync tasks still running in their threads are abandoned:
+        they do not keep the process alive."""
         if self.gate is not None:
             await self.gate.stop(self._end)
         else:
             await self._end()
-        await self.registry.drain(self.shutdown_grace)
+        await self.registry.drain(grace_left(self.shutdown_grace))
         self.registry.close()
 
     async def _end(self) -> None:
         scheduler, self.scheduler = self.scheduler, None
         if scheduler is not None:
-            await scheduler.stop(self.shutdown_grace)
+            await scheduler.stop(grace_left(self.shutdown_grace))
             logger.info("scheduler stopped in process %d", os.getpid())
 
     @contextlib.asynccontextmanager
@@ -346,6 +350,22 @@ def make_server(config: uvicorn.Config) -> uvicorn.Server:
     return Server(config)
 
 
+_stop_signalled: float | None = None
+"""When (``time.monotonic()``) the first SIGTERM/SIGINT of this process
+arrived through :func:`stop_signals_handled_by`."""
+
+
+def grace_left(grace: float) -> float:
+    """Seconds left of a shutdown grace period of ``grace`` seconds, counted
+    from the first stop signal: uvicorn spends part of it letting requests
+    finish before the lifespan shutdown runs, and the whole shutdown must
+    fit in one grace period. All of ``grace`` when no signal was seen (a
+    host app's own lifespan)."""
+    if _stop_signalled is None:
+        return grace
+    return max(0.0, grace - (time.monotonic() - _stop_signalled))
+
+
 def closes_dashboard(server: uvicorn.Server, dashboard: Dashboard | None) -> None:
     """End the dashboard's live streams as soon as ``server`` is asked to
     stop, so they do not hold its graceful shutdown for the grace period."""
@@ -362,9 +382,17 @@ def closes_dashboard(server: uvicorn.Server, dashboard: Dashboard | None) -> Non
 
 @contextlib.contextmanager
 def stop_signals_handled_by(handler: Callable[[int, FrameType | None], Any]) -> Iterator[None]:
-    """SIGINT and SIGTERM go to ``handler`` inside the block; the previous
-    handlers are back afterwards. Main thread only (as for ``signal.signal``)."""
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    """SIGINT and SIGTERM go to ``handler`` inside the block (the first one's
+    time is noted for :func:`grace_left`); the previous handlers are back
+    afterwards. Main thread only (as for ``signal.signal``)."""
+
+    def noted(sig: int, frame: FrameType | None) -> Any:
+        global _stop_signalled
+        if _stop_signalled is None:
+            _stop_signalled = time.monotonic()
+        return handler(sig, frame)
+
+    previous = {sig: signal.signal(sig, noted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:

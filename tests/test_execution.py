@@ -521,7 +521,7 @@ def test_subscriber_errors_are_logged_and_unsubscribe_works(
         events.on_run_finished("nope")  # type: ignore[arg-type]
 
 
-def test_cancelled_run_is_recorded_as_an_error() -> None:
+def test_cancelled_run_is_recorded_as_cancelled() -> None:
     async def body(event: TaskEvent) -> None:
         await asyncio.sleep(30)
 
@@ -536,7 +536,7 @@ def test_cancelled_run_is_recorded_as_an_error() -> None:
 
     asyncio.run(main())
     (record,) = reg.history.runs("t0")
-    assert (record.outcome, record.error) == ("error", "CancelledError")
+    assert (record.outcome, record.error) == ("cancelled", "CancelledError")
 
 
 @pytest.mark.parametrize("options", [

@@ -136,7 +136,7 @@ class DevProcess:
             data: dict[str, Any] = json.loads((self.root / ".taskpack/dev.json").read_text())
         except (OSError, ValueError):
             return None
-        return data
+        return data if data.get("pid") == self.proc.pid else None  # not a stale one
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

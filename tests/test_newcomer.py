@@ -4,6 +4,7 @@ mistakes that must be loud at `task list` and `build` (issue 16)."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import re
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from taskpack.builder.cli import COMMANDS, main
 from taskpack.builder.init_command import CONFIG, TASK
 from taskpack.builder.preview import preview_env
 from taskpack.http import HttpRequest, TaskApi, handle, loopback_only
-from tests.helpers import MakeProject, task_source, write_files
+from tests.helpers import REPO, MakeProject, task_source, write_files
 
 
 @pytest.fixture(autouse=True)
@@ -282,3 +283,16 @@ def test_cron_uses_the_projects_timezone(make_project: MakeProject) -> None:
     assert json.loads(out)["next"][0]["utc"] == "2026-07-01T12:00:00+00:00"
     code, out, _ = run("cron", "0 12 * * *", "--root", str(root.parent), *after)
     assert json.loads(out)["timezone"] == "UTC"  # no project there
+
+
+# -- make test's first run ----------------------------------------------------------------
+
+
+def test_the_tool_download_line_names_what_it_downloads() -> None:
+    spec = importlib.util.spec_from_file_location("install_tools", REPO / "scripts" /
+                                                  "install_tools.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    line = module._pinned(REPO / "tools" / "cloudflare")
+    assert re.fullmatch(r"pyodide@[\d.]+, wrangler@[\d.]+, workers-runtime-sdk==[\d.]+", line)
