@@ -25,6 +25,8 @@ NOT_FOR_A_SERVER_BUILD = (
     "taskpack.builder.wrangler",
     "taskpack.history_sqlite",
     "uvicorn",
+    "granian",
+    "uvloop",
     "yaml",
     "tomlkit",
     "urllib.request",
