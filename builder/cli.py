@@ -23,9 +23,12 @@ COMMANDS = {
     "build": "build_command:build_command",
     "cron": "cron_command:cron",
     "dev": "dev:dev_command",
+    "enqueue": "queue_command:enqueue_command",
+    "jobs": "queue_command:jobs",
     "preview": "preview:preview_command",
     "runs": "runs:runs",
     "task": "task_command:task",
+    "worker": "queue_command:worker_command",
 }
 
 

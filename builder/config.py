@@ -89,12 +89,21 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
         "name": _is_str,
         "compatibility_date": _is_str,
         "tasks_api": _is_bool,
+        "queue": _is_str,
+        "dead_letter_queue": _is_str,
+        "max_retries": _is_int(0),
     },
     "vercel": {
         "tasks_api": _is_bool,
         "max_duration": _is_int(1),
         "python": _one_of("3.12", "3.13", "3.14"),
         "allow_unauthenticated_cron": _is_bool,
+    },
+    # The job queue's worker (taskpack.queue): jobs run at once per process,
+    # and the seconds a claimed job stays locked without a heartbeat.
+    "queue": {
+        "concurrency": _is_int(1),
+        "lease": _is_number(1),
     },
 }
 

@@ -19,7 +19,8 @@ def build_manifest(project: Project) -> dict[str, Any]:
     """The manifest for ``project``: JSON-serialisable, keys sorted.
 
     ``history`` carries ``[server] history_path``/``history_limit`` (with
-    their defaults) for the registry's run history.
+    their defaults) for the registry's run history; ``queue`` the ``[queue]``
+    table (the worker's ``concurrency`` and ``lease``), as written.
     """
     server = project.preset_options("server")
     return {
@@ -38,5 +39,6 @@ def build_manifest(project: Project) -> dict[str, Any]:
             "path": server.get("history_path", DEFAULT_PATH),
             "limit": server.get("history_limit", DEFAULT_LIMIT),
         },
+        "queue": dict(project.preset_options("queue")),
     }
 
