@@ -107,24 +107,34 @@ def render(template: str, dest: Path, **context: Any) -> Path:
 # -- the runtime --------------------------------------------------------------
 
 
+RUNTIME_PACKAGES = ("queue", "store", "web")
+"""The runtime's subpackages (DESIGN §14), copied whole (SQL migrations and
+the dashboard's static files included); never the builder, presets or
+templates installed beside them."""
+
+
 def runtime_files() -> list[Path]:
     """The runtime package's own files: its top-level modules (and
-    ``py.typed``), never the builder, presets or templates installed
-    beside them."""
+    ``py.typed``) and every file of :data:`RUNTIME_PACKAGES` (no caches)."""
     package = Path(taskpack.__file__).parent
-    return sorted(
-        path for path in package.iterdir()
-        if path.is_file() and path.suffix in RUNTIME_SUFFIXES
-    )
+    files = [path for path in package.iterdir()
+             if path.is_file() and path.suffix in RUNTIME_SUFFIXES]
+    for name in RUNTIME_PACKAGES:
+        files += [path for path in (package / name).rglob("*")
+                  if path.is_file() and "__pycache__" not in path.parts
+                  and path.suffix != ".pyc"]
+    return sorted(files)
 
 
 def copy_runtime(base: Path) -> list[str]:
     """Copy the runtime package to ``base/taskpack``; the written paths,
     relative to ``base``."""
+    package = Path(taskpack.__file__).parent
     written = []
     for source in runtime_files():
-        write_bytes(base / RUNTIME_DIR / source.name, source.read_bytes())
-        written.append(f"{RUNTIME_DIR}/{source.name}")
+        rel = source.relative_to(package).as_posix()
+        write_bytes(base / RUNTIME_DIR / rel, source.read_bytes())
+        written.append(f"{RUNTIME_DIR}/{rel}")
     return written
 
 
