@@ -91,10 +91,10 @@ def test_bad_queue_settings_are_refused(make_project: MakeProject) -> None:
     files = dict(PROJECT)
     files["taskpack.toml"] = PROJECT["taskpack.toml"].replace(
         'queue = "taskpack-jobs"\n', "")
-    with pytest.raises(ConfigError, match="cloudflare.dead_letter_queue: needs"):
+    with pytest.raises(ConfigError, match=r"cloudflare\.dead_letter_queue: needs"):
         build(make_project(files))
     files["taskpack.toml"] = PROJECT["taskpack.toml"].replace("taskpack-jobs", "Bad Name")
-    with pytest.raises(ConfigError, match="cloudflare.queue: 'Bad Name' is not a queue name"):
+    with pytest.raises(ConfigError, match=r"cloudflare\.queue: 'Bad Name' is not a queue name"):
         build(make_project(files))
 
 
