@@ -1,6 +1,7 @@
 """One queue system's side of ``bench/job_queue.py``, run as its own process.
 
-``python bench/job_queue_drivers.py SYSTEM ROLE URL STATS [--concurrency C] [--jobs N] [--spaced S]``
+``python bench/job_queue_drivers.py SYSTEM ROLE URL STATS [--concurrency C] [--jobs N]
+[--spaced S]``
 
 SYSTEM is ``taskpack`` (run with the project's venv), ``procrastinate`` or
 ``pgqueuer`` (run with the bench's peer venv). ROLE:
