@@ -5,6 +5,7 @@ the multi-process and PostgreSQL behaviour is in test_queue_processes.py."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -448,3 +449,68 @@ def test_roles_from_env() -> None:
     assert role_from_env({"TASKPACK_ROLE": "web"}) == "web"
     with pytest.raises(RoleError, match="TASKPACK_ROLE: expected one of web, worker, all"):
         role_from_env({"TASKPACK_ROLE": "cron"})
+
+
+# -- keys, named queues, priority ---------------------------------------------------------
+
+
+def test_keys_replace_or_preserve_a_pending_job(tmp_path: Path, url: str) -> None:
+    async def main() -> None:
+        async with queue({"t": define_task(lambda e: e.payload)}, tmp_path, url,
+                         worker=False) as (_, store):
+            first = await enqueue_task("t", {"v": 1}, key="k", delay=60)
+            replaced = await enqueue_task("t", {"v": 2}, key="k", delay=30)
+            kept = await enqueue_task("t", {"v": 3}, key="k", key_mode="preserve")
+            assert replaced.id == first.id == kept.id
+            job = await store.get_job(first.id)
+            assert job is not None and job.payload == {"v": 2}
+            assert job.run_at < first.run_at  # the replacement's time
+            assert (await store.job_counts())["pending"] == 1
+
+    asyncio.run(main())
+
+
+def test_a_named_queue_runs_one_job_at_a_time_across_two_workers(
+        tmp_path: Path, url: str) -> None:
+    spans: list[tuple[float, float]] = []
+
+    async def body(event: TaskEvent) -> None:
+        began = time.monotonic()
+        await asyncio.sleep(0.03)
+        spans.append((began, time.monotonic()))
+
+    async def main() -> None:
+        async with queue({"t": define_task(body, concurrency="parallel")}, tmp_path,
+                         url) as (registry, store):
+            second = Worker(registry, store, poll=0.05)
+            second.start()
+            jobs = [await enqueue_task("t", {"i": i}, queue="serial") for i in range(8)]
+            for job in jobs:
+                await finished(store, job.id)
+            await second.stop(5)
+
+    asyncio.run(main())
+    spans.sort()
+    assert len(spans) == 8
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
+
+
+def test_lower_priority_runs_first(tmp_path: Path) -> None:
+    order: list[int] = []
+
+    async def main() -> None:
+        async with queue({"t": define_task(lambda e: order.append(e.payload["p"]))}, tmp_path,
+                         worker=False) as (registry, store):
+            for p in (5, 1, 3):
+                await enqueue_task("t", {"p": p}, priority=p)
+            worker = Worker(registry, store, concurrency=1, poll=0.05)
+            worker.start()
+            await until(lambda: _counted(store, 3))
+            await worker.stop(5)
+
+    asyncio.run(main())
+    assert order == [1, 3, 5]
+
+
+async def _counted(store: Store, n: int) -> bool:
+    return (await store.job_counts())["succeeded"] >= n
