@@ -122,7 +122,10 @@ class Worker:
         self._stopping = True
         self._stop.set()
         self._wake.set()
-        if self._loop_task is not None:
+        if self._loop_task is not None:  # a claim stuck on a dead connection is cut short
+            _, stuck = await asyncio.wait({self._loop_task}, timeout=max(grace, 1.0))
+            for task in stuck:
+                task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
         running = set(self.running.values())
         if running:
