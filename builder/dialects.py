@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from taskpack.cron import (
     CronError,
@@ -255,6 +256,26 @@ class CronPlatform:
     translate: Translate | None = None
     utc_only: bool = False
     warn: Callable[[CronExpr], str | None] | None = None
+
+    def explain(self, expr: CronExpr, timezone: str) -> dict[str, Any]:
+        """What this platform deploys for ``expr`` in ``timezone``, as JSON:
+        ``{"platform", "ok", "cron"}`` (plus ``"warning"`` when
+        :attr:`warn` has one), or ``{"platform", "ok": false, "error"}``
+        with the refusal's reason (``taskpack cron --preset``, the
+        dashboard)."""
+        result: dict[str, Any] = {"platform": self.label}
+        problem = utc_only_problem(timezone, self.vendor) if self.utc_only else None
+        if problem is None:
+            try:
+                result["cron"] = self.translate(expr) if self.translate else expr.source.strip()
+            except CronError as exc:
+                problem = str(exc)
+        result["ok"] = problem is None
+        if problem is not None:
+            result["error"] = problem
+        elif self.warn is not None and (warning := self.warn(expr)):
+            result["warning"] = warning
+        return result
 
     def triggers(self, schedules: Iterable[Schedule], config: Config) -> tuple[Trigger, ...]:
         """The schedules as this platform runs them; ``ConfigError`` naming

@@ -11,6 +11,7 @@ from . import events
 from .errors import (
     NonRetryableError,
     PayloadValidationError,
+    TaskAbortedError,
     TaskError,
     TaskLoadError,
     TaskNotFoundError,
@@ -38,6 +39,7 @@ __all__ = [
     "RunRecord",
     "SpawnHandle",
     "Task",
+    "TaskAbortedError",
     "TaskContext",
     "TaskError",
     "TaskEvent",
