@@ -125,6 +125,17 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
         "concurrency": _is_int(1),
         "lease": _is_number(1),
     },
+    "kubernetes": {
+        "name": _is_str,
+        "image": _is_str,
+        "namespace": _is_str,
+        "replicas": _int_range(1, 1000),
+        "worker_replicas": _int_range(0, 1000),
+        "scheduler": _one_of("cronjob", "in-process"),
+        "base_image": _is_str,
+        "port": _int_range(1024, 65535),
+        "starting_deadline": _int_range(10, 86400),
+    },
 }
 
 def _is_positive(value: Any) -> str | None:

@@ -177,6 +177,7 @@ async def test_runs_filters_detail_and_pages(client: httpx.AsyncClient) -> None:
 async def test_info(client: httpx.AsyncClient) -> None:
     info = (await client.get("/_taskpack/api/info")).json()
     assert info["dev"] is True and info["timezone"] == "UTC"
+    assert (await client.get("/_taskpack/api/job-counts")).status_code == 404  # no queue
 
 
 async def test_dev_policy_refuses_other_hosts_and_origins(tmp_path: Path) -> None:

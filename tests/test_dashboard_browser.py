@@ -9,6 +9,7 @@ and one with a pydantic payload schema), and against a built server with
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -107,7 +108,8 @@ def test_task_list_renders_the_example(dev: Dev, page: Page) -> None:
     card = page.locator("section.card", has=page.get_by_role("heading", name="report:daily"))
     expect(card).to_contain_text("Build the daily report")
     expect(card).to_contain_text("At 06:00 on Monday through Friday")
-    expect(card.locator("code", has_text="0 6 * * 1-5")).to_be_visible()  # Vercel's digits
+    vercel = card.locator("li", has=page.locator("strong", has_text=re.compile("^vercel$")))
+    expect(vercel.locator("code")).to_have_text("0 6 * * 1-5")  # Vercel's digits
     expect(card).to_contain_text("refused: Cloudflare Pages has no cron triggers")
     greet = page.locator("section.card", has=page.get_by_role("heading", name="greet"))
     expect(greet).to_contain_text("Retries2")
@@ -173,6 +175,28 @@ def test_schema_refusal_shows_field_errors(dev: Dev, page: Page) -> None:
     expect(times.locator(".problem")).to_contain_text("times: Input should be a valid integer")
     expect(page.get_by_role("alert")).to_contain_text("invalid payload")
     shot(page, "schema-refusal")
+
+
+def test_sparkline_and_runs_view_after_runs(dev: Dev, page: Page) -> None:
+    for n in range(6):
+        httpx.post(f"{dev.url}/_nitro/tasks/echo:payload", json={"payload": {"n": n}})
+    httpx.post(f"{dev.url}/_nitro/tasks/fail", json={"payload": {"item": "gear"}})
+    page.goto(f"{dev.url}/_taskpack/")
+    echo = page.locator("section.card", has=page.get_by_role("heading", name="echo:payload"))
+    chart = echo.get_by_role("img")
+    expect(chart).to_have_attribute("aria-label", re.compile(r"^Last ([6-9]|1\d) runs: \d+ ok$"))
+    assert 6 <= echo.locator("svg rect").count() <= 20
+    fail = page.locator("section.card", has=page.get_by_role("heading", name="fail"))
+    expect(fail.get_by_role("img")).to_have_attribute("aria-label",
+                                                      re.compile(r"^Last \d runs: \d error$"))
+    expect(fail).to_contain_text("✗ error")
+    shot(page, "tasks-with-runs")
+    page.goto(f"{dev.url}/_taskpack/#/runs?outcome=error")
+    rows = page.locator("#runs-body tr")
+    expect(rows.first).to_contain_text("ValueError: cannot handle 'gear'")
+    page.goto(f"{dev.url}/_taskpack/#/runs")
+    expect(page.locator("#runs-body tr").first).to_be_visible()
+    shot(page, "runs-all")
 
 
 # -- built servers -----------------------------------------------------------------
