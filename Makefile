@@ -23,6 +23,7 @@ lint: venv
 	$(BIN)/python scripts/typecheck.py
 
 test: lint
+	sh scripts/ensure_postgres.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Every benchmark, one after another (about 5 minutes); figures go in docs/benchmarks.md.
