@@ -22,6 +22,7 @@ from .errors import TaskpackError
 COMMANDS = {
     "build": "build_command:build_command",
     "cron": "cron_command:cron",
+    "db": "db:db",
     "dev": "dev:dev_command",
     "preview": "preview:preview_command",
     "runs": "runs:runs",

@@ -69,6 +69,22 @@ def _one_of(*choices: str) -> Check:
     return check
 
 
+def _is_store_url(value: Any) -> str | None:
+    """A store URL a backend takes (``sqlite:///…``, ``postgresql://…``,
+    ``memory://``); the message never shows a password."""
+    problem = _is_str(value)
+    if problem is not None:
+        return problem
+    from taskpack.store import BACKENDS
+    from taskpack.store.urls import redact
+
+    scheme = value.partition("://")[0] if "://" in value else ""
+    if scheme not in BACKENDS:
+        known = ", ".join(sorted({name + "://" for name in BACKENDS}))
+        return f"expected a store URL ({known}), got {redact(value)!r}"
+    return None
+
+
 def _kind(value: Any) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
              list: "a list", dict: "a table", type(None): "nothing"}
@@ -89,6 +105,9 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
         "name": _is_str,
         "compatibility_date": _is_str,
         "tasks_api": _is_bool,
+    },
+    "store": {
+        "url": _is_store_url,
     },
     "vercel": {
         "tasks_api": _is_bool,

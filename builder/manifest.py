@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskpack.history import DEFAULT_LIMIT, DEFAULT_PATH
 from taskpack.registry import MANIFEST_VERSION
+from taskpack.store import DEFAULT_HISTORY_LIMIT
 
 from .project import Project
 
@@ -18,8 +18,10 @@ from .project import Project
 def build_manifest(project: Project) -> dict[str, Any]:
     """The manifest for ``project``: JSON-serialisable, keys sorted.
 
-    ``history`` carries ``[server] history_path``/``history_limit`` (with
-    their defaults) for the registry's run history.
+    ``store`` carries ``[store] url`` (None: the SQLite default, unless
+    ``$TASKPACK_DATABASE_URL`` says otherwise at runtime), ``[server]
+    history_limit`` and the deprecated ``[server] history_path`` (a SQLite
+    file used when no URL is set); see :func:`taskpack.store.urls.resolve_url`.
     """
     server = project.preset_options("server")
     return {
@@ -34,9 +36,10 @@ def build_manifest(project: Project) -> dict[str, Any]:
             for task in project.tasks
         },
         "schedules": [{"cron": s.cron, "tasks": list(s.tasks)} for s in project.schedules],
-        "history": {
-            "path": server.get("history_path", DEFAULT_PATH),
-            "limit": server.get("history_limit", DEFAULT_LIMIT),
+        "store": {
+            "url": project.preset_options("store").get("url"),
+            "history_path": server.get("history_path"),
+            "history_limit": server.get("history_limit", DEFAULT_HISTORY_LIMIT),
         },
     }
 

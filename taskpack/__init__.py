@@ -17,22 +17,22 @@ from .errors import (
     TaskNotImplementedError,
     TaskTimeoutError,
 )
-from .history import HistoryStore, MemoryHistory, NoHistory, RunRecord
 from .options import RetryPolicy
 from .registry import Registry, get_registry, run_task, run_task_sync, set_registry
+from .store import RunRecord, Store, StoreError, StoreUnavailable
 from .task import Task, TaskContext, TaskEvent, define_task
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "HistoryStore",
-    "MemoryHistory",
-    "NoHistory",
     "NonRetryableError",
     "PayloadValidationError",
     "Registry",
     "RetryPolicy",
     "RunRecord",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
     "Task",
     "TaskContext",
     "TaskError",

@@ -3,9 +3,9 @@
 >>> from taskpack import events
 >>> unsubscribe = events.on_run_finished(lambda run: statsd.timing(run.task, run.duration_ms))
 
-A callback receives the run's :class:`~taskpack.history.RunRecord` once per
+A callback receives the run's :class:`~taskpack.store.RunRecord` once per
 run (joined calls are not runs of their own), in the process that ran it,
-right after the run is recorded in the history and before its callers
+right after the run is handed to the store's run history and before its callers
 resume. Callbacks run on the event loop: keep them short; an async callback
 is scheduled as a background task. An exception in a callback is logged
 (logger ``taskpack.events``) and never affects the run or other callbacks.
@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .history import RunRecord
+from .store import RunRecord
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,9 @@ The registry loads a task and hands it, with its merged options, to a
    (``event.attempt`` counts from 1) and at most ``timeout`` seconds;
 4. ``on_success(event, result)`` or ``on_error(event, exc)`` once, with the
    last attempt's event;
-5. one :class:`~taskpack.history.RunRecord` to the ``record`` callback (the
-   registry's history and :mod:`taskpack.events`).
+5. one :class:`~taskpack.store.RunRecord` to the ``record`` callback (the
+   registry's store and :mod:`taskpack.events`), with the payload, the
+   result or the failure's traceback, and the host that ran it.
 
 Hooks may be sync (called on the loop: keep them short) or async; an
 exception inside a hook is logged and never changes the outcome.
@@ -41,16 +42,18 @@ import inspect
 import json
 import logging
 import os
+import socket
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 from .concurrency import canonical_json, make_gate
 from .errors import PayloadValidationError, TaskTimeoutError
-from .history import Outcome, RunRecord
 from .options import TaskOptions
 from .schema import SchemaError
+from .store import Outcome, RunRecord
 from .task import Task, TaskContext, TaskEvent
 
 logger = logging.getLogger(__name__)
@@ -94,6 +97,7 @@ class Runner:
         attempt = 0
         outcome: Outcome = "error"
         error: BaseException | None = None
+        result: Any = None
         try:
             value: Any = payload
             if options.validate is not None:
@@ -138,10 +142,14 @@ class Runner:
             raise
         finally:
             duration = time.perf_counter() - clock
+            job = getattr(ctx, "job", None)
             self._record(RunRecord(
                 run_id, self.name, ctx.trigger, payload_hash(payload), started,
                 started + duration, duration * 1000, attempt, outcome,
-                None if error is None else describe(error),
+                None if error is None else describe(error), host_name(), payload,
+                result if error is None else None,
+                None if error is None else "".join(traceback.format_exception(error)),
+                getattr(job, "id", None),
             ))
 
     async def _attempt(self, event: TaskEvent) -> Any:
@@ -217,6 +225,18 @@ def payload_hash(payload: Any) -> str:
     if not payload and isinstance(payload, dict):
         return _EMPTY_HASH
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:16]
+
+
+_host: tuple[int, str] = (0, "")
+
+
+def host_name() -> str:
+    """``hostname:pid`` of this process (a run's ``host``)."""
+    global _host
+    pid = os.getpid()
+    if _host[0] != pid:
+        _host = (pid, f"{socket.gethostname()}:{pid}")
+    return _host[1]
 
 
 def describe(exc: BaseException) -> str:

@@ -16,24 +16,23 @@ from tests.pg import fresh_database, throwaway_server
 
 
 def test_throwaway_server_restarts_and_survives_a_kill() -> None:
-    with throwaway_server() as server:
-        with fresh_database(server.url) as url:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("CREATE TABLE t (x int)")
-                conn.execute("INSERT INTO t VALUES (1)")
-            server.restart()
-            with psycopg.connect(url) as conn:
-                assert conn.execute("SELECT x FROM t").fetchone() == (1,)
-            server.kill()
-            with pytest.raises(psycopg.OperationalError):
-                psycopg.connect(url, connect_timeout=2)
-            server.start()
-            with psycopg.connect(url) as conn:
-                assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
-            server.stop()
-            with pytest.raises(psycopg.OperationalError):
-                psycopg.connect(url, connect_timeout=2)
-            server.start()
+    with throwaway_server() as server, fresh_database(server.url) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE t (x int)")
+            conn.execute("INSERT INTO t VALUES (1)")
+        server.restart()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT x FROM t").fetchone() == (1,)
+        server.kill()
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url, connect_timeout=2)
+        server.start()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+        server.stop()
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url, connect_timeout=2)
+        server.start()
 
 
 def test_session_fallback_when_nothing_answers() -> None:

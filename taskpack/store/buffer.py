@@ -256,8 +256,8 @@ class RunBuffer:
         """Store batches with ``write`` until the buffer is empty (a writer
         thread's body). ``idle()`` is called under no lock when the buffer
         looks empty and returns whether the writer may stop (False: look
-        again, runs came in). Unavailable stores are retried with backoff
-        up to a few seconds, then the batch is dropped."""
+        again, runs came in). An unavailable store is retried three times
+        with backoff (under half a second), then the batch is dropped."""
         tries = 0
         while True:
             batch = self.take()
@@ -269,7 +269,7 @@ class RunBuffer:
                 write([clean_run(run) for run in batch])
             except BaseException as exc:  # the writer survives anything
                 if self.failed(exc):  # kept for another try
-                    if tries < 5:
+                    if tries < 3:
                         tries += 1
                         time.sleep(backoff(tries))
                         continue

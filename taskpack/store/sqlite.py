@@ -77,15 +77,22 @@ _RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _JOBS = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
 
 
+_UNAVAILABLE = ("locked", "busy", "readonly", "read-only", "unable to open", "disk i/o",
+                "disk is full")
+
+
 def _classify(exc: BaseException, where: str) -> Exception:
-    """A store exception for a sqlite3/OS error: a busy or locked database
-    is :class:`StoreUnavailable` (try again), anything else :class:`StoreError`."""
+    """A store exception for a sqlite3/OS error: a busy database or a disk
+    that refuses (read-only folder, no space, a path under a regular file)
+    is :class:`StoreUnavailable`; a file that is not a store, and anything
+    else, :class:`StoreError`."""
     if isinstance(exc, StoreError):
         return exc
     text = str(exc) or type(exc).__name__
     if isinstance(exc, OSError):
-        text = exc.strerror or text
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return StoreUnavailable(f"store {where}: {exc.strerror or text}")
+    if isinstance(exc, sqlite3.OperationalError) and any(
+            word in text.lower() for word in _UNAVAILABLE):
         return StoreUnavailable(f"store {where}: {text}")
     return StoreError(f"store {where}: {text}")
 

@@ -15,14 +15,16 @@ file) and never show a password (:func:`redact`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from . import DEFAULT_URL, StoreError
 
 DATABASE_URL_ENV = "TASKPACK_DATABASE_URL"
+_USERINFO_RE = re.compile(r"([^:/@\s]+):[^@/\s]*@")
 LEGACY_HISTORY_ENV = "TASKPACK_HISTORY_PATH"
 
 
@@ -71,6 +73,8 @@ def redact(url: str) -> str:
     """``url`` with its password replaced by ``***`` (also a ``password=``
     query parameter)."""
     try:
+        if "://" not in url:  # not a URL: mask what looks like user:password@
+            return _USERINFO_RE.sub(r"\1:***@", url)
         parts = urlsplit(url)
         netloc = parts.netloc
         if "@" in netloc:
@@ -81,7 +85,9 @@ def redact(url: str) -> str:
             f"{key}=***" if key.lower() == "password" else (f"{key}={value}" if value else key)
             for key, value in parse_qsl(parts.query, keep_blank_values=True)
         )
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
+        text = f"{parts.scheme}://{netloc}{parts.path}"
+        return text + (f"?{query}" if query else "") + (f"#{parts.fragment}"
+                                                         if parts.fragment else "")
     except ValueError:
         return "<unparsable URL>"
 
