@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from taskpack.store import Store
 from taskpack.store.sqlite import SQLiteStore
 
 from .cli_options import project_root, root_option
-from .db import open_store, project_store, run_on_store
+from .db import StoreProblem, open_store, project_store, run_on_store
 from .devclient import DevServerError, DevServerGone, fetch_listing, run_remote
 from .devstate import DevState, live_server
 from .errors import TaskFailedError, TaskpackError, UsageError
@@ -137,7 +138,10 @@ def local_listing(project: Project) -> dict[str, Any]:
         return listing
 
     async def read(store: Store) -> dict[str, Any]:
-        await open_store(store)
+        try:
+            await open_store(store)
+        except StoreProblem as exc:  # like a failed write, it never fails the listing
+            logging.getLogger("taskpack.store").error("%s", exc)
         return await registry.listing_with_last_runs()
 
     return run_on_store(store, read)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import textwrap
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,3 +45,15 @@ async def run(event):
 def task_source(description: str = "") -> str:
     """Source of a minimal async task module echoing its payload."""
     return TASK.format(description=description)
+
+
+def recorded_runs(registry: Any, task: str | None = None, limit: int = 20) -> list[Any]:
+    """The runs ``registry`` stored (of ``task``), newest first, read from
+    outside any event loop (its buffered runs stored first)."""
+    import asyncio
+
+    async def read() -> list[Any]:
+        await registry.store.flush(10)
+        return list((await registry.store.list_runs(task=task, limit=limit)).runs)
+
+    return asyncio.run(read())

@@ -233,9 +233,9 @@ class RunBuffer:
                 self._finish_batch()
             first, self.error = self.error is None, clean_text(message)
         if first:
-            logger.error("store (%s): cannot record runs (%s); %s", self.backend, message,
-                         "retrying" if keep else
-                         "runs are dropped and counted in /_health until it works again")
+            logger.error("store (%s): cannot record runs (%s); runs it cannot take are "
+                         "dropped and counted (/_health: lost_runs) until it works again",
+                         self.backend, message)
         return keep
 
     def _finish_batch(self) -> None:

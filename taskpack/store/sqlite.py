@@ -194,6 +194,11 @@ class SQLiteStore(Store):
         if self.read_only:
             self._open_read_only()
             return
+        for folder in self.path.parents:
+            if folder.exists():
+                if not folder.is_dir():
+                    raise StoreUnavailable(f"store {self.where}: {folder} is not a folder")
+                break
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_dir():
             raise StoreError(f"store {self.where}: is a folder; give the store file's path")
@@ -225,8 +230,14 @@ class SQLiteStore(Store):
     def _open_read_only(self) -> None:
         if not self.path.is_file():
             raise StoreError(f"store {self.where}: no such file")
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                               timeout=self.busy_timeout, check_same_thread=False)
+        # With no -wal file the database file is the whole store: reading it
+        # as immutable creates nothing beside it (mode=ro alone would create
+        # the -wal and -shm files of a WAL database). With one, a writer is
+        # at work: read through its WAL (its -shm exists already).
+        live = self.path.with_name(self.path.name + "-wal").exists()
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro{'' if live else '&immutable=1'}",
+                               uri=True, isolation_level=None, timeout=self.busy_timeout,
+                               check_same_thread=False)
         try:
             tables = {row[0] for row in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
