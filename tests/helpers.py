@@ -57,3 +57,20 @@ def recorded_runs(registry: Any, task: str | None = None, limit: int = 20) -> li
         return list((await registry.store.list_runs(task=task, limit=limit)).runs)
 
     return asyncio.run(read())
+
+
+def stored_runs(path: Path, task: str | None = None, limit: int = 1000) -> list[Any]:
+    """The runs in the SQLite store file ``path`` (read-only), newest first."""
+    import asyncio
+
+    from taskpack.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(f"sqlite:///{path.resolve()}?mode=ro", root=path.parent)
+
+    async def read() -> list[Any]:
+        try:
+            return list((await store.list_runs(task=task, limit=limit)).runs)
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
