@@ -310,6 +310,7 @@ def test_a_01_history_next_to_a_new_store_is_imported(make_project: MakeProject)
     assert invoke("task", "run", "ok", "--root", str(root))[0] == 0
     assert invoke("task", "run", "ok", "--root", str(root))[0] == 0  # imported once only
     code, out, _ = invoke("runs", "--json", "--root", str(root))
+    assert code == 0
     runs = [(r["task"], r["outcome"], r["error"], r["trigger"]) for r in json.loads(out)]
     assert runs == [("ok", "ok", None, "manual")] * 2 + LEGACY_RUNS
 
@@ -321,8 +322,9 @@ def test_a_01_history_file_as_the_store_is_upgraded_in_place(make_project: MakeP
     assert invoke("task", "run", "ok", "--root", str(root))[0] == 0
     code, out, _ = invoke("runs", "--json", "--root", str(root))
     runs = [(r["task"], r["outcome"], r["error"], r["trigger"]) for r in json.loads(out)]
-    assert runs == [("ok", "ok", None, "manual"), *LEGACY_RUNS]
+    assert code == 0 and runs == [("ok", "ok", None, "manual"), *LEGACY_RUNS]
     code, out, _ = invoke("db", "status", "--json", "--root", str(root))
+    assert code == 0
     assert json.loads(out)["current"] == json.loads(out)["latest"] == 1
 
 

@@ -17,9 +17,11 @@ them out in batches and stores them:
 * :meth:`RunBuffer.flush` waits at most ``timeout`` seconds, on any event
   loop, for what was recorded before the call.
 
-Runs are cleaned on the writer's side (:func:`clean_run`): strings that
-cannot be encoded (lone surrogates, NUL) get replacement characters,
-payloads and results become JSON text of bounded size.
+Runs are cleaned where they are stored, on the writer's side
+(:func:`clean_text`, :func:`json_text`; the memory store when it is read,
+:func:`clean_run`): strings that cannot be encoded (lone surrogates, NUL)
+get replacement characters, payloads and results become JSON of bounded
+size.
 """
 
 from __future__ import annotations
@@ -266,7 +268,7 @@ class RunBuffer:
                     return
                 continue
             try:
-                write([clean_run(run) for run in batch])
+                write(batch)
             except BaseException as exc:  # the writer survives anything
                 if self.failed(exc):  # kept for another try
                     if tries < 3:
@@ -301,7 +303,7 @@ class RunBuffer:
                 if not batch:
                     break
                 try:
-                    await write([clean_run(run) for run in batch])
+                    await write(batch)
                 except asyncio.CancelledError:
                     self.failed(StoreUnavailable("the store is closing"))
                     raise

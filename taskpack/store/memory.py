@@ -3,8 +3,9 @@ exits (see :class:`taskpack.store.Store` for the contract).
 
 The default for Cloudflare, Vercel and library use. It imports only what
 Pyodide has (no ``sqlite3``, no threads needed), never blocks, and runs
-are stored at once (:meth:`record_run` is a few dictionary operations), so
-``lost_runs`` stays 0 and :meth:`flush` returns at once. Jobs and fire
+are stored at once (:meth:`record_run` is a few dictionary operations; runs
+are cleaned into JSON-ready values when they are read), so ``lost_runs``
+stays 0 and :meth:`flush` returns at once. Jobs and fire
 claims work as on the other backends, within the process.
 """
 
@@ -70,7 +71,6 @@ class MemoryStore(Store):
     # run history
 
     def record_run(self, run: RunRecord) -> None:
-        run = clean_run(run)
         with self._lock:
             runs = self._runs.get(run.task)
             if runs is None:
@@ -103,7 +103,7 @@ class MemoryStore(Store):
                 break
         more = len(page) > limit
         page = page[:limit]
-        return RunPage([run for _, run in page],
+        return RunPage([clean_run(run) for _, run in page],
                        encode_cursor(page[-1][0]) if more and page else None)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -111,12 +111,13 @@ class MemoryStore(Store):
             for runs in self._runs.values():
                 for _, run in runs:
                     if run.id == run_id:
-                        return run
+                        return clean_run(run)
         return None
 
     async def last_runs(self) -> dict[str, RunRecord]:
         with self._lock:
-            return {task: runs[-1][1] for task, runs in sorted(self._runs.items()) if runs}
+            last = {task: runs[-1][1] for task, runs in sorted(self._runs.items()) if runs}
+        return {task: clean_run(run) for task, run in last.items()}
 
     # jobs
 

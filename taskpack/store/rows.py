@@ -22,9 +22,17 @@ JOB_COLUMNS = ("id", "task", "payload", "status", "run_at", "created_at", "updat
 
 
 def run_values(run: RunRecord) -> tuple[Any, ...]:
-    """A cleaned run (see :func:`taskpack.store.buffer.clean_run`) as column values."""
-    return (*run[:11], json_text(run.payload), json_text(run.result), run.traceback,
-            run.job_id)
+    """A run as column values: strings cleaned (:func:`clean_text`: lone
+    surrogates and NUL replaced), payload and result as bounded JSON text."""
+    return (clean_text(run.id), clean_text(run.task), clean_text(run.trigger),
+            clean_text(run.payload_hash), run.started_at, run.finished_at, run.duration_ms,
+            run.attempts, run.outcome, _opt(run.error), clean_text(run.host),
+            json_text(run.payload), json_text(run.result), _opt(run.traceback),
+            _opt(run.job_id))
+
+
+def _opt(text: str | None) -> str | None:
+    return None if text is None else clean_text(text)
 
 
 def run_from_row(row: Sequence[Any]) -> RunRecord:
