@@ -20,6 +20,8 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from taskpack.options import parse_duration
+
 from .errors import ConfigError, key_path
 
 CANDIDATES = ("taskpack.toml", "taskpack.yaml", "taskpack.yml", "pyproject.toml")
@@ -50,6 +52,15 @@ def _is_int(minimum: int) -> Check:
         if isinstance(value, bool) or not isinstance(value, int):
             return f"expected an integer, got {_kind(value)}"
         return None if value >= minimum else f"must be at least {minimum}, got {value}"
+
+    return check
+
+
+def _int_range(low: int, high: int) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"expected an integer, got {_kind(value)}"
+        return None if low <= value <= high else f"must be {low}-{high}, got {value}"
 
     return check
 
@@ -100,11 +111,15 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
         "shutdown_grace": _is_number(0),
         "history_path": _is_str,
         "history_limit": _is_int(1),
+        "dashboard": _is_bool,
     },
     "cloudflare": {
         "name": _is_str,
         "compatibility_date": _is_str,
         "tasks_api": _is_bool,
+        "queue": _is_str,
+        "dead_letter_queue": _is_str,
+        "max_retries": _is_int(0),
     },
     "store": {
         "url": _is_store_url,
@@ -115,6 +130,31 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
         "python": _one_of("3.12", "3.13", "3.14"),
         "allow_unauthenticated_cron": _is_bool,
     },
+    "aws_lambda": {
+        "python": _one_of("3.12", "3.13", "3.14"),
+        "tasks_api": _is_bool,
+        "memory": _int_range(128, 10240),
+        "timeout": _int_range(1, 900),
+        "retry_attempts": _int_range(0, 185),
+        "max_event_age": _int_range(60, 86400),
+    },
+    # The job queue's worker (taskpack.queue): jobs run at once per process,
+    # and the seconds a claimed job stays locked without a heartbeat.
+    "queue": {
+        "concurrency": _is_int(1),
+        "lease": _is_number(1),
+    },
+    "kubernetes": {
+        "name": _is_str,
+        "image": _is_str,
+        "namespace": _is_str,
+        "replicas": _int_range(1, 1000),
+        "worker_replicas": _int_range(0, 1000),
+        "scheduler": _one_of("cronjob", "in-process"),
+        "base_image": _is_str,
+        "port": _int_range(1024, 65535),
+        "starting_deadline": _int_range(10, 86400),
+    },
 }
 
 def _is_positive(value: Any) -> str | None:
@@ -124,10 +164,19 @@ def _is_positive(value: Any) -> str | None:
     return problem
 
 
+def _is_duration(value: Any) -> str | None:
+    try:
+        parse_duration(value)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 # Execution options of a ``[tasks."name"]`` table: they override the task's
 # ``define_task`` options (see taskpack.options.apply_overrides) and end up
 # in ``TaskConfig.options``.
 TASK_OPTION_KEYS: dict[str, Check] = {
+    "backfill": _is_duration,
     "retries": _is_int(0),
     "timeout": _is_positive,
     "concurrency": _one_of("dedupe", "dedupe_payload", "serial", "parallel"),

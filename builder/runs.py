@@ -24,7 +24,7 @@ from taskpack.store.urls import describe, sqlite_url
 from .cli_options import project_root, root_option
 from .db import StoreProblem, project_store, run_on_store
 from .errors import UsageError
-from .project import load_project
+from .project import load_project, task_hint
 
 
 @click.command("runs")
@@ -64,6 +64,8 @@ def runs(name: str | None, limit: int, as_json: bool, root: Path, db: Path | Non
                               ensure_ascii=False))
         return
     if not records:
+        if name is not None and db is None:
+            check_task_name(root, name)
         click.echo(f"No runs recorded{f' for {name}' if name else ''} ({where}).")
         return
     click.echo(format_table(records))
@@ -75,6 +77,15 @@ def read_only(path: Path) -> Store:
         return store_for(sqlite_url(path.resolve()) + "?mode=ro", root=path.parent)
     except StoreError as exc:
         raise UsageError("--db", str(exc)) from None
+
+
+def check_task_name(root: Path, name: str) -> None:
+    """:class:`UsageError` (with a "did you mean") when the project at
+    ``root`` has no task ``name``. Called only when ``name`` has no recorded
+    runs, so the history of a task since removed stays readable."""
+    project = load_project(root)
+    if name not in project.task_names:
+        raise UsageError("NAME", f"unknown task {name!r}{task_hint(name, project.task_names)}")
 
 
 def format_table(records: list[RunRecord]) -> str:

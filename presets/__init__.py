@@ -6,6 +6,7 @@ that defines:
 * ``name: str`` — the preset's name (``server``);
 * ``aliases: tuple[str, ...]`` — other names it answers to (Nitro's
   ``node_server``);
+* ``summary: str`` — what it emits, in one line (``taskpack build --help``);
 * ``validate(project: Project) -> list[str]`` — checks the project can be
   deployed this way; returns warnings to print, raises
   :class:`~taskpack.builder.errors.ConfigError` to refuse, naming the key;
@@ -23,7 +24,10 @@ that defines:
   (:mod:`taskpack.builder.dialects`: ``CLOUDFLARE``, ``VERCEL``, ...);
   by default ``SCHEDULER``, taskpack's own scheduler, which runs every
   schedule as written. :meth:`Preset.deployed_schedules` and
-  ``taskpack cron --preset`` both come from it.
+  ``taskpack cron --preset`` both come from it;
+* optionally ``deployed_schedules(project: Project) -> tuple[Trigger, ...]``
+  — when which schedules the platform runs depends on the project's
+  options (``kubernetes`` with ``scheduler = "in-process"``).
 
 Its files come from ``templates/<name>/``. Adding a preset is adding one
 module and one template folder: modules are found by listing this package,
@@ -53,18 +57,22 @@ class Preset:
 
     name: str
     aliases: tuple[str, ...]
+    summary: str
     validate: Callable[[Project], list[str]]
     emit: Callable[[Project, Path], None]
     next_steps: Callable[[Project, Path], list[str]]
     preview: Callable[[Path], list[str]] | None
     cron_platform: CronPlatform
     module: ModuleType
+    schedules: Callable[[Project], tuple[Trigger, ...]] | None = None
 
     def deployed_schedules(self, project: Project) -> tuple[Trigger, ...]:
         """The schedules as the platform will run them, each
         :class:`~taskpack.builder.dialects.Trigger` carrying the deployed
         string, its tasks and the crons as written it came from (for
         ``taskpack.json`` and the summary)."""
+        if self.schedules is not None:
+            return self.schedules(project)
         return self.cron_platform.triggers(project.schedules, project.config)
 
 
@@ -122,19 +130,21 @@ def _by_name() -> dict[str, Preset]:
 
 def _load(module: ModuleType) -> Preset:
     """Check ``module`` defines the preset interface and wrap it."""
-    required = ("name", "aliases", "validate", "emit")
+    required = ("name", "aliases", "summary", "validate", "emit")
     missing = [attr for attr in required if not hasattr(module, attr)]
     if missing:
         raise RuntimeError(f"preset module {module.__name__} lacks {', '.join(missing)}")
     return Preset(
         name=module.name,
         aliases=tuple(module.aliases),
+        summary=module.summary,
         validate=module.validate,
         emit=module.emit,
         next_steps=getattr(module, "next_steps", _no_steps),
         preview=getattr(module, "preview", None),
         cron_platform=getattr(module, "cron_platform", SCHEDULER),
         module=module,
+        schedules=getattr(module, "deployed_schedules", None),
     )
 
 

@@ -24,7 +24,6 @@ user's own wrangler config is merged.
 from __future__ import annotations
 
 import os
-import pprint
 import re
 import tomllib
 from dataclasses import replace
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 
 name = "cloudflare_module"
 aliases = ("cloudflare-module",)
+summary = "a Cloudflare Python Worker with Cron Triggers"
 cron_platform = CLOUDFLARE
 
 ENTRY = "src/entry.py"
@@ -52,6 +52,10 @@ DEFAULT_COMPATIBILITY_DATE = "2026-04-01"
 FREE_PLAN_TRIGGERS = 5
 PAID_PLAN_TRIGGERS = 250
 WORKER_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+QUEUE_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_QUEUE_RETRIES = 100
+"""Cloudflare's limit for a consumer's ``max_retries``; the default, so the
+task's own ``retries`` decide (the Worker acks a job after its last attempt)."""
 DATE_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 
 
@@ -82,7 +86,7 @@ def emit(project: Project, out: Path) -> None:
         "cloudflare_module/entry.py.j2",
         out / ENTRY,
         version=__version__,
-        triggers=_literal({t.cron: list(t.tasks) for t in triggers}),
+        triggers=bundle.literal({t.cron: list(t.tasks) for t in triggers}),
         tasks_api=tasks_api,
     )
     bundle.write_text(out / wrangler.filename, wrangler.text)
@@ -150,6 +154,22 @@ def _settings(project: Project, triggers: tuple[Trigger, ...]) -> WorkerSettings
         raise config.error(
             f"{date!r} is not a date like 2026-04-01", "cloudflare", "compatibility_date"
         )
+    queue, dead_letters = options.get("queue"), options.get("dead_letter_queue")
+    for key, value in (("queue", queue), ("dead_letter_queue", dead_letters)):
+        if value is not None and not QUEUE_NAME_RE.match(value):
+            raise config.error(
+                f"{value!r} is not a queue name (lower-case letters, digits and dashes, "
+                "at most 63)", "cloudflare", key)
+    if dead_letters is not None and queue is None:
+        raise config.error("needs [cloudflare] queue (the queue whose dead letters it takes)",
+                           "cloudflare", "dead_letter_queue")
+    if dead_letters is not None and dead_letters == queue:
+        raise config.error("must differ from [cloudflare] queue", "cloudflare",
+                           "dead_letter_queue")
+    max_retries = options.get("max_retries", MAX_QUEUE_RETRIES)
+    if max_retries > MAX_QUEUE_RETRIES:
+        raise config.error(f"Cloudflare allows at most {MAX_QUEUE_RETRIES}, got {max_retries}",
+                           "cloudflare", "max_retries")
     return WorkerSettings(
         main=ENTRY,
         crons=tuple(t.cron for t in triggers),
@@ -157,6 +177,9 @@ def _settings(project: Project, triggers: tuple[Trigger, ...]) -> WorkerSettings
         default_compatibility_date=DEFAULT_COMPATIBILITY_DATE,
         name=explicit_name,
         compatibility_date=date,
+        queue=queue,
+        dead_letter_queue=dead_letters,
+        max_retries=max_retries,
     )
 
 
@@ -190,8 +213,3 @@ def _check_sources(project: Project) -> None:
                 'add exclude = ["python_modules"] (pywrangler vendors dependencies itself)',
                 "exclude",
             )
-
-
-def _literal(value: object) -> str:
-    """A deterministic Python literal for generated code."""
-    return pprint.pformat(value, sort_dicts=True, width=100)

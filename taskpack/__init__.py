@@ -11,6 +11,7 @@ from . import events
 from .errors import (
     NonRetryableError,
     PayloadValidationError,
+    TaskAbortedError,
     TaskError,
     TaskLoadError,
     TaskNotFoundError,
@@ -18,22 +19,27 @@ from .errors import (
     TaskTimeoutError,
 )
 from .options import RetryPolicy
+from .queue import QueueUnavailableError, SpawnHandle, enqueue_task, enqueue_task_sync, spawn_task
 from .registry import Registry, get_registry, run_task, run_task_sync, set_registry
 from .store import RunRecord, Store, StoreError, StoreUnavailable
-from .task import Task, TaskContext, TaskEvent, define_task
+from .task import JobInfo, Task, TaskContext, TaskEvent, define_task
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "JobInfo",
     "NonRetryableError",
     "PayloadValidationError",
+    "QueueUnavailableError",
     "Registry",
     "RetryPolicy",
     "RunRecord",
+    "SpawnHandle",
     "Store",
     "StoreError",
     "StoreUnavailable",
     "Task",
+    "TaskAbortedError",
     "TaskContext",
     "TaskError",
     "TaskEvent",
@@ -43,9 +49,12 @@ __all__ = [
     "TaskTimeoutError",
     "__version__",
     "define_task",
+    "enqueue_task",
+    "enqueue_task_sync",
     "events",
     "get_registry",
     "run_task",
     "run_task_sync",
     "set_registry",
+    "spawn_task",
 ]

@@ -47,6 +47,7 @@ from .server import (
     ServerOptions,
     address_from_env,
     check_store,
+    closes_dashboard,
     configure_logging,
     exit_on_config_error,
     make_server,
@@ -147,6 +148,7 @@ def serve_cluster(base: Path, options: ServerOptions) -> None:
 
     def work() -> None:
         server = make_server(config)
+        closes_dashboard(server, bundle.dashboard)
         server.run(sockets=[sock])
         if not server.started:
             sys.exit(STARTUP_FAILURE)

@@ -18,6 +18,15 @@ The registry loads a task and hands it, with its merged options, to a
    registry's store and :mod:`taskpack.events`), with the payload, the
    result or the failure's traceback, and the host that ran it.
 
+A queued job's attempt (:meth:`Runner.run_job`, called by the worker of
+:mod:`taskpack.queue`) goes through the same steps with one attempt per
+call: the job's retries are the queue's (persisted, so they survive
+restarts), so the runner only says whether and when the job should be tried
+again (:class:`JobAttempt`). ``on_start`` runs before a job's first attempt,
+``on_error`` after its last; each attempt is one history record with the
+job's trigger. A job never joins a running call (``dedupe`` would hand it
+another payload's result); limits (``serial``, ``max_concurrency``) apply.
+
 Hooks may be sync (called on the loop: keep them short) or async; an
 exception inside a hook is logged and never changes the outcome.
 
@@ -46,20 +55,35 @@ import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .concurrency import canonical_json, make_gate
-from .errors import PayloadValidationError, TaskTimeoutError
+from .concurrency import DirectGate, LimitGate, canonical_json, make_gate
+from .errors import PayloadValidationError, TaskAbortedError, TaskTimeoutError
 from .options import TaskOptions
 from .schema import SchemaError
 from .store import Outcome, RunRecord
-from .task import Task, TaskContext, TaskEvent
+from .task import JobInfo, Task, TaskContext, TaskEvent
 
 logger = logging.getLogger(__name__)
 
 MakeContext = Callable[[Any], TaskContext]
 Record = Callable[[RunRecord], None]
+
+
+@dataclass(frozen=True)
+class JobAttempt:
+    """How one attempt of a queued job ended: ``ok`` with the task's
+    ``result``, or a failure with ``error`` (``"Type: message"``) and its
+    ``traceback``; ``retry_in`` is the backoff before the next attempt, or
+    None when the failure is final (last attempt, :class:`NonRetryableError`,
+    an error the policy does not retry, a payload the schema refuses)."""
+
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    retry_in: float | None = None
 
 
 class Runner:
@@ -78,6 +102,7 @@ class Runner:
         self._fn = task.run
         self._is_async = task.is_async
         self._gate = make_gate(options)
+        self._job_gate = self._gate if isinstance(self._gate, LimitGate) else DirectGate()
         self._make_context = make_context
         self._record = record
 
@@ -97,7 +122,6 @@ class Runner:
         attempt = 0
         outcome: Outcome = "error"
         error: BaseException | None = None
-        result: Any = None
         try:
             value: Any = payload
             if options.validate is not None:
@@ -142,18 +166,77 @@ class Runner:
             raise
         finally:
             duration = time.perf_counter() - clock
-            job = getattr(ctx, "job", None)
-            self._record(RunRecord(
-                run_id, self.name, ctx.trigger, payload_hash(payload), started,
-                started + duration, duration * 1000, attempt, outcome,
-                None if error is None else describe(error), host_name(), payload,
-                result if error is None else None,
-                None if error is None else "".join(traceback.format_exception(error)),
-                getattr(job, "id", None),
-            ))
+            self._record(run_record(run_id, self.name, ctx.trigger, payload, started, duration,
+                                    attempt, outcome, error, result, None))
+
+    async def run_job(self, payload: dict[str, Any], context: Any, job: JobInfo) -> JobAttempt:
+        """Carry out attempt ``job.attempt`` of a queued job (see the module
+        docstring); the task's own exceptions end up in the answer."""
+        answer: JobAttempt = await self._job_gate.run(
+            payload, lambda: self._run_job(payload, context, job))
+        return answer
+
+    async def _run_job(self, payload: dict[str, Any], context: Any, job: JobInfo) -> JobAttempt:
+        options = self.options
+        ctx = self._make_context(context)
+        run_id = os.urandom(16).hex()
+        started, clock = time.time(), time.perf_counter()
+        attempts = 0
+        outcome: Outcome = "error"
+        error: BaseException | None = None
+        try:
+            value: Any = payload
+            if options.validate is not None:
+                try:
+                    value = options.validate(payload)
+                except SchemaError as exc:
+                    outcome = "invalid"
+                    error = PayloadValidationError(self.name, exc.errors)
+                    return JobAttempt(False, error=describe(error))
+            attempts = job.attempt
+            event = TaskEvent(self.name, value, ctx, job.attempt, run_id, job)
+            if job.attempt == 1 and options.on_start is not None:
+                await _call_hook(self.name, "on_start", options.on_start, event)
+            began = time.perf_counter()
+            try:
+                result = await self._attempt(event)
+            except Exception as exc:
+                error = exc
+                outcome = "timeout" if isinstance(exc, TaskTimeoutError) else "error"
+                final = job.attempt >= job.max_attempts or not options.retry.retries(exc)
+                retry_in = None if final else options.retry.delay(job.attempt)
+                self._log(event, began, outcome, exc, retry_in, job.max_attempts)
+                if final and options.on_error is not None:
+                    await _call_hook(self.name, "on_error", options.on_error, event, exc)
+                return JobAttempt(False, error=describe(exc),
+                                  traceback="".join(traceback.format_exception(exc)),
+                                  retry_in=retry_in)
+            outcome = "ok"
+            self._log(event, began, "ok", max_attempts=job.max_attempts)
+            if options.on_success is not None:
+                await _call_hook(self.name, "on_success", options.on_success, event, result)
+            return JobAttempt(True, result=result)
+        except BaseException as exc:  # cancellation (shutdown), or a failing hook machinery
+            if error is None or isinstance(exc, asyncio.CancelledError):
+                error, outcome = exc, "error"
+            raise
+        finally:
+            duration = time.perf_counter() - clock
+            self._record(run_record(run_id, self.name, ctx.trigger, payload, started, duration,
+                                    attempts, outcome, error, result, job.id))
 
     async def _attempt(self, event: TaskEvent) -> Any:
-        """One attempt, limited to ``timeout`` seconds."""
+        """One attempt, limited to ``timeout`` seconds. Whatever the task
+        raises is the run's failure: an exception that is not an
+        :class:`Exception` (``SystemExit``...) becomes :class:`TaskAbortedError`."""
+        try:
+            return await self._attempt_once(event)
+        except (Exception, asyncio.CancelledError):
+            raise
+        except BaseException as exc:
+            raise TaskAbortedError(exc) from exc
+
+    async def _attempt_once(self, event: TaskEvent) -> Any:
         timeout = self.options.timeout
         if self._is_async:
             if timeout is None:
@@ -161,8 +244,9 @@ class Runner:
             return await self._limited(self._fn(event), event, timeout)
         if self.threads:
             if timeout is None:
-                return await asyncio.to_thread(self._fn, event)
-            return await self._limited(asyncio.to_thread(self._fn, event), event, timeout)
+                return await asyncio.to_thread(_in_thread, self._fn, event)
+            return await self._limited(asyncio.to_thread(_in_thread, self._fn, event), event,
+                                       timeout)
         began = time.perf_counter()
         result = self._fn(event)
         if inspect.isawaitable(result):
@@ -186,7 +270,8 @@ class Runner:
             raise
 
     def _log(self, event: TaskEvent, began: float, outcome: Outcome,
-             exc: BaseException | None = None, retry_in: float | None = None) -> None:
+             exc: BaseException | None = None, retry_in: float | None = None,
+             max_attempts: int | None = None) -> None:
         level = logging.INFO if retry_in is None else logging.WARNING
         if not logger.isEnabledFor(level):
             return
@@ -194,8 +279,9 @@ class Runner:
             "task": self.name,
             "run": event.run_id,
             "attempt": event.attempt,
-            "max_attempts": self.options.retry.max_attempts,
+            "max_attempts": max_attempts or self.options.retry.max_attempts,
             "trigger": event.context.trigger,
+            **({"job": event.job.id} if event.job is not None else {}),
             "outcome": outcome,
             "duration_ms": round((time.perf_counter() - began) * 1000, 3),
         }
@@ -207,13 +293,29 @@ class Runner:
         logger.log(level, line, extra={"taskpack": fields})
 
 
+def _in_thread(fn: Callable[[TaskEvent], Any], event: TaskEvent) -> Any:
+    """Call a sync task in a worker thread. An exception that is not an
+    :class:`Exception` becomes :class:`TaskAbortedError` here, in the
+    thread: a ``GeneratorExit`` carried by a future would be re-raised by
+    asyncio's own machinery outside the run."""
+    try:
+        return fn(event)
+    except Exception:
+        raise
+    except BaseException as exc:
+        raise TaskAbortedError(exc) from exc
+
+
 async def _call_hook(task: str, which: str, hook: Callable[..., Any], *args: Any) -> None:
-    """Call a lifecycle hook; its exceptions are logged, never raised."""
+    """Call a lifecycle hook; its exceptions (``SystemExit`` included) are
+    logged, never raised. Cancellation passes."""
     try:
         result = hook(*args)
         if inspect.isawaitable(result):
             await result
-    except Exception:
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
         logger.exception("task=%s hook=%s failed (the run's outcome is unchanged)", task, which)
 
 
@@ -224,7 +326,20 @@ def payload_hash(payload: Any) -> str:
     """16 hex digits of the SHA-256 of the payload's canonical JSON."""
     if not payload and isinstance(payload, dict):
         return _EMPTY_HASH
-    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:16]
+    text = canonical_json(payload)  # a lone surrogate is hashed, not an error
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def run_record(run_id: str, task: str, trigger: str, payload: Any, started: float,
+               duration: float, attempts: int, outcome: Outcome, error: BaseException | None,
+               result: Any, job_id: str | None) -> RunRecord:
+    """The history record of a finished run (a failure's traceback and no
+    result; a success's result)."""
+    return RunRecord(
+        run_id, task, trigger, payload_hash(payload), started, started + duration,
+        duration * 1000, attempts, outcome, None if error is None else describe(error),
+        host_name(), payload, None if error is not None else result,
+        None if error is None else "".join(traceback.format_exception(error)), job_id)
 
 
 _host: tuple[int, str] = (0, "")
@@ -240,7 +355,10 @@ def host_name() -> str:
 
 
 def describe(exc: BaseException) -> str:
-    """``"TypeName: message"`` for the history and the logs."""
+    """``"TypeName: message"`` for the history and the logs (for a
+    :class:`TaskAbortedError`, of what the task raised)."""
+    if isinstance(exc, TaskAbortedError):
+        exc = exc.original
     message = getattr(exc, "message", None) or str(exc)
     name = type(exc).__name__
     return f"{name}: {message}" if message else name

@@ -26,11 +26,11 @@ from typing import Any
 
 from . import events
 from .errors import TaskLoadError, TaskNotFoundError, TaskNotImplementedError
-from .execution import Runner
+from .execution import JobAttempt, Runner
 from .loader import HandlerError, load_handler, unload_handler
 from .options import apply_overrides
 from .store import DEFAULT_HISTORY_LIMIT, RunRecord, Store, StoreUnavailable, store_for
-from .task import Task, TaskContext, copy_payload
+from .task import JobInfo, Task, TaskContext, copy_payload
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class Registry:
             return task
         entry = self.entries.get(name)
         if entry is None:
-            raise TaskNotFoundError(name)
+            raise TaskNotFoundError(name, self.entries)
         if entry.handler is None:
             raise TaskNotImplementedError(name)
         try:
@@ -244,6 +244,14 @@ class Registry:
         """
         runner = self._runners.get(name) or self.runner(name)
         return await runner.submit(copy_payload(payload), context)
+
+    async def run_job(self, name: str, payload: Mapping[str, Any], context: TaskContext,
+                      job: JobInfo) -> JobAttempt:
+        """Carry out one attempt of a queued job of ``name`` under its
+        options (:meth:`taskpack.execution.Runner.run_job`). A task that
+        cannot be found or loaded raises its :class:`TaskError` here."""
+        runner = self._runners.get(name) or self.runner(name)
+        return await runner.run_job(copy_payload(payload), context, job)
 
     def _record(self, run: RunRecord) -> None:
         self.store.record_run(run)

@@ -42,7 +42,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -59,6 +59,7 @@ from .http import (
     app_path,
     asgi_app,
     bearer_token,
+    configured_secret,
     error_response,
     json_response,
     send_response,
@@ -71,13 +72,31 @@ from .store.urls import describe, resolve_url
 if TYPE_CHECKING:
     import uvicorn
 
+    from .web.app import Dashboard
+
 logger = logging.getLogger("taskpack.server")
 
 TOKEN_ENV = "TASKPACK_TASKS_TOKEN"
 HEALTH_STORE_TIMEOUT = 2.0
+SCHEDULER_ENV = "TASKPACK_SCHEDULER"
 HEALTH_PATH = "/_health"
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 3000
+
+
+async def serve_health(registry: Registry, scope: Scope, send: Send) -> None:
+    """``GET``/``HEAD /_health`` (below the mount point) answers
+    ``{"status": "ok", "tasks": N, "store": {"ok", "backend", "error",
+    "lost_runs"}}`` (200 while the store is down: its field says so); any
+    other path a 404 JSON error. Built servers and ``taskpack dev`` answer
+    it the same way."""
+    path = app_path(scope)
+    if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
+        body = {"status": "ok", "tasks": len(registry.entries),
+                "store": await store_health(registry.store)}
+        await send_response(send, json_response(200, body))
+    else:
+        await send_response(send, error_response(404, f"no route for {path}"))
 
 
 class ServerConfigError(Exception):
@@ -90,6 +109,7 @@ class ServerOptions:
 
     tasks_api: bool = False
     shutdown_grace: float = 30.0
+    dashboard: bool = False
 
 
 class SchedulerHandle(Protocol):
@@ -124,9 +144,12 @@ def token_from_env(options: ServerOptions, env: Mapping[str, str]) -> str | None
     """The task API's bearer token; ``None`` when the API is off.
     :class:`ServerConfigError` when it is on and the token is unset or blank."""
     if not options.tasks_api:
+        if options.dashboard:
+            raise ServerConfigError("[server] dashboard = true needs the task API (its token "
+                                    "guards the dashboard): set [server] tasks_api = true")
         return None
-    token = env.get(TOKEN_ENV, "").strip()
-    if not token:
+    token = configured_secret(env.get(TOKEN_ENV))
+    if token is None:
         raise ServerConfigError(
             f"{TOKEN_ENV} is empty: the task API is on ([server] tasks_api = true), so set "
             "it to a secret token callers send as `Authorization: Bearer <token>`"
@@ -170,6 +193,26 @@ async def check_store(store: Store) -> None:
         await store.close(1.0)
 
 
+def scheduling_on(env: Mapping[str, str]) -> bool:
+    """``TASKPACK_SCHEDULER``: ``on`` (the default) or ``off``, for a process
+    whose schedules a platform runs instead (Kubernetes CronJobs);
+    :class:`ServerConfigError` for another value."""
+    value = env.get(SCHEDULER_ENV, "").strip().lower() or "on"
+    if value not in ("on", "off"):
+        raise ServerConfigError(f"{SCHEDULER_ENV}: expected on or off, got {env[SCHEDULER_ENV]!r}")
+    return value == "on"
+
+
+class SchedulingOff:
+    """The :class:`SchedulerGate` of a process that must not schedule."""
+
+    async def start(self, begin: Callable[[], None]) -> None:
+        logger.info("scheduler off (%s=off): the platform runs the schedules", SCHEDULER_ENV)
+
+    async def stop(self, end: Callable[[], Any]) -> None:
+        return None
+
+
 def api_disabled(request: HttpRequest) -> HttpResponse | None:
     """The access policy of a server whose task API is off: every API path
     answers 404, as if it did not exist."""
@@ -183,6 +226,9 @@ class BundleApp:
     (``None``: off). ``make_scheduler`` builds the scheduler for the
     registry's schedules (default: :class:`taskpack.scheduler.Scheduler`);
     ``gate`` decides whether this process schedules (cluster workers).
+    ``dashboard`` serves ``/_taskpack/`` (:mod:`taskpack.web`) behind the
+    task API's token, with ``schedules`` (the manifest's) for its task view;
+    without it ``/_taskpack/`` is 404 like any unknown path.
     """
 
     def __init__(
@@ -193,6 +239,8 @@ class BundleApp:
         shutdown_grace: float = 30.0,
         make_scheduler: Callable[[Registry], SchedulerHandle] | None = None,
         gate: SchedulerGate | None = None,
+        dashboard: bool = False,
+        schedules: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         self.registry = registry
         self.shutdown_grace = shutdown_grace
@@ -201,7 +249,18 @@ class BundleApp:
         self._make_scheduler = make_scheduler or default_scheduler
         policy = bearer_token(token) if token is not None else api_disabled
         self.api = TaskApi(registry, policy=policy)
-        self.app: ASGIApp = asgi_app(self.api, fallback=self._routes,
+        self.dashboard: Dashboard | None = None
+        routes: ASGIApp = self._routes
+        if dashboard:
+            if token is None:
+                raise ServerConfigError("the dashboard needs the task API's token")
+            from .web.app import Dashboard
+
+            listed = list(schedules) if schedules is not None else None
+            self.dashboard = routes = Dashboard(
+                self.api, fallback=self._routes,
+                schedules=(lambda: listed) if listed is not None else None)
+        self.app: ASGIApp = asgi_app(self.api, fallback=routes,
                                      on_startup=[self.startup], on_shutdown=[self.shutdown])
         self.mountable: ASGIApp = self.app
 
@@ -213,22 +272,19 @@ class BundleApp:
         (default ``os.environ``)."""
         env = os.environ if env is None else env
         token = token_from_env(options, env)
+        if not scheduling_on(env):
+            kwargs["gate"] = SchedulingOff()
         manifest = read_manifest(base)
         registry = load_registry(base, manifest, store=bundle_store(manifest, env))
-        return cls(registry, token=token, shutdown_grace=options.shutdown_grace, **kwargs)
+        return cls(registry, token=token, shutdown_grace=options.shutdown_grace,
+                   dashboard=options.dashboard, schedules=manifest["schedules"], **kwargs)
 
     async def _routes(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         # Below the mount point, as the task API routes (a Starlette Mount,
         # uvicorn --root-path).
-        path = app_path(scope)
-        if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
-            body = {"status": "ok", "tasks": len(self.registry.entries),
-                    "store": await store_health(self.registry.store)}
-            await send_response(send, json_response(200, body))
-        else:
-            await send_response(send, error_response(404, f"no route for {path}"))
+        await serve_health(self.registry, scope, send)
 
     async def startup(self) -> None:
         """Open the store, then start scheduling (through the gate, if any)
@@ -325,6 +381,20 @@ def make_server(config: uvicorn.Config) -> uvicorn.Server:
     return Server(config)
 
 
+def closes_dashboard(server: uvicorn.Server, dashboard: Dashboard | None) -> None:
+    """End the dashboard's live streams as soon as ``server`` is asked to
+    stop, so they do not hold its graceful shutdown for the grace period."""
+    if dashboard is None:
+        return
+    original = server.handle_exit
+
+    def handle_exit(sig: int, frame: FrameType | None) -> None:
+        dashboard.close()
+        original(sig, frame)
+
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
+
+
 @contextlib.contextmanager
 def stop_signals_handled_by(handler: Callable[[int, FrameType | None], Any]) -> Iterator[None]:
     """SIGINT and SIGTERM go to ``handler`` inside the block; the previous
@@ -355,6 +425,7 @@ def serve(base: Path, options: ServerOptions) -> None:
         bundle = BundleApp.load(base, options)
         asyncio.run(check_store(bundle.registry.store))
     server = make_server(uvicorn_config(bundle.app, host, port, options.shutdown_grace))
+    closes_dashboard(server, bundle.dashboard)
     server.run()
     if not server.started:
         sys.exit(1)
