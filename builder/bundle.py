@@ -385,11 +385,27 @@ def project_requirements(project: Project) -> tuple[str, list[str]]:
     return "", []
 
 
+POSTGRES_DRIVER = ("psycopg", "psycopg-pool")
+"""What a bundle installs to use a PostgreSQL store (taskpack's ``postgres`` extra)."""
+
+
+def uses_postgres(project: Project) -> bool:
+    """Whether the bundle's store may be PostgreSQL, so its requirements
+    carry the driver: ``[store] url`` is a ``postgresql://`` URL, or
+    ``[store] driver = "postgres"`` says the URL comes at run time
+    (``$TASKPACK_DATABASE_URL``)."""
+    store = project.preset_options("store")
+    scheme = str(store.get("url", "")).partition("://")[0]
+    return store.get("driver") == "postgres" or scheme in ("postgresql", "postgres")
+
+
 def write_requirements(project: Project, base: Path, runtime: Sequence[str]) -> str:
     """Write ``base/requirements.txt``: the runtime's requirements (``runtime``
-    names distributions, see :func:`runtime_requirements`) and the
-    project's; its path relative to ``base``."""
+    names distributions, see :func:`runtime_requirements`; the PostgreSQL
+    driver too when :func:`uses_postgres`) and the project's; its path
+    relative to ``base``."""
     source, own = project_requirements(project)
+    runtime = [*runtime, *(POSTGRES_DRIVER if uses_postgres(project) else ())]
     lines = [f"# {GENERATED}", "# taskpack runtime", *runtime_requirements(runtime)]
     if own:
         lines += [f"# from the project's {source}", *own]

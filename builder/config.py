@@ -123,6 +123,7 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
     },
     "store": {
         "url": _is_store_url,
+        "driver": _one_of("sqlite", "postgres"),
     },
     "vercel": {
         "tasks_api": _is_bool,
