@@ -62,9 +62,16 @@ async def open_store(store: Store) -> None:
 
 
 def _line(store: Store, exc: Exception) -> str:
+    """One line naming the store (backends' messages already start so)."""
     text = str(exc)
-    where = describe(getattr(store, "url", ""), None)
-    return text if where in text else f"store {where}: {text}"
+    named = where(store)
+    return text if text.startswith("store ") or named in text else f"store {named}: {text}"
+
+
+def where(store: Store) -> str:
+    """How messages name ``store``: its file, or host:port/database."""
+    named = getattr(store, "where", None)
+    return str(named) if named else describe(getattr(store, "url", ""), None)
 
 
 def run_on_store(store: Store, work: Callable[[Store], Awaitable[T]]) -> T:
@@ -87,7 +94,7 @@ def db() -> None:
 
 
 def _status_data(store: Store, status: MigrationStatus) -> dict[str, Any]:
-    return {"store": describe(getattr(store, "url", ""), None), "backend": store.scheme,
+    return {"store": where(store), "backend": store.scheme,
             "current": status.current, "latest": status.latest, "pending": list(status.pending)}
 
 
@@ -110,7 +117,7 @@ def status_command(root: Path, as_json: bool) -> None:
     store = project_store(load_project(project_root(root)))
     status = run_on_store(store, lambda s: s.migration_status())
     if status.current > status.latest:
-        raise StoreProblem(f"store {describe(getattr(store, 'url', ''), None)} has schema "
+        raise StoreProblem(f"store {where(store)} has schema "
                            f"version {status.current}, newer than this taskpack knows "
                            f"({status.latest}): upgrade taskpack")
     _echo_status(_status_data(store, status), as_json)

@@ -19,10 +19,10 @@ import click
 
 from taskpack.store import RunRecord, Store, StoreError, store_for
 from taskpack.store.sqlite import SQLiteStore
-from taskpack.store.urls import describe, sqlite_url
+from taskpack.store.urls import sqlite_url
 
 from .cli_options import project_root, root_option
-from .db import StoreProblem, project_store, run_on_store
+from .db import StoreProblem, project_store, run_on_store, where
 from .errors import UsageError
 from .project import load_project, task_hint
 
@@ -58,7 +58,7 @@ def runs(name: str | None, limit: int, as_json: bool, root: Path, db: Path | Non
             if db is not None:
                 raise UsageError("--db", str(exc)) from None
             raise
-    where = describe(getattr(store, "url", ""), None) if store is not None else "none yet"
+    named = where(store) if store is not None else "none yet"
     if as_json:
         click.echo(json.dumps([record.to_dict() for record in records], indent=2,
                               ensure_ascii=False))
@@ -66,7 +66,7 @@ def runs(name: str | None, limit: int, as_json: bool, root: Path, db: Path | Non
     if not records:
         if name is not None and db is None:
             check_task_name(root, name)
-        click.echo(f"No runs recorded{f' for {name}' if name else ''} ({where}).")
+        click.echo(f"No runs recorded{f' for {name}' if name else ''} ({named}).")
         return
     click.echo(format_table(records))
 

@@ -122,6 +122,7 @@ class Runner:
         attempt = 0
         outcome: Outcome = "error"
         error: BaseException | None = None
+        result: Any = None
         try:
             value: Any = payload
             if options.validate is not None:
@@ -184,6 +185,7 @@ class Runner:
         attempts = 0
         outcome: Outcome = "error"
         error: BaseException | None = None
+        result: Any = None
         try:
             value: Any = payload
             if options.validate is not None:
