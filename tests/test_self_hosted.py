@@ -404,6 +404,19 @@ def test_preview_runs_the_built_server(e2e_project: Path, tmp_path: Path,
     assert server.wait_healthy()["tasks"] == TASK_COUNT
     assert api(server, "echo:payload", {"b": 2}).json() == {"result": {"b": 2}}
     assert server.terminate() == 0
+    # Loopback unless told (production's default is 0.0.0.0); --port wins over $PORT.
+    assert f"(on 127.0.0.1:{port})" in server.logs()
+    assert f"Uvicorn running on http://127.0.0.1:{port} " in server.logs()
+    flagged = free_port()
+    server = ServerProcess([str(taskpack), "preview", "--output", str(output),
+                            "--port", str(flagged), "--host", "127.0.0.1"],
+                           {"PORT": str(port), "TASKPACK_TASKS_TOKEN": TOKEN,
+                            "PATH": os.environ["PATH"]},
+                           tmp_path / "preview2.log", cwd=tmp_path)
+    server.port, server.url = flagged, f"http://127.0.0.1:{flagged}"
+    started.append(server)
+    assert server.wait_healthy()["tasks"] == TASK_COUNT
+    assert server.terminate() == 0
 
 
 ASGI_SERVERS = {
