@@ -23,6 +23,7 @@ from .errors import TaskpackError
 COMMANDS = {
     "build": "build_command:build_command",
     "cron": "cron_command:cron",
+    "db": "db:db",
     "dev": "dev:dev_command",
     "enqueue": "queue_command:enqueue_command",
     "jobs": "queue_command:jobs",

@@ -2,7 +2,7 @@
 
 The server answers loopback clients only (:func:`taskpack.http.loopback_only`)
 with tracebacks in 500 responses; its listing (``GET /_nitro/tasks``) gives
-each task's newest run from the project's SQLite history (``"lastRun"``).
+each task's newest run from the project's store (``"lastRun"``).
 A poller watches the config and the project's Python files; on a change the
 project is loaded again and, if it is valid, swapped in: a fresh registry
 (edited modules are imported again), a restarted scheduler. An invalid
@@ -39,10 +39,12 @@ from taskpack.http import (
 )
 from taskpack.loader import forget_module
 from taskpack.server import closes_dashboard, serve_health, stop_signals_handled_by
+from taskpack.store import Store
 from taskpack.web.app import Dashboard
 
 from .cli_options import project_root, root_option
 from .config import CANDIDATES
+from .db import open_store, project_store, run_on_store
 from .devstate import remove_state, write_state
 from .errors import TaskpackError, UsageError
 from .manifest import build_manifest
@@ -141,10 +143,11 @@ def echo_warnings(project: Project) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-def make_registry(project: Project) -> Registry:
+def make_registry(project: Project, store: Store) -> Registry:
     """The registry serving ``project``, made current for ``run_task``; runs
-    are recorded in the project's SQLite history (``taskpack runs``)."""
-    registry = Registry.from_manifest(build_manifest(project), project.root, history="sqlite")
+    are recorded in the project's store (``taskpack runs``), which every
+    reload's registry shares."""
+    registry = Registry.from_manifest(build_manifest(project), project.root, store=store)
     set_registry(registry)
     return registry
 
@@ -170,10 +173,11 @@ def start_scheduler(registry: Registry) -> Scheduler:
 class DevServer:
     """One ``taskpack dev`` session over ``project`` (the last good version)."""
 
-    def __init__(self, project: Project, *, grace: float) -> None:
+    def __init__(self, project: Project, *, grace: float, store: Store | None = None) -> None:
         self.project = project
         self.grace = grace
-        self.api = TaskApi(make_registry(project), policy=loopback_only(), dev=True,
+        store = store if store is not None else project_store(project)
+        self.api = TaskApi(make_registry(project, store), policy=loopback_only(), dev=True,
                            last_runs=True)
         self.schedules = dashboard_schedules(project)
         self.dashboard = Dashboard(self.api, schedules=lambda: self.schedules,
@@ -199,6 +203,7 @@ class DevServer:
             await serve_health(self.registry, scope, send)
 
     async def startup(self) -> None:
+        await open_store(self.registry.store)
         self.scheduler = start_scheduler(self.registry)
         self._watch = asyncio.create_task(self._watch_loop(), name="taskpack-dev-watch")
 
@@ -212,7 +217,7 @@ class DevServer:
         if self._retiring:
             await asyncio.wait(self._retiring, timeout=self.grace)
         await self.registry.drain(self.grace)
-        self.registry.close()
+        await self.registry.close(min(self.grace, 5.0) or 1.0)
 
     async def _watch_loop(self) -> None:
         watcher = self.watcher
@@ -244,8 +249,7 @@ class DevServer:
         drop_project_modules(project.root)
         self.project = project
         self.schedules = schedules
-        self.api.registry = make_registry(project)
-        old_registry.close()
+        self.api.registry = make_registry(project, old_registry.store)
         if old_scheduler is not None:
             retiring = asyncio.create_task(old_scheduler.stop(self.grace))
             self._retiring.add(retiring)
@@ -273,9 +277,11 @@ def serve(root: Path, host: str, port: int) -> None:
         raise TaskpackError("taskpack dev needs uvicorn: pip install 'taskpack[server]'") from None
     project = load_project(root)
     grace = float(project.preset_options("server").get("shutdown_grace", DEFAULT_GRACE))
+    store = project_store(project)
+    run_on_store(store, open_store)  # a store that cannot be used: one line, exit 2
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
-    dev = DevServer(project, grace=grace)
+    dev = DevServer(project, grace=grace, store=store)
     config = uvicorn.Config(
         dev.app, lifespan="on", access_log=False, log_level="info",
         timeout_graceful_shutdown=max(int(grace), 1),

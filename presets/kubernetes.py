@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +90,7 @@ class Options:
         table = dict(project.preset_options("kubernetes"))
         app = table.get("name") or _slug(project.root.name)
         table.setdefault("image", f"{app}:latest")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in table.items() if k in known} | {"name": app})
+        return cls(**table | {"name": app})
 
 
 def validate(project: Project) -> list[str]:

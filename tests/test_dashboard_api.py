@@ -177,7 +177,8 @@ async def test_runs_filters_detail_and_pages(client: httpx.AsyncClient) -> None:
 async def test_info(client: httpx.AsyncClient) -> None:
     info = (await client.get("/_taskpack/api/info")).json()
     assert info["dev"] is True and info["timezone"] == "UTC"
-    assert (await client.get("/_taskpack/api/job-counts")).status_code == 404  # no queue
+    counts = await client.get("/_taskpack/api/job-counts")  # every registry has a store
+    assert (counts.status_code, counts.json()["counts"]["pending"]) == (200, 0)
 
 
 async def test_dev_policy_refuses_other_hosts_and_origins(tmp_path: Path) -> None:
@@ -269,12 +270,12 @@ async def test_event_stream_sends_new_runs_once(tmp_path: Path) -> None:
 
 async def test_event_stream_polls_runs_of_other_processes(tmp_path: Path) -> None:
     dashboard, app = make_dashboard(tmp_path)
-    history = dashboard.registry.history
+    store = dashboard.registry.store
 
     async def elsewhere() -> None:  # a run recorded into the store, no event here
-        from taskpack.history import RunRecord
+        from taskpack.store import RunRecord
 
-        history.record(RunRecord("f" * 32, "echo", "schedule:* * * * *", "0" * 16, 1.0, 2.0,
+        store.record_run(RunRecord("f" * 32, "echo", "schedule:* * * * *", "0" * 16, 1.0, 2.0,
                                  1000.0, 1, "ok"))
 
     events = await read_events(app, 2, elsewhere)
@@ -290,3 +291,18 @@ async def test_closing_ends_streams(tmp_path: Path) -> None:
     events = await read_events(app, 1, close)
     assert events == [("hello", {"poll": 0.2})]
 
+
+
+async def test_event_stream_sends_job_changes(tmp_path: Path) -> None:
+    from taskpack import events
+    from taskpack.store import Job
+
+    _, app = make_dashboard(tmp_path)
+    job = Job(id="j1", task="echo", payload={"n": 1}, status="running", run_at=1.0,
+              created_at=1.0, updated_at=2.0, attempts=1, max_attempts=3)
+
+    async def change() -> None:
+        events.job_changed(job)
+
+    events_seen = await read_events(app, 2, change)
+    assert events_seen[1] == ("job", job.to_dict())

