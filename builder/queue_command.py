@@ -13,11 +13,9 @@ or job, a refused payload, a store that cannot be opened) is one
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,10 +25,10 @@ import click
 from taskpack import Registry, TaskError, set_registry
 from taskpack.queue import Worker, bind_queue, new_job
 from taskpack.queue.notify import job_changed
-from taskpack.store import JOB_STATUSES, Job, Store, StoreError, backend_for
-from taskpack.store.urls import resolve_url
+from taskpack.store import JOB_STATUSES, Job, Store
 
 from .cli_options import root_option
+from .db import open_store, project_store
 from .errors import TaskpackError, UsageError
 from .manifest import build_manifest
 from .project import Project
@@ -41,36 +39,24 @@ T = TypeVar("T")
 DEFAULT_GRACE = 30.0
 
 
-@contextlib.asynccontextmanager
-async def project_store(project: Project) -> AsyncIterator[Store]:
-    """The project's store, open; :class:`TaskpackError` (one line naming
-    where the URL came from, never a password) when it cannot be opened."""
-    url, source = resolve_url(os.environ, project.preset_options("store"))
-    try:
-        store = backend_for(url)(url, root=project.root)
-        await store.open()
-    except StoreError as exc:
-        raise TaskpackError(f"{source}: {exc}") from None
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-def project_registry(project: Project) -> Registry:
-    """The project's registry, current for ``run_task`` (history in memory:
-    the worker's runs go to the store by the registry's own settings)."""
-    registry = Registry.from_manifest(build_manifest(project), project.root)
+def project_registry(project: Project, store: Store) -> Registry:
+    """The project's registry over ``store``, current for ``run_task``."""
+    registry = Registry.from_manifest(build_manifest(project), project.root, store=store)
     set_registry(registry)
     return registry
 
 
 def on_store(root: Path, action: Callable[[Project, Store], Awaitable[T]]) -> T:
+    """Run ``action`` with the project's open store (closed afterwards)."""
     project = open_project(root)
+    store = project_store(project)
 
     async def main() -> T:
-        async with project_store(project) as store:
+        await open_store(store)
+        try:
             return await action(project, store)
+        finally:
+            await store.close()
 
     return asyncio.run(main())
 
@@ -97,7 +83,7 @@ def enqueue_command(name: str, payload: str | None, delay: float | None, key: st
     data = parse_payload(payload)
 
     async def enqueue(project: Project, store: Store) -> Job:
-        registry = project_registry(project)
+        registry = project_registry(project, store)
         try:
             job = new_job(name, data, delay=delay, key=key, key_mode=key_mode,  # type: ignore[arg-type]
                           queue=queue_name, priority=priority, registry=registry)
@@ -240,24 +226,25 @@ def worker_command(concurrency: int | None, root: Path) -> None:
     if "lease" in settings:
         options["lease"] = float(settings["lease"])
     configure_logging()
+    store = project_store(project)
 
     async def main() -> None:
-        async with project_store(project) as store:
-            registry = project_registry(project)
-            bind_queue(store)
-            worker = Worker(registry, store, **options)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            worker.start()
-            click.echo(f"taskpack worker: running jobs of {project.root} "
-                       f"(concurrency {worker.concurrency})", err=True)
-            await stop.wait()
-            await worker.stop(grace)
-            await registry.drain(grace)
-            registry.close()
-            bind_queue(None)
+        await open_store(store)
+        registry = project_registry(project, store)
+        bind_queue(store)
+        worker = Worker(registry, store, **options)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        worker.start()
+        click.echo(f"taskpack worker: running jobs of {project.root} "
+                   f"(concurrency {worker.concurrency})", err=True)
+        await stop.wait()
+        await worker.stop(grace)
+        await registry.drain(grace)
+        bind_queue(None)
+        await registry.close(min(grace, 5.0) or 1.0)
 
     asyncio.run(main())
     click.echo("taskpack worker: stopped", err=True)

@@ -13,7 +13,7 @@ import pytest
 
 from taskpack import Registry, define_task
 from taskpack.http import HttpRequest, HttpResponse, TaskApi, bearer_token, handle
-from taskpack.store import Store, backend_for
+from taskpack.store import Store
 from taskpack.web.jobs import JobsApi
 
 
@@ -24,10 +24,9 @@ class Order(pydantic.BaseModel):
 def make_api(tmp_path: Path) -> tuple[TaskApi, Store]:
     registry = Registry.of({"ship": define_task(lambda e: e.payload.id, payload_schema=Order)},
                            tmp_path)
-    store = backend_for("memory://")("memory://", root=tmp_path)
     api = TaskApi(registry, policy=bearer_token("s3cret"),
-                  extensions=[JobsApi(store, lambda: api.registry)])
-    return api, store
+                  extensions=[JobsApi(lambda: api.registry)])
+    return api, registry.store
 
 
 def call(api: TaskApi, method: str, path: str, body: Any = None, *, token: str = "s3cret",

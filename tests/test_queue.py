@@ -55,9 +55,9 @@ async def queue(tasks: dict[str, Any], root: Path, url: str = "memory://", *,
                 worker: bool = True, **options: Any) -> AsyncIterator[tuple[Registry, Store]]:
     """A registry of ``tasks`` over the store at ``url``, bound as the queue,
     with a running worker (unless ``worker=False``)."""
-    registry = Registry.of(tasks, root)
-    set_registry(registry)
     store = await open_store(url, root)
+    registry = Registry.of(tasks, root, store=store)
+    set_registry(registry)
     bind_queue(store)
     running = Worker(registry, store, poll=0.05, **options) if worker else None
     if running is not None:
@@ -294,7 +294,7 @@ def test_worker_rides_out_a_store_that_is_down_and_logs_once(
             return await real_claim(worker, limit, lease)
 
         store.claim = claim  # type: ignore[method-assign]
-        registry = Registry.of({"t": define_task(lambda e: "ran")}, tmp_path)
+        registry = Registry.of({"t": define_task(lambda e: "ran")}, tmp_path, store=store)
         set_registry(registry)
         bind_queue(store)
         worker = Worker(registry, store, poll=0.05)
@@ -321,9 +321,10 @@ def test_stop_waits_for_running_jobs_within_grace(tmp_path: Path) -> None:
         return "done"
 
     async def main() -> None:
-        registry = Registry.of({"sleep": define_task(body, concurrency="parallel")}, tmp_path)
-        set_registry(registry)
         store = await open_store("memory://", tmp_path)
+        registry = Registry.of({"sleep": define_task(body, concurrency="parallel")}, tmp_path,
+                               store=store)
+        set_registry(registry)
         bind_queue(store)
         worker = Worker(registry, store, poll=0.05)
         worker.start()

@@ -54,7 +54,7 @@ class QueueService:
         :class:`~taskpack.http.Extension` for the task API."""
         from ..web.jobs import JobsApi
 
-        return JobsApi(self.registry().store, self.registry)
+        return JobsApi(self.registry)
 
     def start(self) -> None:
         """Bind ``enqueue_task`` to the (open) store; start the worker when
