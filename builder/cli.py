@@ -23,6 +23,7 @@ from .errors import TaskpackError
 COMMANDS = {
     "build": "build_command:build_command",
     "cron": "cron_command:cron",
+    "db": "db:db",
     "dev": "dev:dev_command",
     "init": "init_command:init_command",
     "preview": "preview:preview_command",

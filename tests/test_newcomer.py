@@ -144,7 +144,7 @@ def test_http_404_suggests_the_closest_task(basic_example: Path) -> None:
     from taskpack.builder.project import load_project
 
     registry = Registry.from_manifest(build_manifest(load_project(basic_example)),
-                                      basic_example, history="none")
+                                      basic_example)
     api = TaskApi(registry, policy=loopback_only())
     for path in ("/_nitro/tasks/echo:paylod", "/_nitro/tasks/echo:paylod/runs"):
         request = HttpRequest("GET", path, client_host="127.0.0.1")
