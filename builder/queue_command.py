@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import click
 
-from taskpack import Registry, TaskError, set_registry
+from taskpack import Registry, TaskError, logs, set_registry
 from taskpack.queue import Worker, bind_queue, new_job
 from taskpack.queue.notify import job_changed
 from taskpack.store import JOB_STATUSES, Job, Store
@@ -217,15 +217,16 @@ def format_jobs(found: list[Job]) -> str:
 def worker_command(concurrency: int | None, root: Path) -> None:
     """Run the project's jobs until Ctrl-C or SIGTERM (running jobs get
     [server] shutdown_grace seconds to finish)."""
-    from taskpack.server import configure_logging
-
     project = open_project(root)
     settings = project.preset_options("queue")
     grace = float(project.preset_options("server").get("shutdown_grace", DEFAULT_GRACE))
     options: dict[str, Any] = {"concurrency": concurrency or settings.get("concurrency", 10)}
     if "lease" in settings:
         options["lease"] = float(settings["lease"])
-    configure_logging()
+    try:
+        logs.setup()
+    except ValueError as exc:  # an unknown TASKPACK_LOG_FORMAT
+        raise TaskpackError(str(exc)) from None
     store = project_store(project)
 
     async def main() -> None:

@@ -17,6 +17,7 @@ import click
 
 from taskpack import Registry, TaskError, set_registry
 from taskpack.http import dump_result, json_kind
+from taskpack.logs import RUN_LOGGER, silenced
 from taskpack.store import Store
 from taskpack.store.sqlite import SQLiteStore
 
@@ -219,8 +220,10 @@ def task_run(ctx: click.Context, name: str, root: Path, payload: str | None,
             await registry.drain()
 
     try:
-        # The result is the only thing on stdout; what the task prints goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
+        # The result is the only thing on stdout; what the task prints goes to
+        # stderr. The command reports the run itself (its result or one error
+        # line), as for a run on the dev server, so the run's log line is not shown.
+        with contextlib.redirect_stdout(sys.stderr), silenced(RUN_LOGGER):
             result = run_on_store(registry.store, main)
     except TaskpackError:
         raise

@@ -48,9 +48,9 @@ from .server import (
     address_from_env,
     check_store,
     closes_dashboard,
-    configure_logging,
     exit_on_config_error,
     make_server,
+    setup_logs,
     uvicorn_config,
 )
 
@@ -137,8 +137,8 @@ def lock_path(base: Path, env: Mapping[str, str]) -> Path:
 def serve_cluster(base: Path, options: ServerOptions) -> None:
     """Run the bundle at ``base`` as a cluster until SIGTERM (its ``index.py``)."""
     env = os.environ
-    configure_logging()
     with exit_on_config_error():
+        setup_logs()
         host, port = address_from_env(env)
         count = workers_from_env(env)
         bundle = BundleApp.load(base, options, gate=FileLease(lock_path(base, env)))

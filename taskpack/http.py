@@ -48,10 +48,12 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import TaskAbortedError, TaskError, TaskNotFoundError
+from .logs import ACCESS_LOGGER, FIELDS, access_log_enabled, logfmt
 from .registry import Registry
 from .task import TaskContext
 
 logger = logging.getLogger("taskpack.http")
+access_logger = logging.getLogger(ACCESS_LOGGER)
 
 PREFIX = "/_nitro/tasks"
 DEFAULT_BODY_LIMIT = 1024 * 1024
@@ -172,6 +174,12 @@ def error_response(
     return json_response(
         status, {"error": True, "statusCode": status, "message": message, **extra}, headers
     )
+
+
+def api_off(table: str) -> HttpResponse:
+    """The 404 of a task API that the config leaves off, on every platform:
+    it names the ``[table] tasks_api`` key that turns it on."""
+    return error_response(404, f"the task API is off; enable it with [{table}] tasks_api = true")
 
 
 # -- access policies ----------------------------------------------------------
@@ -434,8 +442,7 @@ class TaskApi:
             result = await self.registry.run(name, payload, self.context())
         except TaskError as exc:
             return error_response(exc.status_code, exc.message, **exc.details())
-        except Exception as exc:
-            logger.error("task %s failed", name, exc_info=exc)
+        except Exception as exc:  # logged with its traceback by the run's line
             return self.failure(exc)
         try:
             body = dump_result(name, result)
@@ -654,16 +661,7 @@ async def _answer(api: TaskApi, route: Route, request: HttpRequest) -> HttpRespo
         return await api.listing()
     if route.history:
         return await api.runs(route.name, request)
-    started = time.perf_counter()
-    response = api.too_large(len(request.body)) or await api.run(route.name, request)
-    logger.info(
-        "%s %s %d %.1fms",
-        request.method,
-        route.name,
-        response.status,
-        (time.perf_counter() - started) * 1000,
-    )
-    return response
+    return api.too_large(len(request.body)) or await api.run(route.name, request)
 
 
 # -- ASGI ---------------------------------------------------------------------
@@ -690,6 +688,7 @@ def asgi_app(
     fallback: ASGIApp | None = None,
     on_startup: Iterable[Hook] = (),
     on_shutdown: Iterable[Hook] = (),
+    access_log: bool | None = None,
 ) -> ASGIApp:
     """An ASGI 3 application serving ``api``.
 
@@ -702,7 +701,8 @@ def asgi_app(
     a failing startup hook reports ``lifespan.startup.failed``. With a
     ``fallback``, the fallback's own lifespan runs inside ours (our startup
     hooks first, our shutdown hooks last); a fallback without lifespan
-    support is tolerated.
+    support is tolerated. ``access_log`` (default: ``TASKPACK_ACCESS_LOG``,
+    see :mod:`taskpack.logs`) logs one line per HTTP request.
     """
     startup = tuple(on_startup)
     shutdown = tuple(on_shutdown)
@@ -738,7 +738,44 @@ def asgi_app(
         assert response is not None
         await send_response(send, response)
 
+    if access_log if access_log is not None else access_log_enabled():
+        return access_logged(app)
     return app
+
+
+def access_logged(app: ASGIApp) -> ASGIApp:
+    """``app`` writing one ``taskpack.access`` line per HTTP request:
+    method, path (with the raw query string), status (0 when no response
+    was sent), duration and client address."""
+
+    async def logged(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_status)
+        finally:
+            query = scope.get("query_string", b"").decode("latin-1")
+            client = scope.get("client")
+            fields = {
+                "method": scope["method"],
+                "path": scope["path"] + (f"?{query}" if query else ""),
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "client": client[0] if client else "-",
+            }
+            access_logger.info(logfmt(fields), extra={FIELDS: fields})
+
+    return logged
 
 
 def app_path(scope: Scope) -> str:

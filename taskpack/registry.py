@@ -3,7 +3,9 @@
 A :class:`Registry` is built from a *manifest*: the plain-data description
 of a project's tasks and schedules that the builder writes (and bundles into
 every deploy output). It imports a task's module only when the task first
-runs, so start-up cost does not grow with the number of tasks.
+runs, so start-up cost does not grow with the number of tasks; with
+threads, the import happens in a worker thread, so a slow module does not
+stall the event loop.
 
 The registry only finds and loads tasks; how a run is carried out (the
 concurrency mode, retries, timeouts, hooks, payload validation) is the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +29,7 @@ from typing import Any
 
 from . import events
 from .errors import TaskLoadError, TaskNotFoundError, TaskNotImplementedError
-from .execution import JobAttempt, Runner
+from .execution import TASK_THREADS, JobAttempt, Runner
 from .loader import HandlerError, load_handler, unload_handler
 from .options import apply_overrides
 from .store import DEFAULT_HISTORY_LIMIT, RunRecord, Store, StoreUnavailable, store_for
@@ -101,6 +104,8 @@ class Registry:
         self._loaded: dict[str, Task] = {}
         self._runners: dict[str, Runner] = {}
         self._background: set[asyncio.Future[Any]] = set()
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._loading: dict[str, asyncio.Future[Runner]] = {}
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any], root: Path, **kwargs: Any) -> Registry:
@@ -204,6 +209,13 @@ class Registry:
         runner = self._runners.get(name)
         if runner is not None:
             return runner
+        with self._load_locks.setdefault(name, threading.Lock()):  # one import per task
+            runner = self._runners.get(name)
+            if runner is None:
+                runner = self._make_runner(name)
+        return runner
+
+    def _make_runner(self, name: str) -> Runner:
         task = self.get(name)
         entry = self.entries[name]
         try:
@@ -242,15 +254,33 @@ class Registry:
         ``TypeError`` for a payload that is not a mapping; see
         :mod:`taskpack.execution` for everything else.
         """
-        runner = self._runners.get(name) or self.runner(name)
+        runner = self._runners.get(name) or await self._runner(name)
         return await runner.submit(copy_payload(payload), context)
+
+    async def _runner(self, name: str) -> Runner:
+        if self.threads and name not in self._loaded:
+            return await self._load_off_loop(name)
+        return self.runner(name)
+
+    async def _load_off_loop(self, name: str) -> Runner:
+        """:meth:`runner` in a worker thread, so a slow import does not stall
+        the event loop. Calls arriving meanwhile wait for the same load and
+        resume in arrival order (the first one starts the run the others
+        join, as when the task was already loaded)."""
+        loading = self._loading.get(name)
+        if loading is None:
+            loop = asyncio.get_running_loop()
+            loading = loop.run_in_executor(TASK_THREADS, self.runner, name)
+            self._loading[name] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(name, None))
+        return await asyncio.shield(loading)
 
     async def run_job(self, name: str, payload: Mapping[str, Any], context: TaskContext,
                       job: JobInfo) -> JobAttempt:
         """Carry out one attempt of a queued job of ``name`` under its
         options (:meth:`taskpack.execution.Runner.run_job`). A task that
         cannot be found or loaded raises its :class:`TaskError` here."""
-        runner = self._runners.get(name) or self.runner(name)
+        runner = self._runners.get(name) or await self._runner(name)
         return await runner.run_job(copy_payload(payload), context, job)
 
     def _record(self, run: RunRecord) -> None:

@@ -42,12 +42,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import logs
 from .http import (
     ASGIApp,
     HttpRequest,
@@ -56,6 +58,7 @@ from .http import (
     Scope,
     Send,
     TaskApi,
+    api_off,
     app_path,
     asgi_app,
     bearer_token,
@@ -218,7 +221,7 @@ class SchedulingOff:
 def api_disabled(request: HttpRequest) -> HttpResponse | None:
     """The access policy of a server whose task API is off: every API path
     answers 404, as if it did not exist."""
-    return error_response(404, "the task API is off; enable it with [server] tasks_api = true")
+    return api_off("server")
 
 
 class BundleApp:
@@ -326,22 +329,25 @@ class BundleApp:
                     len(self.registry.schedules))
 
     async def shutdown(self) -> None:
-        """Stop scheduling, stop the worker (running jobs get the grace),
-        wait for running scheduled tasks and background work (``wait_until``,
-        spawned runs) up to ``shutdown_grace`` seconds each, then close the
-        store (its buffered runs are written, within a bound)."""
+        """Stop scheduling, stop the worker (its running jobs get the grace),
+        wait for running scheduled tasks and background
+        work (``wait_until``, spawned runs) within what is left of ``shutdown_grace``
+        (:func:`grace_left`; runs still going then are cancelled and
+        recorded so), then close the store (its buffered runs are written,
+        within a bound). Sync tasks still running in their threads are
+        abandoned: they do not keep the process alive."""
         if self.gate is not None:
             await self.gate.stop(self._end)
         else:
             await self._end()
-        await self.queue.stop(self.shutdown_grace)
-        await self.registry.drain(self.shutdown_grace)
+        await self.queue.stop(grace_left(self.shutdown_grace))
+        await self.registry.drain(grace_left(self.shutdown_grace))
         await self.registry.close(min(self.shutdown_grace, 5.0) or 1.0)
 
     async def _end(self) -> None:
         scheduler, self.scheduler = self.scheduler, None
         if scheduler is not None:
-            await scheduler.stop(self.shutdown_grace)
+            await scheduler.stop(grace_left(self.shutdown_grace))
             logger.info("scheduler stopped in process %d", os.getpid())
 
     @contextlib.asynccontextmanager
@@ -381,7 +387,8 @@ def uvicorn_config(app: ASGIApp, host: str, port: int, grace: float) -> uvicorn.
     import uvicorn
 
     return uvicorn.Config(app, host=host, port=port, lifespan="on",
-                          timeout_graceful_shutdown=max(1, round(grace)), log_level="info")
+                          timeout_graceful_shutdown=max(1, round(grace)), log_level="info",
+                          access_log=False)
 
 
 def make_server(config: uvicorn.Config) -> uvicorn.Server:
@@ -401,6 +408,22 @@ def make_server(config: uvicorn.Config) -> uvicorn.Server:
     return Server(config)
 
 
+_stop_signalled: float | None = None
+"""When (``time.monotonic()``) the first SIGTERM/SIGINT of this process
+arrived through :func:`stop_signals_handled_by`."""
+
+
+def grace_left(grace: float) -> float:
+    """Seconds left of a shutdown grace period of ``grace`` seconds, counted
+    from the first stop signal: uvicorn spends part of it letting requests
+    finish before the lifespan shutdown runs, and the whole shutdown must
+    fit in one grace period. All of ``grace`` when no signal was seen (a
+    host app's own lifespan)."""
+    if _stop_signalled is None:
+        return grace
+    return max(0.0, grace - (time.monotonic() - _stop_signalled))
+
+
 def closes_dashboard(server: uvicorn.Server, dashboard: Dashboard | None) -> None:
     """End the dashboard's live streams as soon as ``server`` is asked to
     stop, so they do not hold its graceful shutdown for the grace period."""
@@ -417,9 +440,17 @@ def closes_dashboard(server: uvicorn.Server, dashboard: Dashboard | None) -> Non
 
 @contextlib.contextmanager
 def stop_signals_handled_by(handler: Callable[[int, FrameType | None], Any]) -> Iterator[None]:
-    """SIGINT and SIGTERM go to ``handler`` inside the block; the previous
-    handlers are back afterwards. Main thread only (as for ``signal.signal``)."""
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    """SIGINT and SIGTERM go to ``handler`` inside the block (the first one's
+    time is noted for :func:`grace_left`); the previous handlers are back
+    afterwards. Main thread only (as for ``signal.signal``)."""
+
+    def noted(sig: int, frame: FrameType | None) -> Any:
+        global _stop_signalled
+        if _stop_signalled is None:
+            _stop_signalled = time.monotonic()
+        return handler(sig, frame)
+
+    previous = {sig: signal.signal(sig, noted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
@@ -427,20 +458,19 @@ def stop_signals_handled_by(handler: Callable[[int, FrameType | None], Any]) -> 
             signal.signal(sig, old)
 
 
-def configure_logging() -> None:
-    """Show taskpack's own log lines (INFO and up) on stderr, in uvicorn's style."""
-    root = logging.getLogger("taskpack")
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)-9s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
+def setup_logs() -> None:
+    """taskpack's log lines on stderr (:func:`taskpack.logs.setup`); an
+    unknown ``TASKPACK_LOG_FORMAT`` is a :class:`ServerConfigError`."""
+    try:
+        logs.setup()
+    except ValueError as exc:
+        raise ServerConfigError(str(exc)) from None
 
 
 def serve(base: Path, options: ServerOptions) -> None:
     """Run the bundle at ``base`` in this process until SIGTERM (``index.py``)."""
-    configure_logging()
     with exit_on_config_error():
+        setup_logs()
         host, port = address_from_env(os.environ)
         bundle = BundleApp.load(base, options)
         asyncio.run(check_store(bundle.registry.store))

@@ -371,7 +371,7 @@ def test_hook_errors_are_logged_and_never_change_the_outcome(
     _, bad_body = flaky(10)
     with pytest.raises(RuntimeError, match="failure 1"):
         run(registry(define_task(bad_body, **hooks.options())))
-    failed = [r.getMessage() for r in caplog.records]
+    failed = [r.getMessage() for r in caplog.records if r.name == "taskpack.execution"]
     assert failed == [
         "task=t0 hook=on_start failed (the run's outcome is unchanged)",
         "task=t0 hook=on_success failed (the run's outcome is unchanged)",
@@ -454,24 +454,28 @@ def test_records_carry_trigger_hash_and_duration() -> None:
     assert abs((oldest.finished_at - oldest.started_at) * 1000 - oldest.duration_ms) < 1
 
 
-def test_one_log_line_per_attempt(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "taskpack.execution")
+def test_one_log_line_per_run_and_one_per_retried_attempt(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "taskpack")
     _, body = flaky(1)
     policy = RetryPolicy(max_attempts=2, min_delay=0.001, jitter=False)
     run(registry(define_task(body, retries=policy)), context={"trigger": "http"})
     with pytest.raises(RuntimeError):
         run(registry(define_task(flaky(5)[1])))
-    first, second, third = caplog.records
-    assert first.levelno == logging.WARNING and second.levelno == logging.INFO
-    assert first.getMessage().startswith("task=t0 run=")
+    retried, first, second = caplog.records
+    assert (retried.name, retried.levelno) == ("taskpack.execution", logging.WARNING)
+    assert retried.getMessage().startswith("attempt failed, retrying: task=t0 run_id=")
     assert ("attempt=1 max_attempts=2 trigger=http outcome=error duration_ms="
-            in first.getMessage())
-    assert first.getMessage().endswith('error="RuntimeError: failure 1" retry_in_s=0.001')
-    assert "attempt=2 max_attempts=2 trigger=http outcome=ok" in second.getMessage()
-    fields = second.taskpack  # type: ignore[attr-defined]
-    assert fields["outcome"] == "ok" and fields["attempt"] == 2
-    assert third.levelno == logging.INFO  # the caller gets (and reports) the final error
-    assert "attempt=1 max_attempts=1 trigger=manual outcome=error" in third.getMessage()
+            in retried.getMessage())
+    assert retried.getMessage().endswith('error="RuntimeError: failure 1" retry_in_s=0.001')
+    assert (first.name, first.levelno) == ("taskpack.run", logging.INFO)
+    assert first.getMessage().startswith("task=t0 trigger=http outcome=ok attempts=2 ")
+    fields = first.taskpack  # type: ignore[attr-defined]
+    assert fields["outcome"] == "ok" and fields["attempts"] == 2
+    assert (second.name, second.levelno) == ("taskpack.run", logging.ERROR)
+    assert second.getMessage().startswith("task=t0 trigger=manual outcome=error attempts=1 ")
+    assert second.getMessage().endswith('error="RuntimeError: failure 1"')
+    assert second.exc_info and isinstance(second.exc_info[1], RuntimeError)
 
 
 @pytest.fixture
@@ -522,7 +526,7 @@ def test_subscriber_errors_are_logged_and_unsubscribe_works(
         events.on_run_finished("nope")  # type: ignore[arg-type]
 
 
-def test_cancelled_run_is_recorded_as_an_error() -> None:
+def test_cancelled_run_is_recorded_as_cancelled() -> None:
     async def body(event: TaskEvent) -> None:
         await asyncio.sleep(30)
 
@@ -537,7 +541,7 @@ def test_cancelled_run_is_recorded_as_an_error() -> None:
 
     asyncio.run(main())
     (record,) = recorded_runs(reg, "t0")
-    assert (record.outcome, record.error) == ("error", "CancelledError")
+    assert (record.outcome, record.error) == ("cancelled", "CancelledError")
 
 
 @pytest.mark.parametrize("options", [

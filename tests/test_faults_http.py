@@ -137,7 +137,7 @@ class DevProcess:
             data: dict[str, Any] = json.loads((self.root / ".taskpack/dev.json").read_text())
         except (OSError, ValueError):
             return None
-        return data
+        return data if data.get("pid") == self.proc.pid else None  # not a stale one
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -355,6 +355,7 @@ def test_a_scheduled_system_exit_does_not_stop_the_server(tmp_path: Path) -> Non
                  "three scheduled runs that each raise SystemExit")
         assert server.alive(), server.output()
         assert httpx.get(f"{server.url}/_nitro/tasks", timeout=30).status_code == 200
-        assert "error: SystemExit: scheduled exit" in server.output()
+        assert 'outcome=error attempts=1' in server.output()
+        assert 'error="SystemExit: scheduled exit"' in server.output()  # the run's line
     finally:
         assert server.stop() == 0, server.output()

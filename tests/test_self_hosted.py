@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -156,6 +157,20 @@ def api(server: ServerProcess, name: str, payload: dict[str, Any] | None = None,
                       headers=headers, timeout=30)
 
 
+TASKPACK_LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+
+
+def assert_taskpack_lines(logs: str) -> None:
+    """taskpack's own lines are in its format whichever server runs the app:
+    the scheduler's start and one line per run (the HTTP run and the ticks)."""
+    assert re.search(TASKPACK_LINE + r"info +server: scheduler started in process \d+ ", logs,
+                     re.M), logs
+    assert re.search(TASKPACK_LINE + r"info +run: task=echo:payload trigger=http outcome=ok "
+                     r"attempts=1 duration_ms=[\d.]+ run_id=[0-9a-f]{32}$", logs, re.M), logs
+    assert re.search(TASKPACK_LINE + r'info +run: task=e2e:tick trigger="schedule:\* \* \* \* '
+                     r'\* \*" outcome=ok', logs, re.M), logs
+
+
 def children(pid: int) -> set[int]:
     """The pids of a process's children (the cluster's workers)."""
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
@@ -214,6 +229,7 @@ def test_single_process_presets(preset: str, e2e_project: Path, bundle_venv: Pat
     # handled gracefully, as it does for any app.
     assert status == (0 if preset == "server" else -signal.SIGTERM), server.logs()
     assert "Application shutdown complete" in server.logs()
+    assert_taskpack_lines(server.logs())
 
     # Every run is in the history file under the working directory (the
     # default `.taskpack/store.sqlite`), written by the shutdown at the latest.
@@ -455,3 +471,4 @@ def test_asgi_bundle_under_other_servers(server_name: str, e2e_project: Path,
     # history, which writes every run still queued.
     ticks = [r for r in history(tmp_path / HISTORY) if r["task"] == TICK]
     assert len(ticks) == len(tick_times(records)) >= 2
+    assert_taskpack_lines(server.logs())
