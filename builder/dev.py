@@ -2,7 +2,7 @@
 
 The server answers loopback clients only (:func:`taskpack.http.loopback_only`)
 with tracebacks in 500 responses; its listing (``GET /_nitro/tasks``) gives
-each task's newest run from the project's SQLite history (``"lastRun"``).
+each task's newest run from the project's store (``"lastRun"``).
 A poller watches the config and the project's Python files; on a change the
 project is loaded again and, if it is valid, swapped in: a fresh registry
 (edited modules are imported again), a restarted scheduler. An invalid
@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from taskpack import Registry, set_registry
+from taskpack import Registry, logs, set_registry
 from taskpack.http import (
     Receive,
     Scope,
@@ -38,10 +36,12 @@ from taskpack.http import (
 )
 from taskpack.loader import forget_module
 from taskpack.server import closes_dashboard, grace_left, make_server, serve_health
+from taskpack.store import Store
 from taskpack.web.app import Dashboard
 
 from .cli_options import project_root, root_option
 from .config import CANDIDATES
+from .db import open_store, project_store, run_on_store
 from .devstate import AlreadyRunning, claim, remove_state, write_state
 from .errors import TaskpackError, UsageError
 from .manifest import build_manifest
@@ -140,10 +140,11 @@ def echo_warnings(project: Project) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-def make_registry(project: Project) -> Registry:
+def make_registry(project: Project, store: Store) -> Registry:
     """The registry serving ``project``, made current for ``run_task``; runs
-    are recorded in the project's SQLite history (``taskpack runs``)."""
-    registry = Registry.from_manifest(build_manifest(project), project.root, history="sqlite")
+    are recorded in the project's store (``taskpack runs``), which every
+    reload's registry shares."""
+    registry = Registry.from_manifest(build_manifest(project), project.root, store=store)
     set_registry(registry)
     return registry
 
@@ -169,10 +170,11 @@ def start_scheduler(registry: Registry) -> Scheduler:
 class DevServer:
     """One ``taskpack dev`` session over ``project`` (the last good version)."""
 
-    def __init__(self, project: Project, *, grace: float) -> None:
+    def __init__(self, project: Project, *, grace: float, store: Store | None = None) -> None:
         self.project = project
         self.grace = grace
-        self.api = TaskApi(make_registry(project), policy=loopback_only(), dev=True,
+        store = store if store is not None else project_store(project)
+        self.api = TaskApi(make_registry(project, store), policy=loopback_only(), dev=True,
                            last_runs=True)
         self.schedules = dashboard_schedules(project)
         self.dashboard = Dashboard(self.api, schedules=lambda: self.schedules,
@@ -200,6 +202,7 @@ class DevServer:
             await serve_health(self.registry, scope, send)
 
     async def startup(self) -> None:
+        await open_store(self.registry.store)
         self.scheduler = start_scheduler(self.registry)
         self._watch = asyncio.create_task(self._watch_loop(), name="taskpack-dev-watch")
         for started in self.on_started:
@@ -215,7 +218,7 @@ class DevServer:
         if self._retiring:
             await asyncio.wait(self._retiring, timeout=grace_left(self.grace))
         await self.registry.drain(grace_left(self.grace))
-        await asyncio.to_thread(self.registry.close)
+        await self.registry.close(min(self.grace, 5.0) or 1.0)
 
     async def _watch_loop(self) -> None:
         watcher = self.watcher
@@ -229,7 +232,7 @@ class DevServer:
             await self.reload(changed)
 
     def _retire(self, work: asyncio.Future[None]) -> None:
-        """Let ``work`` (stopping the old scheduler, closing the old history)
+        """Let ``work`` (stopping the old scheduler)
         finish in the background; shutdown waits for it within the grace."""
         self._retiring.add(work)
         work.add_done_callback(self._retiring.discard)
@@ -253,10 +256,7 @@ class DevServer:
         drop_project_modules(project.root)
         self.project = project
         self.schedules = schedules
-        # Opening and closing a run history may wait on a SQLite lock that
-        # another process holds: never on the event loop.
-        self.api.registry = await asyncio.to_thread(make_registry, project)
-        self._retire(asyncio.ensure_future(asyncio.to_thread(old_registry.close)))
+        self.api.registry = make_registry(project, old_registry.store)  # one store
         if old_scheduler is not None:
             self._retire(asyncio.ensure_future(old_scheduler.stop(self.grace)))
         self.scheduler = start_scheduler(self.api.registry)
@@ -300,9 +300,11 @@ def _serve(project: Project, host: str, port: int, grace: float) -> None:
     the project is the caller's)."""
     import uvicorn
 
+    store = project_store(project)
+    run_on_store(store, open_store)  # a store that cannot be used: one line, exit 2
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
-    dev = DevServer(project, grace=grace)
+    dev = DevServer(project, grace=grace, store=store)
     config = uvicorn.Config(
         dev.app, lifespan="on", access_log=False, log_level="info",
         timeout_graceful_shutdown=max(int(grace), 1),
@@ -360,21 +362,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def _log_runs() -> None:
-    """Show the API's one-line-per-run log and task failures on stderr."""
-    logger = logging.getLogger("taskpack")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(_Formatter())
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-
-
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        record.message = record.getMessage()
-        text = f"{stamp} {record.levelname.lower()}: {record.message}"
-        if record.exc_info and record.levelno >= logging.ERROR:
-            text += "\n" + self.formatException(record.exc_info)
-        return text
+    """taskpack's log lines (one per run) on stderr, in the format of every
+    other entry point (:mod:`taskpack.logs`)."""
+    try:
+        logs.setup()
+    except ValueError as exc:
+        raise TaskpackError(str(exc)) from None

@@ -64,6 +64,8 @@ UID = 10001
 SECRET_SUFFIX = "-env"
 CRONJOB_NAME_LIMIT = 52  # the controller appends 11 characters; Job names are <= 63
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # DNS-1035: starts with a letter
+NAME_LIMIT = 45  # "<name>-worker" and the Service stay within 63 characters
 ENTRY_MODULE = "taskpack.platforms.kubernetes"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 HISTORY_LIMITS = {"successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3}
@@ -98,11 +100,14 @@ def validate(project: Project) -> list[str]:
     run the same way; warnings to print."""
     options = Options.of(project)
     config = project.config
-    for key, value in (("name", options.name), ("namespace", options.namespace)):
-        if not DNS_LABEL.match(value) or len(value) > 63:
-            raise config.error(f"{value!r} is not a DNS label (lower-case letters, digits and "
-                               "'-', at most 63, starting and ending alphanumeric)",
-                               "kubernetes", key)
+    if not SERVICE_NAME.match(options.name) or len(options.name) > NAME_LIMIT:
+        raise config.error(f"{options.name!r} is not a DNS label for a Service (lower-case "
+                           f"letters, digits and '-', at most {NAME_LIMIT}, starting with a "
+                           "letter, ending alphanumeric)", "kubernetes", "name")
+    if not DNS_LABEL.match(options.namespace) or len(options.namespace) > 63:
+        raise config.error(f"{options.namespace!r} is not a DNS label (lower-case letters, "
+                           "digits and '-', at most 63, starting and ending alphanumeric)",
+                           "kubernetes", "namespace")
     if not re.search(r":[\w.-]*\d", options.base_image) or options.base_image.endswith(":latest"):
         raise config.error(f"{options.base_image!r} is not pinned: name a versioned tag such "
                            "as 'python:3.13.9-slim-bookworm'", "kubernetes", "base_image")
@@ -308,5 +313,8 @@ def _container_security() -> dict[str, Any]:
 
 
 def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63].strip("-")
-    return slug or "taskpack"
+    """A default name from the project folder's: a DNS-1035 label."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    if not slug[:1].isalpha():
+        slug = f"taskpack-{slug}"
+    return slug[:NAME_LIMIT].strip("-")

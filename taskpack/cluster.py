@@ -13,9 +13,9 @@ Across hosts a file lock is not enough: several hosts running this preset
 each fire every cron. That needs a distributed lock (planned) or a single
 scheduling host.
 
-All workers record their runs in the same SQLite history file (see
-:func:`taskpack.server.history_file`); its WAL mode and write lock keep
-every row.
+All workers record their runs in the same store (see
+:func:`taskpack.server.bundle_store`; the SQLite default's WAL mode and
+write lock keep every row).
 
 SIGTERM/SIGINT to the supervisor: every worker gets SIGTERM and shuts down
 gracefully (stops accepting, finishes requests, stops the scheduler and
@@ -46,10 +46,11 @@ from .server import (
     ServerConfigError,
     ServerOptions,
     address_from_env,
+    check_store,
     closes_dashboard,
-    configure_logging,
     exit_on_config_error,
     make_server,
+    setup_logs,
     uvicorn_config,
 )
 
@@ -136,11 +137,12 @@ def lock_path(base: Path, env: Mapping[str, str]) -> Path:
 def serve_cluster(base: Path, options: ServerOptions) -> None:
     """Run the bundle at ``base`` as a cluster until SIGTERM (its ``index.py``)."""
     env = os.environ
-    configure_logging()
     with exit_on_config_error():
+        setup_logs()
         host, port = address_from_env(env)
         count = workers_from_env(env)
         bundle = BundleApp.load(base, options, gate=FileLease(lock_path(base, env)))
+        asyncio.run(check_store(bundle.registry.store))
     sock = bind(host, port)
     config = uvicorn_config(bundle.app, host, port, options.shutdown_grace)
 

@@ -17,13 +17,15 @@ tested here as code:
   lets running requests finish, stops the scheduler and waits for running
   tasks, each up to ``shutdown_grace`` seconds, and exits 0.
 
-Runs are recorded in a SQLite run history (:func:`history_file`): the
-file ``$TASKPACK_HISTORY_PATH``, else ``[server] history_path`` (default
-``.taskpack/history.sqlite``); a relative path is relative to the working
-directory the server starts in, never to the bundle, which every build
-replaces. Cluster workers share the file (WAL mode, no row lost). The store
-is closed, its queued runs written, at shutdown. ``taskpack runs --db FILE``
-reads it.
+Runs are recorded in the store (:mod:`taskpack.store`, :func:`store_url`):
+``$TASKPACK_DATABASE_URL``, else ``[store] url``, else the SQLite file
+``.taskpack/store.sqlite``; a relative SQLite path is relative to the
+working directory the server starts in, never to the bundle, which every
+build replaces. Cluster workers share it (WAL mode, no row lost). The store
+is opened at startup (a store that cannot be used is one error line, exit
+2) and closed, its buffered runs written within a bound, at shutdown.
+``/_health`` reports it (``store``). ``taskpack runs --db FILE`` reads a
+SQLite store.
 
 ``uvicorn`` is imported only by :func:`serve`, so ``app.py`` works under any
 ASGI server. Settings that are wrong (a missing token, a bad port) raise
@@ -33,6 +35,7 @@ exit code 2.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -46,7 +49,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .history import DEFAULT_PATH
+from . import logs
 from .http import (
     ASGIApp,
     HttpRequest,
@@ -55,6 +58,7 @@ from .http import (
     Scope,
     Send,
     TaskApi,
+    api_off,
     app_path,
     asgi_app,
     bearer_token,
@@ -65,6 +69,8 @@ from .http import (
 )
 from .layout import load_registry, read_manifest
 from .registry import Registry
+from .store import Store, StoreError, store_for
+from .store.urls import describe, resolve_url
 
 if TYPE_CHECKING:
     import uvicorn
@@ -74,7 +80,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("taskpack.server")
 
 TOKEN_ENV = "TASKPACK_TASKS_TOKEN"
-HISTORY_PATH_ENV = "TASKPACK_HISTORY_PATH"
+HEALTH_STORE_TIMEOUT = 2.0
 SCHEDULER_ENV = "TASKPACK_SCHEDULER"
 HEALTH_PATH = "/_health"
 DEFAULT_HOST = "0.0.0.0"
@@ -83,11 +89,14 @@ DEFAULT_PORT = 3000
 
 async def serve_health(registry: Registry, scope: Scope, send: Send) -> None:
     """``GET``/``HEAD /_health`` (below the mount point) answers
-    ``{"status": "ok", "tasks": N}``; any other path a 404 JSON error.
-    Built servers and ``taskpack dev`` answer it the same way."""
+    ``{"status": "ok", "tasks": N, "store": {"ok", "backend", "error",
+    "lost_runs"}}`` (200 while the store is down: its field says so); any
+    other path a 404 JSON error. Built servers and ``taskpack dev`` answer
+    it the same way."""
     path = app_path(scope)
     if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
-        body = {"status": "ok", "tasks": len(registry.entries)}
+        body = {"status": "ok", "tasks": len(registry.entries),
+                "store": await store_health(registry.store)}
         await send_response(send, json_response(200, body))
     else:
         await send_response(send, error_response(404, f"no route for {path}"))
@@ -151,27 +160,40 @@ def token_from_env(options: ServerOptions, env: Mapping[str, str]) -> str | None
     return token
 
 
-def history_file(manifest: Mapping[str, Any], env: Mapping[str, str],
-                 cwd: Path | None = None) -> Path:
-    """The bundle's SQLite run history: ``$TASKPACK_HISTORY_PATH``, else the
-    manifest's ``[server] history_path``; relative to ``cwd`` (default: the
-    working directory). Its folder is created here, so a path that cannot
-    be written is a :class:`ServerConfigError` at start, not a lost history."""
-    from_env = env.get(HISTORY_PATH_ENV, "").strip()
-    source = HISTORY_PATH_ENV if from_env else "[server] history_path"
-    text = from_env or str((manifest.get("history") or {}).get("path", DEFAULT_PATH))
-    path = Path(text).expanduser()
-    if not path.is_absolute():
-        path = (cwd or Path.cwd()) / path
-    if path.is_dir():
-        raise ServerConfigError(f"{source}: {path} is a folder; give the history file's path")
+def bundle_store(manifest: Mapping[str, Any], env: Mapping[str, str],
+                 cwd: Path | None = None) -> Store:
+    """The bundle's store (not opened): its URL from ``env`` and the
+    manifest (:func:`taskpack.store.urls.resolve_url`), a relative SQLite
+    path under ``cwd`` (default: the working directory). A URL no backend
+    takes is a :class:`ServerConfigError`."""
+    url, source = resolve_url(env, manifest.get("store"))
+    settings = manifest.get("store") or {}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ServerConfigError(
-            f"{source}: cannot create {path.parent} for the run history: {exc.strerror}"
-        ) from None
-    return path
+        return store_for(url, root=cwd or Path.cwd(),
+                         history_limit=int(settings.get("history_limit", 1000)))
+    except StoreError as exc:
+        raise ServerConfigError(f"{source}: {exc}") from None
+
+
+async def check_store(store: Store) -> None:
+    """Open and close ``store`` once before serving, so a store that cannot
+    be used (bad URL, unreachable, auth refused, newer schema) is one
+    :class:`ServerConfigError` at start (exit 2), naming the host but never
+    the password. A SQLite file on a disk that refuses writes is not an
+    error: runs are lost and counted, ``/_health`` says so."""
+    from .store import StoreUnavailable
+
+    try:
+        await store.open()
+    except StoreUnavailable as exc:
+        if store.scheme != "sqlite":
+            raise ServerConfigError(f"store {describe(getattr(store, 'url', ''))}: "
+                                    f"{exc}") from None
+        logger.error("%s; runs are not recorded until it can be written", exc)
+    except StoreError as exc:
+        raise ServerConfigError(str(exc)) from None
+    finally:
+        await store.close(1.0)
 
 
 def scheduling_on(env: Mapping[str, str]) -> bool:
@@ -197,7 +219,7 @@ class SchedulingOff:
 def api_disabled(request: HttpRequest) -> HttpResponse | None:
     """The access policy of a server whose task API is off: every API path
     answers 404, as if it did not exist."""
-    return error_response(404, "the task API is off; enable it with [server] tasks_api = true")
+    return api_off("server")
 
 
 class BundleApp:
@@ -249,15 +271,14 @@ class BundleApp:
     def load(cls, base: Path, options: ServerOptions,
              env: Mapping[str, str] | None = None, **kwargs: Any) -> BundleApp:
         """The app of the bundle at ``base`` with the baked-in ``options``;
-        the token and the history file (:func:`history_file`) come from
-        ``env`` (default ``os.environ``)."""
+        the token and the store (:func:`bundle_store`) come from ``env``
+        (default ``os.environ``)."""
         env = os.environ if env is None else env
         token = token_from_env(options, env)
         if not scheduling_on(env):
             kwargs["gate"] = SchedulingOff()
         manifest = read_manifest(base)
-        registry = load_registry(base, manifest, history="sqlite",
-                                 history_path=str(history_file(manifest, env)))
+        registry = load_registry(base, manifest, store=bundle_store(manifest, env))
         return cls(registry, token=token, shutdown_grace=options.shutdown_grace,
                    dashboard=options.dashboard, schedules=manifest["schedules"], **kwargs)
 
@@ -269,7 +290,13 @@ class BundleApp:
         await serve_health(self.registry, scope, send)
 
     async def startup(self) -> None:
-        """Start scheduling (through the gate, if any) when there are schedules."""
+        """Open the store, then start scheduling (through the gate, if any)
+        when there are schedules."""
+        try:
+            await self.registry.open()
+        except StoreError as exc:
+            logger.error("%s", exc)
+            raise
         if not self.registry.schedules:
             return
         if self.gate is None:
@@ -287,15 +314,15 @@ class BundleApp:
         """Stop scheduling, wait for running scheduled tasks and background
         work (``wait_until``) within what is left of ``shutdown_grace``
         (:func:`grace_left`; runs still going then are cancelled and
-        recorded so), then close the run history (its queued runs are
-        written). Sync tasks still running in their threads are abandoned:
-        they do not keep the process alive."""
+        recorded so), then close the store (its buffered runs are written,
+        within a bound). Sync tasks still running in their threads are
+        abandoned: they do not keep the process alive."""
         if self.gate is not None:
             await self.gate.stop(self._end)
         else:
             await self._end()
         await self.registry.drain(grace_left(self.shutdown_grace))
-        self.registry.close()
+        await self.registry.close(min(self.shutdown_grace, 5.0) or 1.0)
 
     async def _end(self) -> None:
         scheduler, self.scheduler = self.scheduler, None
@@ -314,6 +341,16 @@ class BundleApp:
             await self.shutdown()
 
 
+async def store_health(store: Store) -> dict[str, Any]:
+    """``store.health()`` within :data:`HEALTH_STORE_TIMEOUT` seconds (a
+    store that does not answer in time is reported down)."""
+    try:
+        return await asyncio.wait_for(store.health(), HEALTH_STORE_TIMEOUT)
+    except Exception as exc:
+        return {"ok": False, "backend": store.scheme,
+                "error": str(exc) or "no answer in time", "lost_runs": None}
+
+
 def default_scheduler(registry: Registry) -> SchedulerHandle:
     """taskpack's own scheduler over ``registry``'s schedules and time zone."""
     from .scheduler import Scheduler
@@ -330,7 +367,8 @@ def uvicorn_config(app: ASGIApp, host: str, port: int, grace: float) -> uvicorn.
     import uvicorn
 
     return uvicorn.Config(app, host=host, port=port, lifespan="on",
-                          timeout_graceful_shutdown=max(1, round(grace)), log_level="info")
+                          timeout_graceful_shutdown=max(1, round(grace)), log_level="info",
+                          access_log=False)
 
 
 def make_server(config: uvicorn.Config) -> uvicorn.Server:
@@ -400,22 +438,22 @@ def stop_signals_handled_by(handler: Callable[[int, FrameType | None], Any]) -> 
             signal.signal(sig, old)
 
 
-def configure_logging() -> None:
-    """Show taskpack's own log lines (INFO and up) on stderr, in uvicorn's style."""
-    root = logging.getLogger("taskpack")
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)-9s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
+def setup_logs() -> None:
+    """taskpack's log lines on stderr (:func:`taskpack.logs.setup`); an
+    unknown ``TASKPACK_LOG_FORMAT`` is a :class:`ServerConfigError`."""
+    try:
+        logs.setup()
+    except ValueError as exc:
+        raise ServerConfigError(str(exc)) from None
 
 
 def serve(base: Path, options: ServerOptions) -> None:
     """Run the bundle at ``base`` in this process until SIGTERM (``index.py``)."""
-    configure_logging()
     with exit_on_config_error():
+        setup_logs()
         host, port = address_from_env(os.environ)
         bundle = BundleApp.load(base, options)
+        asyncio.run(check_store(bundle.registry.store))
     server = make_server(uvicorn_config(bundle.app, host, port, options.shutdown_grace))
     closes_dashboard(server, bundle.dashboard)
     server.run()

@@ -226,6 +226,13 @@ def test_kubernetes_validate_catches_a_misspelt_field(tmp_path: Path) -> None:
         kubernetes_validate.validate(job, KUBE_VERSIONS[-1], strict=True)
 
 
+def test_default_name_is_a_service_name(tmp_path: Path) -> None:
+    root = k8s_project(tmp_path / "2024 Shop!", extra="")
+    assert build_cli(root).exit_code == 0
+    names = {doc["metadata"]["name"] for doc in manifests(root / ".output")}
+    assert "taskpack-2024-shop" in names
+
+
 def test_output_is_deterministic(tmp_path: Path) -> None:
     root = k8s_project(tmp_path / "shop")
     first = build(root, preset="k8s", output=tmp_path / "a").record
@@ -265,7 +272,9 @@ def test_worker_role_and_in_process_scheduling(tmp_path: Path) -> None:
      "error: taskpack.toml: kubernetes.scheduler: expected one of 'cronjob', 'in-process', "
      "got 'cron'"),
     ("", 'name = "Shop_1"',
-     "error: taskpack.toml: kubernetes.name: 'Shop_1' is not a DNS label"),
+     "error: taskpack.toml: kubernetes.name: 'Shop_1' is not a DNS label for a Service"),
+    ("", 'name = "1shop"',
+     "error: taskpack.toml: kubernetes.name: '1shop' is not a DNS label for a Service"),
     ("", 'base_image = "python:latest"',
      "error: taskpack.toml: kubernetes.base_image: 'python:latest' is not pinned"),
 ])
