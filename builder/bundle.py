@@ -125,9 +125,11 @@ WEB_DIR = "web"
 
 def runtime_files(*, web: bool = False) -> list[Path]:
     """The runtime package's own files: its modules (and ``py.typed``) and
-    those of its subpackages (``store/``, ``platforms/``, ...), never the
-    builder, presets or templates installed beside them. The dashboard
-    (``web/`` with its ``static/`` files) only with ``web``."""
+    those of its subpackages (``store/``, ``queue/``, ``web/``, ...), never
+    the builder, presets or templates installed beside them. The
+    dashboard's page (``web/static/``) only with ``web``; the modules of
+    ``web/`` always (the job API, :mod:`taskpack.web.jobs`, serves every
+    server)."""
     package = Path(taskpack.__file__).parent
     found = []
     for folder, dirs, names in os.walk(package):
@@ -136,8 +138,7 @@ def runtime_files(*, web: bool = False) -> list[Path]:
         # holds SQL files, not modules); at the top, runtime packages only.
         dirs[:] = sorted(name for name in dirs if name != "__pycache__"
                          and ((here / name / "__init__.py").is_file() or here != package)
-                         and not (here == package and name in BUILD_TIME_PACKAGES)
-                         and (web or here != package or name != WEB_DIR))
+                         and not (here == package and name in BUILD_TIME_PACKAGES))
         found += [here / name for name in names if name.endswith(RUNTIME_SUFFIXES)]
     if web:
         found += [path for path in (package / WEB_DIR / "static").iterdir() if path.is_file()]

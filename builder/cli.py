@@ -25,10 +25,13 @@ COMMANDS = {
     "cron": "cron_command:cron",
     "db": "db:db",
     "dev": "dev:dev_command",
+    "enqueue": "queue_command:enqueue_command",
+    "jobs": "queue_command:jobs",
     "init": "init_command:init_command",
     "preview": "preview:preview_command",
     "runs": "runs:runs",
     "task": "task_command:task",
+    "worker": "queue_command:worker_command",
 }
 
 
