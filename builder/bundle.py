@@ -13,8 +13,12 @@ Which project files are bundled (:func:`project_sources`):
   hidden (``.venv``, ``.git``), virtualenvs (any folder with a
   ``pyvenv.cfg``), caches (``__pycache__``, ``node_modules``,
   ``site-packages``), tests (``tests/``, ``test/``, ``conftest.py``,
-  ``test_*.py``, ``*_test.py``), symlinked folders, the output folder and
-  any folder holding a previous build (a ``taskpack.json``);
+  ``test_*.py``, ``*_test.py``), symlinked folders (followed only under
+  ``tasks_dir``), the output folder and any folder holding a previous
+  build (a ``taskpack.json``);
+* nothing outside the project root: a symlink leading out of it, a
+  symlink loop, or a file name that is not UTF-8 is an error naming it
+  (:mod:`builder.paths`);
 * plus whatever the ``include`` globs name (any file type, e.g.
   ``include = ["data/*.json", "templates/**"]``), minus whatever the
   ``exclude`` globs name (a file is excluded when it or one of its folders
@@ -45,6 +49,7 @@ from taskpack.layout import MANIFEST_MODULE, PROJECT_DIR, RUNTIME_DIR
 
 from .errors import ConfigError
 from .manifest import build_manifest
+from .paths import check_link, check_loop, check_name, real_root
 from .project import Project
 
 SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "tests", "test"})
@@ -120,9 +125,11 @@ WEB_DIR = "web"
 
 def runtime_files(*, web: bool = False) -> list[Path]:
     """The runtime package's own files: its modules (and ``py.typed``) and
-    those of its subpackages (``store/``, ``platforms/``, ...), never the
-    builder, presets or templates installed beside them. The dashboard
-    (``web/`` with its ``static/`` files) only with ``web``."""
+    those of its subpackages (``store/``, ``queue/``, ``web/``, ...), never
+    the builder, presets or templates installed beside them. The
+    dashboard's page (``web/static/``) only with ``web``; the modules of
+    ``web/`` always (the job API, :mod:`taskpack.web.jobs`, serves every
+    server)."""
     package = Path(taskpack.__file__).parent
     found = []
     for folder, dirs, names in os.walk(package):
@@ -131,8 +138,7 @@ def runtime_files(*, web: bool = False) -> list[Path]:
         # holds SQL files, not modules); at the top, runtime packages only.
         dirs[:] = sorted(name for name in dirs if name != "__pycache__"
                          and ((here / name / "__init__.py").is_file() or here != package)
-                         and not (here == package and name in BUILD_TIME_PACKAGES)
-                         and (web or here != package or name != WEB_DIR))
+                         and not (here == package and name in BUILD_TIME_PACKAGES))
         found += [here / name for name in names if name.endswith(RUNTIME_SUFFIXES)]
     if web:
         found += [path for path in (package / WEB_DIR / "static").iterdir() if path.is_file()]
@@ -200,33 +206,57 @@ def copy_project(project: Project, base: Path) -> list[str]:
 
 
 def _default_sources(project: Project) -> Iterator[str]:
+    """The default sources (module docstring), walked under the rules of
+    :mod:`builder.paths`: symlinked folders are followed inside the tasks
+    folder only; no link may lead outside the root or loop."""
     root = project.root
+    top = real_root(root)
     tasks_dir = (root / project.config.tasks_dir).resolve()
     skip = {(root / project.config.output_dir).resolve()}
-    for folder, dirs, names in os.walk(root):
+    chains: dict[str, tuple[str, ...]] = {os.fspath(root): (top,)}
+    for folder, dirs, names in os.walk(root, followlinks=True):
         here = Path(folder)
-        in_tasks = here == tasks_dir or here.is_relative_to(tasks_dir)
-        dirs[:] = sorted(
-            name for name in dirs
-            if not _skip_dir(here / name, in_tasks or (here / name) == tasks_dir, skip)
-        )
+        chain = chains.pop(folder)
         prefix = here.relative_to(root).as_posix()
         prefix = "" if prefix == "." else prefix + "/"
+        in_tasks = here == tasks_dir or here.is_relative_to(tasks_dir)
+        kept = []
+        for name in sorted(dirs):
+            path = here / name
+            if _skip_dir(path, in_tasks or path == tasks_dir, skip):
+                continue
+            rel = prefix + name
+            check_name(rel)
+            if path.is_symlink():
+                real = check_loop(os.fspath(path), rel, top, chain)
+            else:
+                real = os.path.realpath(path)
+            chains[os.fspath(path)] = (*chain, real)
+            kept.append(name)
+        dirs[:] = kept
         for name in sorted(names):
-            if name.startswith(".") or not os.path.isfile(os.path.join(folder, name)):
+            file = os.path.join(folder, name)
+            if name.startswith(".") or not os.path.isfile(file):
                 continue
             if in_tasks or (name.endswith(".py") and not TEST_FILE_RE.match(name)):
-                yield prefix + name
+                rel = prefix + name
+                check_name(rel)
+                if os.path.islink(file):
+                    check_link(file, rel, top)
+                yield rel
 
 
 def _skip_dir(path: Path, in_tasks: bool, skip: set[Path]) -> bool:
+    """Folders the default sources leave out; a symlinked folder is followed
+    only inside the tasks folder (and must stay inside the root)."""
     name = path.name
-    if name.startswith(".") or name == "__pycache__" or path.is_symlink():
+    if name.startswith(".") or name == "__pycache__":
         return True
     if in_tasks:
         return False
     return (
-        name in SKIP_DIRS
+        path.is_symlink()
+        or name in SKIP_DIRS
         or path.resolve() in skip
         or (path / "pyvenv.cfg").exists()
         or (path / BUILD_RECORD).exists()
@@ -243,11 +273,15 @@ def _checked_glob(project: Project, key: str, pattern: str) -> str:
 
 
 def _glob(root: Path, pattern: str) -> Iterator[str]:
+    top = real_root(root)
     for match in root.glob(pattern):
         paths = match.rglob("*") if match.is_dir() else (match,)
         for path in paths:
             if path.is_file() and "__pycache__" not in path.parts:
-                yield path.relative_to(root).as_posix()
+                rel = path.relative_to(root).as_posix()
+                check_name(rel)
+                check_link(os.fspath(path), rel, top)
+                yield rel
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:

@@ -35,6 +35,7 @@ from taskpack.http import (
     loopback_only,
 )
 from taskpack.loader import forget_module
+from taskpack.queue.service import QueueService, QueueSettings
 from taskpack.server import closes_dashboard, grace_left, make_server, serve_health
 from taskpack.store import Store
 from taskpack.web.app import Dashboard
@@ -174,8 +175,10 @@ class DevServer:
         self.project = project
         self.grace = grace
         store = store if store is not None else project_store(project)
+        self.queue = QueueService(lambda: self.registry,
+                                  settings=QueueSettings.from_manifest(build_manifest(project)))
         self.api = TaskApi(make_registry(project, store), policy=loopback_only(), dev=True,
-                           last_runs=True)
+                           last_runs=True, extensions=[self.queue.jobs_api()])
         self.schedules = dashboard_schedules(project)
         self.dashboard = Dashboard(self.api, schedules=lambda: self.schedules,
                                    page_policy=self.api.policy, dev=True,
@@ -203,6 +206,7 @@ class DevServer:
 
     async def startup(self) -> None:
         await open_store(self.registry.store)
+        self.queue.start()  # the dev server runs a worker: enqueued jobs run here
         self.scheduler = start_scheduler(self.registry)
         self._watch = asyncio.create_task(self._watch_loop(), name="taskpack-dev-watch")
         for started in self.on_started:
@@ -217,6 +221,7 @@ class DevServer:
             await self.scheduler.stop(grace_left(self.grace))
         if self._retiring:
             await asyncio.wait(self._retiring, timeout=grace_left(self.grace))
+        await self.queue.stop(grace_left(self.grace))
         await self.registry.drain(grace_left(self.grace))
         await self.registry.close(min(self.grace, 5.0) or 1.0)
 
@@ -257,6 +262,7 @@ class DevServer:
         self.project = project
         self.schedules = schedules
         self.api.registry = make_registry(project, old_registry.store)  # one store
+        self.queue.reloaded()
         if old_scheduler is not None:
             self._retire(asyncio.ensure_future(old_scheduler.stop(self.grace)))
         self.scheduler = start_scheduler(self.api.registry)

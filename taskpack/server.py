@@ -68,6 +68,8 @@ from .http import (
     send_response,
 )
 from .layout import load_registry, read_manifest
+from .queue.roles import Role, RoleError, role_from_env, serves_web
+from .queue.service import QueueService, QueueSettings
 from .registry import Registry
 from .store import Store, StoreError, store_for
 from .store.urls import describe, resolve_url
@@ -231,7 +233,11 @@ class BundleApp:
     ``gate`` decides whether this process schedules (cluster workers).
     ``dashboard`` serves ``/_taskpack/`` (:mod:`taskpack.web`) behind the
     task API's token, with ``schedules`` (the manifest's) for its task view;
-    without it ``/_taskpack/`` is 404 like any unknown path.
+    without it ``/_taskpack/`` is 404 like any unknown path. ``role``
+    (``TASKPACK_ROLE``, :mod:`taskpack.queue.roles`) says what the process
+    does besides ``/_health``: ``all`` serves the task and job APIs and runs
+    a worker (``queue``: its concurrency and lease), ``web`` only serves,
+    ``worker`` only runs jobs.
     """
 
     def __init__(
@@ -244,17 +250,23 @@ class BundleApp:
         gate: SchedulerGate | None = None,
         dashboard: bool = False,
         schedules: Sequence[Mapping[str, Any]] | None = None,
+        role: Role = "all",
+        queue: QueueSettings | None = None,
     ) -> None:
         self.registry = registry
+        self.role = role
+        self.queue = QueueService(lambda: self.registry, role=role, settings=queue)
         self.shutdown_grace = shutdown_grace
         self.gate = gate
         self.scheduler: SchedulerHandle | None = None
         self._make_scheduler = make_scheduler or default_scheduler
-        policy = bearer_token(token) if token is not None else api_disabled
-        self.api = TaskApi(registry, policy=policy)
+        web = serves_web(role)
+        policy = bearer_token(token) if token is not None and web else api_disabled
+        self.api = TaskApi(registry, policy=policy,
+                           extensions=[self.queue.jobs_api()] if web else ())
         self.dashboard: Dashboard | None = None
         routes: ASGIApp = self._routes
-        if dashboard:
+        if dashboard and web:
             if token is None:
                 raise ServerConfigError("the dashboard needs the task API's token")
             from .web.app import Dashboard
@@ -277,10 +289,15 @@ class BundleApp:
         token = token_from_env(options, env)
         if not scheduling_on(env):
             kwargs["gate"] = SchedulingOff()
+        try:
+            role = role_from_env(env)
+        except RoleError as exc:
+            raise ServerConfigError(str(exc)) from None
         manifest = read_manifest(base)
         registry = load_registry(base, manifest, store=bundle_store(manifest, env))
         return cls(registry, token=token, shutdown_grace=options.shutdown_grace,
-                   dashboard=options.dashboard, schedules=manifest["schedules"], **kwargs)
+                   dashboard=options.dashboard, schedules=manifest["schedules"], role=role,
+                   queue=QueueSettings.from_manifest(manifest), **kwargs)
 
     async def _routes(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -290,13 +307,14 @@ class BundleApp:
         await serve_health(self.registry, scope, send)
 
     async def startup(self) -> None:
-        """Open the store, then start scheduling (through the gate, if any)
-        when there are schedules."""
+        """Open the store, start the queue (a worker, by role), then start
+        scheduling (through the gate, if any) when there are schedules."""
         try:
             await self.registry.open()
         except StoreError as exc:
             logger.error("%s", exc)
             raise
+        self.queue.start()
         if not self.registry.schedules:
             return
         if self.gate is None:
@@ -311,8 +329,9 @@ class BundleApp:
                     len(self.registry.schedules))
 
     async def shutdown(self) -> None:
-        """Stop scheduling, wait for running scheduled tasks and background
-        work (``wait_until``) within what is left of ``shutdown_grace``
+        """Stop scheduling, stop the worker (its running jobs get the grace),
+        wait for running scheduled tasks and background
+        work (``wait_until``, spawned runs) within what is left of ``shutdown_grace``
         (:func:`grace_left`; runs still going then are cancelled and
         recorded so), then close the store (its buffered runs are written,
         within a bound). Sync tasks still running in their threads are
@@ -321,6 +340,7 @@ class BundleApp:
             await self.gate.stop(self._end)
         else:
             await self._end()
+        await self.queue.stop(grace_left(self.shutdown_grace))
         await self.registry.drain(grace_left(self.shutdown_grace))
         await self.registry.close(min(self.shutdown_grace, 5.0) or 1.0)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -181,7 +182,13 @@ def test_failing_task_shows_error_and_traceback(dev: Dev, page: Page) -> None:
     shot(page, "run-error")
     page.get_by_role("link", name="Run details").click()
     expect(page.get_by_role("heading", name="Run of fail")).to_be_visible()
-    expect(page.locator("dl.facts")).to_contain_text("✗ error")
+    facts = page.locator("dl.facts")
+    expect(facts).to_contain_text("✗ error")
+    expect(facts).to_contain_text(f"{socket.gethostname()}:{dev.proc.pid}")  # the host
+    expect(page.locator("h3:has-text('Payload') + pre")).to_contain_text('"item": "widget"')
+    expect(page.locator("h3:has-text('Error') + pre")).to_have_text(
+        "ValueError: cannot handle 'widget'")
+    expect(page.locator("h3:has-text('Traceback') + pre")).to_contain_text("in explode")
     shot(page, "run-detail")
 
 
@@ -278,7 +285,7 @@ def test_built_server_without_dashboard_is_404(tmp_path: Path) -> None:
             response = httpx.get(server.url + path,
                                  headers={"authorization": f"Bearer {TOKEN}"})
             assert response.status_code == 404, path
-        assert not (tmp_path / "out" / "server" / "taskpack" / "web").exists()
+        assert not (tmp_path / "out" / "server" / "taskpack" / "web" / "static").exists()
     finally:
         server.stop()
 

@@ -687,5 +687,9 @@ document.getElementById("sign-out").addEventListener("click", () => {
   sessionStorage.removeItem(TOKEN_KEY);
   signIn("");
 });
-window.addEventListener("hashchange", () => { route(); main().focus(); });
+window.addEventListener("hashchange", () => {
+  route();
+  main().focus({ preventScroll: true });
+  window.scrollTo(0, 0);
+});
 route();
