@@ -23,6 +23,7 @@ lint: venv
 	$(BIN)/python scripts/typecheck.py
 
 test: lint docs tools browser
+	sh scripts/ensure_postgres.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # The documentation site into site/; --strict: a broken link or anchor fails it.
@@ -40,7 +41,7 @@ tools: venv
 
 # Every benchmark, one after another (about 5 minutes); figures go in docs/benchmarks.md.
 bench: venv
-	for script in run_task build coldstart scheduler http_api; do \
+	for script in run_task build coldstart scheduler http_api dev_idle; do \
 		echo "== bench/$$script.py"; $(BIN)/python bench/$$script.py || exit 1; done
 
 clean:

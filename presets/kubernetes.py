@@ -20,9 +20,12 @@ Schedules (``[kubernetes] scheduler``):
   limits, ``backoffLimit: 0``. Its container runs that schedule's fire once
   (:mod:`taskpack.platforms.kubernetes`). The Deployment's servers run with
   ``TASKPACK_SCHEDULER=off``.
-* ``"in-process"``: no CronJobs; the servers schedule, and with more than
-  one replica each fire is claimed in the store (DESIGN §11), so the
-  Secret must carry a shared ``TASKPACK_DATABASE_URL`` (PostgreSQL).
+* ``"in-process"``: no CronJobs; every replica schedules and claims each
+  fire in the store (DESIGN §11), so the project must declare a PostgreSQL
+  store (``[store] url = "postgresql://..."``, or ``[store] driver =
+  "postgres"`` with ``TASKPACK_DATABASE_URL`` in the Secret); the build
+  refuses otherwise. The same holds for ``worker_replicas`` (jobs travel
+  from web pods to worker pods through the store).
 
 ``[kubernetes]``: ``name`` (default: the project folder's), ``image``
 (default ``<name>:latest``), ``namespace`` (default ``default``),
@@ -112,15 +115,24 @@ def validate(project: Project) -> list[str]:
         raise config.error(f"{options.base_image!r} is not pinned: name a versioned tag such "
                            "as 'python:3.13.9-slim-bookworm'", "kubernetes", "base_image")
     schedules(project)
-    warnings = []
-    if options.scheduler == "in-process" and options.replicas > 1 and project.schedules:
-        warnings.append(
-            "kubernetes: scheduler = \"in-process\" with several replicas: each fire runs once "
-            "only if every replica claims fires in one shared store; put "
-            "TASKPACK_DATABASE_URL=postgresql://... in the Secret "
-            f"{options.name}{SECRET_SUFFIX}"
-        )
-    return warnings
+    shared = _needs_shared_store(options, project)
+    if shared is not None and not bundle.uses_postgres(project):
+        raise config.error(
+            f"{shared} needs one store shared by every pod: set [store] url to a "
+            "postgresql:// URL, or [store] driver = \"postgres\" and put "
+            f"TASKPACK_DATABASE_URL in the Secret {options.name}{SECRET_SUFFIX}",
+            "kubernetes", "scheduler" if shared.startswith("scheduler") else "worker_replicas")
+    return []
+
+
+def _needs_shared_store(options: Options, project: Project) -> str | None:
+    """What in the options makes pods share work through the store (each
+    fire claimed once, jobs enqueued by one pod and run by another), or None."""
+    if options.scheduler == "in-process" and project.schedules:
+        return 'scheduler = "in-process" (every replica schedules; each fire is claimed once)'
+    if options.worker_replicas > 0:
+        return "worker_replicas (web pods enqueue, worker pods run the jobs)"
+    return None
 
 
 def schedules(project: Project) -> tuple[Trigger, ...]:

@@ -13,9 +13,9 @@ Across hosts a file lock is not enough: several hosts running this preset
 each fire every cron. That needs a distributed lock (planned) or a single
 scheduling host.
 
-All workers record their runs in the same SQLite history file (see
-:func:`taskpack.server.history_file`); its WAL mode and write lock keep
-every row.
+All workers record their runs in the same store (see
+:func:`taskpack.server.bundle_store`; the SQLite default's WAL mode and
+write lock keep every row).
 
 SIGTERM/SIGINT to the supervisor: every worker gets SIGTERM and shuts down
 gracefully (stops accepting, finishes requests, stops the scheduler and
@@ -45,6 +45,7 @@ from .server import (
     ServerConfigError,
     ServerOptions,
     address_from_env,
+    check_store,
     exit_on_config_error,
     setup_logs,
 )
@@ -137,6 +138,8 @@ def serve_cluster(base: Path, options: ServerOptions) -> None:
         host, port = address_from_env(env)
         count = workers_from_env(env)
         bundle = BundleApp.load(base, options, gate=FileLease(lock_path(base, env)))
+        asyncio.run(check_store(bundle.registry.store))
+
     from .serving import bind, run
 
     sock = bind(host, port)

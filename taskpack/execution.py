@@ -14,8 +14,9 @@ The registry loads a task and hands it, with its merged options, to a
    (``event.attempt`` counts from 1) and at most ``timeout`` seconds;
 4. ``on_success(event, result)`` or ``on_error(event, exc)`` once, with the
    last attempt's event;
-5. one :class:`~taskpack.history.RunRecord` to the ``record`` callback (the
-   registry's history and :mod:`taskpack.events`).
+5. one :class:`~taskpack.store.RunRecord` to the ``record`` callback (the
+   registry's store and :mod:`taskpack.events`), with the payload, the
+   result or the failure's traceback, and the host that ran it.
 
 A queued job's attempt (:meth:`Runner.run_job`, called by the worker of
 :mod:`taskpack.queue`) goes through the same steps with one attempt per
@@ -52,6 +53,7 @@ import hashlib
 import inspect
 import logging
 import os
+import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -60,10 +62,10 @@ from typing import Any
 
 from .concurrency import DirectGate, LimitGate, canonical_json, make_gate
 from .errors import PayloadValidationError, TaskAbortedError, TaskTimeoutError
-from .history import Outcome, RunRecord
 from .logs import FIELDS, RUN_LOGGER, logfmt
 from .options import TaskOptions
 from .schema import SchemaError
+from .store import Outcome, RunRecord
 from .task import JobInfo, Task, TaskContext, TaskEvent
 from .threads import DaemonThreadPool
 
@@ -133,6 +135,7 @@ class Runner:
         attempt = 0
         outcome: Outcome = "error"
         error: BaseException | None = None
+        result: Any = None
         try:
             value: Any = payload
             if options.validate is not None:
@@ -178,11 +181,8 @@ class Runner:
             raise
         finally:
             duration = time.perf_counter() - clock
-            run = RunRecord(
-                run_id, self.name, ctx.trigger, payload_hash(payload), started,
-                started + duration, duration * 1000, attempt, outcome,
-                None if error is None else describe(error),
-            )
+            run = run_record(run_id, self.name, ctx.trigger, payload, started, duration,
+                             attempt, outcome, error, result, None)
             self._record(run)
             level = _LEVELS[outcome]
             if run_logger.isEnabledFor(level):
@@ -204,6 +204,7 @@ class Runner:
         attempts = 0
         outcome: Outcome = "error"
         error: BaseException | None = None
+        result: Any = None
         retry_in: float | None = None
         try:
             value: Any = payload
@@ -240,11 +241,8 @@ class Runner:
             raise
         finally:
             duration = time.perf_counter() - clock
-            run = RunRecord(
-                run_id, self.name, ctx.trigger, payload_hash(payload), started,
-                started + duration, duration * 1000, attempts, outcome,
-                None if error is None else describe(error),
-            )
+            run = run_record(run_id, self.name, ctx.trigger, payload, started, duration,
+                             attempts, outcome, error, result, job.id)
             self._record(run)
             # One line per job attempt (each is a run): a failure that will be
             # retried is a WARNING with the delay, the last one an ERROR.
@@ -388,6 +386,30 @@ def payload_hash(payload: Any) -> str:
         return _EMPTY_HASH
     text = canonical_json(payload)  # a lone surrogate is hashed, not an error
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def run_record(run_id: str, task: str, trigger: str, payload: Any, started: float,
+               duration: float, attempts: int, outcome: Outcome, error: BaseException | None,
+               result: Any, job_id: str | None) -> RunRecord:
+    """The history record of a finished run (a failure's traceback and no
+    result; a success's result)."""
+    return RunRecord(
+        run_id, task, trigger, payload_hash(payload), started, started + duration,
+        duration * 1000, attempts, outcome, None if error is None else describe(error),
+        host_name(), payload, None if error is not None else result,
+        None if error is None else "".join(traceback.format_exception(error)), job_id)
+
+
+_host: tuple[int, str] = (0, "")
+
+
+def host_name() -> str:
+    """``hostname:pid`` of this process (a run's ``host``)."""
+    global _host
+    pid = os.getpid()
+    if _host[0] != pid:
+        _host = (pid, f"{socket.gethostname()}:{pid}")
+    return _host[1]
 
 
 def describe(exc: BaseException) -> str:

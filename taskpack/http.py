@@ -63,6 +63,7 @@ RUN_METHODS = ("GET", "POST")
 RUNS_SUFFIX = "/runs"
 DEFAULT_RUNS_LIMIT = 20
 MAX_RUNS_LIMIT = 1000
+STORE_READ_TIMEOUT = 5.0
 LIST_METHODS = ("GET",)
 
 
@@ -423,11 +424,9 @@ class TaskApi:
         """``GET /_nitro/tasks``: tasks with descriptions (and, with
         ``last_runs``, their newest run), and the schedules."""
         registry = self.registry
-        if self.last_runs and registry.threads:  # a SQLite read must not block the loop
-            listing = await asyncio.to_thread(registry.listing, last_runs=True)
-        else:
-            listing = registry.listing(last_runs=self.last_runs)
-        return json_response(200, listing)
+        if self.last_runs:
+            return json_response(200, await registry.listing_with_last_runs())
+        return json_response(200, registry.listing())
 
     async def run(self, name: str, request: HttpRequest) -> HttpResponse:
         """Run ``name`` with the request's payload; every outcome is a response.
@@ -463,10 +462,13 @@ class TaskApi:
         return error_response(500, text, exception=type(shown).__name__, traceback=trace)
 
     async def runs(self, name: str, request: HttpRequest) -> HttpResponse:
-        """``GET /_nitro/tasks/{name}/runs?limit=N``: the task's recorded runs,
-        newest first (``{"runs": [...]}``, see :class:`taskpack.RunRecord`).
-        ``limit`` defaults to 20 and must be 1 to 1000 (else 400); an
-        unknown task is 404."""
+        """``GET /_nitro/tasks/{name}/runs?limit=N&cursor=C``: the task's
+        recorded runs, newest first (``{"runs": [...], "next_cursor": ...}``,
+        see :class:`taskpack.RunRecord`; ``next_cursor`` is the ``cursor`` of
+        the next, older page, ``null`` on the last). ``limit`` defaults to 20
+        and must be 1 to 1000, and a cursor must be one this API gave (else
+        400); an unknown task is 404; a store that cannot be read within
+        :data:`STORE_READ_TIMEOUT` seconds is 503."""
         values = [value for key, value in request.query if key == "limit"]
         limit = DEFAULT_RUNS_LIMIT
         if values:
@@ -480,16 +482,21 @@ class TaskApi:
                 )
         if name not in self.registry:
             return error_response(404, TaskNotFoundError(name, self.registry.entries).message)
-        history = self.registry.history
+        cursors = [value for key, value in request.query if key == "cursor"]
         try:
-            if self.registry.threads:  # a SQLite read must not block the loop
-                runs = await asyncio.to_thread(history.runs, name, limit)
-            else:
-                runs = history.runs(name, limit)
-        except Exception as exc:  # any store's failure, e.g. a corrupt SQLite file
-            logger.error("history: cannot read the runs of %s: %s", name, exc)
-            return self.failure(exc, f"cannot read the run history: {exc}")
-        return json_response(200, {"runs": [run.to_dict() for run in runs]})
+            page = await asyncio.wait_for(
+                self.registry.store.list_runs(task=name, limit=limit,
+                                              cursor=cursors[-1] if cursors else None),
+                STORE_READ_TIMEOUT)
+        except ValueError as exc:  # a cursor no page gave
+            return error_response(400, str(exc))
+        except Exception as exc:  # the store is down, refuses, or does not answer in time
+            logger.error("store: cannot read the runs of %s: %s", name,
+                         str(exc) or type(exc).__name__)
+            return error_response(503, f"the run history cannot be read now: "
+                                       f"{str(exc) or 'no answer in time'}")
+        return json_response(200, {"runs": [run.to_dict() for run in page.runs],
+                                   "next_cursor": page.next_cursor})
 
 
 def _http_context() -> TaskContext:

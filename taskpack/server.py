@@ -18,13 +18,15 @@ tested here as code:
   lets running requests finish, stops the scheduler and waits for running
   tasks, each up to ``shutdown_grace`` seconds, and exits 0.
 
-Runs are recorded in a SQLite run history (:func:`history_file`): the
-file ``$TASKPACK_HISTORY_PATH``, else ``[server] history_path`` (default
-``.taskpack/history.sqlite``); a relative path is relative to the working
-directory the server starts in, never to the bundle, which every build
-replaces. Cluster workers share the file (WAL mode, no row lost). The store
-is closed, its queued runs written, at shutdown. ``taskpack runs --db FILE``
-reads it.
+Runs are recorded in the store (:mod:`taskpack.store`, :func:`store_url`):
+``$TASKPACK_DATABASE_URL``, else ``[store] url``, else the SQLite file
+``.taskpack/store.sqlite``; a relative SQLite path is relative to the
+working directory the server starts in, never to the bundle, which every
+build replaces. Cluster workers share it (WAL mode, no row lost). The store
+is opened at startup (a store that cannot be used is one error line, exit
+2) and closed, its buffered runs written within a bound, at shutdown.
+``/_health`` reports it (``store``). ``taskpack runs --db FILE`` reads a
+SQLite store.
 
 The HTTP server is imported only by :func:`serve`, so ``app.py`` works
 under any ASGI server. Settings that are wrong (a missing token, a bad port) raise
@@ -34,6 +36,7 @@ exit code 2.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -48,7 +51,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import logs
-from .history import DEFAULT_PATH
 from .http import (
     ASGIApp,
     HttpRequest,
@@ -67,7 +69,11 @@ from .http import (
     send_response,
 )
 from .layout import load_registry, read_manifest
+from .queue.roles import Role, RoleError, role_from_env, serves_web
+from .queue.service import QueueService, QueueSettings
 from .registry import Registry
+from .store import Store, StoreError, store_for
+from .store.urls import describe, resolve_url
 
 if TYPE_CHECKING:
     import uvicorn
@@ -77,7 +83,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("taskpack.server")
 
 TOKEN_ENV = "TASKPACK_TASKS_TOKEN"
-HISTORY_PATH_ENV = "TASKPACK_HISTORY_PATH"
+HEALTH_STORE_TIMEOUT = 2.0
 SCHEDULER_ENV = "TASKPACK_SCHEDULER"
 HEALTH_PATH = "/_health"
 DEFAULT_HOST = "0.0.0.0"
@@ -86,11 +92,14 @@ DEFAULT_PORT = 3000
 
 async def serve_health(registry: Registry, scope: Scope, send: Send) -> None:
     """``GET``/``HEAD /_health`` (below the mount point) answers
-    ``{"status": "ok", "tasks": N}``; any other path a 404 JSON error.
-    Built servers and ``taskpack dev`` answer it the same way."""
+    ``{"status": "ok", "tasks": N, "store": {"ok", "backend", "error",
+    "lost_runs"}}`` (200 while the store is down: its field says so); any
+    other path a 404 JSON error. Built servers and ``taskpack dev`` answer
+    it the same way."""
     path = app_path(scope)
     if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
-        body = {"status": "ok", "tasks": len(registry.entries)}
+        body = {"status": "ok", "tasks": len(registry.entries),
+                "store": await store_health(registry.store)}
         await send_response(send, json_response(200, body))
     else:
         await send_response(send, error_response(404, f"no route for {path}"))
@@ -154,27 +163,40 @@ def token_from_env(options: ServerOptions, env: Mapping[str, str]) -> str | None
     return token
 
 
-def history_file(manifest: Mapping[str, Any], env: Mapping[str, str],
-                 cwd: Path | None = None) -> Path:
-    """The bundle's SQLite run history: ``$TASKPACK_HISTORY_PATH``, else the
-    manifest's ``[server] history_path``; relative to ``cwd`` (default: the
-    working directory). Its folder is created here, so a path that cannot
-    be written is a :class:`ServerConfigError` at start, not a lost history."""
-    from_env = env.get(HISTORY_PATH_ENV, "").strip()
-    source = HISTORY_PATH_ENV if from_env else "[server] history_path"
-    text = from_env or str((manifest.get("history") or {}).get("path", DEFAULT_PATH))
-    path = Path(text).expanduser()
-    if not path.is_absolute():
-        path = (cwd or Path.cwd()) / path
-    if path.is_dir():
-        raise ServerConfigError(f"{source}: {path} is a folder; give the history file's path")
+def bundle_store(manifest: Mapping[str, Any], env: Mapping[str, str],
+                 cwd: Path | None = None) -> Store:
+    """The bundle's store (not opened): its URL from ``env`` and the
+    manifest (:func:`taskpack.store.urls.resolve_url`), a relative SQLite
+    path under ``cwd`` (default: the working directory). A URL no backend
+    takes is a :class:`ServerConfigError`."""
+    url, source = resolve_url(env, manifest.get("store"))
+    settings = manifest.get("store") or {}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ServerConfigError(
-            f"{source}: cannot create {path.parent} for the run history: {exc.strerror}"
-        ) from None
-    return path
+        return store_for(url, root=cwd or Path.cwd(),
+                         history_limit=int(settings.get("history_limit", 1000)))
+    except StoreError as exc:
+        raise ServerConfigError(f"{source}: {exc}") from None
+
+
+async def check_store(store: Store) -> None:
+    """Open and close ``store`` once before serving, so a store that cannot
+    be used (bad URL, unreachable, auth refused, newer schema) is one
+    :class:`ServerConfigError` at start (exit 2), naming the host but never
+    the password. A SQLite file on a disk that refuses writes is not an
+    error: runs are lost and counted, ``/_health`` says so."""
+    from .store import StoreUnavailable
+
+    try:
+        await store.open()
+    except StoreUnavailable as exc:
+        if store.scheme != "sqlite":
+            raise ServerConfigError(f"store {describe(getattr(store, 'url', ''))}: "
+                                    f"{exc}") from None
+        logger.error("%s; runs are not recorded until it can be written", exc)
+    except StoreError as exc:
+        raise ServerConfigError(str(exc)) from None
+    finally:
+        await store.close(1.0)
 
 
 def scheduling_on(env: Mapping[str, str]) -> bool:
@@ -212,7 +234,11 @@ class BundleApp:
     ``gate`` decides whether this process schedules (cluster workers).
     ``dashboard`` serves ``/_taskpack/`` (:mod:`taskpack.web`) behind the
     task API's token, with ``schedules`` (the manifest's) for its task view;
-    without it ``/_taskpack/`` is 404 like any unknown path.
+    without it ``/_taskpack/`` is 404 like any unknown path. ``role``
+    (``TASKPACK_ROLE``, :mod:`taskpack.queue.roles`) says what the process
+    does besides ``/_health``: ``all`` serves the task and job APIs and runs
+    a worker (``queue``: its concurrency and lease), ``web`` only serves,
+    ``worker`` only runs jobs.
     """
 
     def __init__(
@@ -225,17 +251,23 @@ class BundleApp:
         gate: SchedulerGate | None = None,
         dashboard: bool = False,
         schedules: Sequence[Mapping[str, Any]] | None = None,
+        role: Role = "all",
+        queue: QueueSettings | None = None,
     ) -> None:
         self.registry = registry
+        self.role = role
+        self.queue = QueueService(lambda: self.registry, role=role, settings=queue)
         self.shutdown_grace = shutdown_grace
         self.gate = gate
         self.scheduler: SchedulerHandle | None = None
         self._make_scheduler = make_scheduler or default_scheduler
-        policy = bearer_token(token) if token is not None else api_disabled
-        self.api = TaskApi(registry, policy=policy)
+        web = serves_web(role)
+        policy = bearer_token(token) if token is not None and web else api_disabled
+        self.api = TaskApi(registry, policy=policy,
+                           extensions=[self.queue.jobs_api()] if web else ())
         self.dashboard: Dashboard | None = None
         routes: ASGIApp = self._routes
-        if dashboard:
+        if dashboard and web:
             if token is None:
                 raise ServerConfigError("the dashboard needs the task API's token")
             from .web.app import Dashboard
@@ -252,17 +284,21 @@ class BundleApp:
     def load(cls, base: Path, options: ServerOptions,
              env: Mapping[str, str] | None = None, **kwargs: Any) -> BundleApp:
         """The app of the bundle at ``base`` with the baked-in ``options``;
-        the token and the history file (:func:`history_file`) come from
-        ``env`` (default ``os.environ``)."""
+        the token and the store (:func:`bundle_store`) come from ``env``
+        (default ``os.environ``)."""
         env = os.environ if env is None else env
         token = token_from_env(options, env)
         if not scheduling_on(env):
             kwargs["gate"] = SchedulingOff()
+        try:
+            role = role_from_env(env)
+        except RoleError as exc:
+            raise ServerConfigError(str(exc)) from None
         manifest = read_manifest(base)
-        registry = load_registry(base, manifest, history="sqlite",
-                                 history_path=str(history_file(manifest, env)))
+        registry = load_registry(base, manifest, store=bundle_store(manifest, env))
         return cls(registry, token=token, shutdown_grace=options.shutdown_grace,
-                   dashboard=options.dashboard, schedules=manifest["schedules"], **kwargs)
+                   dashboard=options.dashboard, schedules=manifest["schedules"], role=role,
+                   queue=QueueSettings.from_manifest(manifest), **kwargs)
 
     async def _routes(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -272,7 +308,14 @@ class BundleApp:
         await serve_health(self.registry, scope, send)
 
     async def startup(self) -> None:
-        """Start scheduling (through the gate, if any) when there are schedules."""
+        """Open the store, start the queue (a worker, by role), then start
+        scheduling (through the gate, if any) when there are schedules."""
+        try:
+            await self.registry.open()
+        except StoreError as exc:
+            logger.error("%s", exc)
+            raise
+        self.queue.start()
         if not self.registry.schedules:
             return
         if self.gate is None:
@@ -287,18 +330,20 @@ class BundleApp:
                     len(self.registry.schedules))
 
     async def shutdown(self) -> None:
-        """Stop scheduling, wait for running scheduled tasks and background
-        work (``wait_until``) within what is left of ``shutdown_grace``
+        """Stop scheduling, stop the worker (its running jobs get the grace),
+        wait for running scheduled tasks and background
+        work (``wait_until``, spawned runs) within what is left of ``shutdown_grace``
         (:func:`grace_left`; runs still going then are cancelled and
-        recorded so), then close the run history (its queued runs are
-        written). Sync tasks still running in their threads are abandoned:
-        they do not keep the process alive."""
+        recorded so), then close the store (its buffered runs are written,
+        within a bound). Sync tasks still running in their threads are
+        abandoned: they do not keep the process alive."""
         if self.gate is not None:
             await self.gate.stop(self._end)
         else:
             await self._end()
+        await self.queue.stop(grace_left(self.shutdown_grace))
         await self.registry.drain(grace_left(self.shutdown_grace))
-        self.registry.close()
+        await self.registry.close(min(self.shutdown_grace, 5.0) or 1.0)
 
     async def _end(self) -> None:
         scheduler, self.scheduler = self.scheduler, None
@@ -315,6 +360,16 @@ class BundleApp:
             yield
         finally:
             await self.shutdown()
+
+
+async def store_health(store: Store) -> dict[str, Any]:
+    """``store.health()`` within :data:`HEALTH_STORE_TIMEOUT` seconds (a
+    store that does not answer in time is reported down)."""
+    try:
+        return await asyncio.wait_for(store.health(), HEALTH_STORE_TIMEOUT)
+    except Exception as exc:
+        return {"ok": False, "backend": store.scheme,
+                "error": str(exc) or "no answer in time", "lost_runs": None}
 
 
 def default_scheduler(registry: Registry) -> SchedulerHandle:
@@ -412,6 +467,7 @@ def serve(base: Path, options: ServerOptions) -> None:
         setup_logs()
         host, port = address_from_env(os.environ)
         bundle = BundleApp.load(base, options)
+        asyncio.run(check_store(bundle.registry.store))
     from .serving import bind, run
 
     sock = bind(host, port)

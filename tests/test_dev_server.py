@@ -257,7 +257,9 @@ def test_schedules_fire_with_their_fire_time(dev: Dev) -> None:
 
 def test_health_as_built_servers_answer_it(dev: Dev) -> None:
     response = httpx.get(f"{dev.url}/_health")
-    assert (response.status_code, response.json()) == (200, {"status": "ok", "tasks": 9})
+    assert (response.status_code, response.json()) == (200, {
+        "status": "ok", "tasks": 9,
+        "store": {"ok": True, "backend": "sqlite", "error": None, "lost_runs": 0}})
     assert httpx.get(f"{dev.url}/elsewhere").status_code == 404
 
 

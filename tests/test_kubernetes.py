@@ -241,11 +241,16 @@ def test_output_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_worker_role_and_in_process_scheduling(tmp_path: Path) -> None:
-    root = k8s_project(tmp_path / "shop",
-                       extra='worker_replicas = 2\nreplicas = 3\nscheduler = "in-process"')
+    extra = 'worker_replicas = 2\nreplicas = 3\nscheduler = "in-process"'
+    result = build_cli(k8s_project(tmp_path / "alone", extra=extra))
+    assert result.exit_code == 2  # the claims and the jobs need one shared store
+    assert result.stderr.startswith(
+        'error: taskpack.toml: kubernetes.scheduler: scheduler = "in-process" (every replica '
+        "schedules; each fire is claimed once) needs one store shared by every pod")
+    root = k8s_project(tmp_path / "shop", extra=extra + '\n[store]\ndriver = "postgres"')
     result = build_cli(root)
     assert result.exit_code == 0, result.output
-    assert "TASKPACK_DATABASE_URL=postgresql://" in result.stderr  # the claims need one store
+    assert "psycopg" in (root / ".output" / "server" / "requirements.txt").read_text()
     docs = manifests(root / ".output")
     assert sorted(doc["kind"] for doc in docs) == ["Deployment", "Deployment", "Service"]
     for doc in docs:

@@ -144,7 +144,7 @@ def test_http_404_suggests_the_closest_task(basic_example: Path) -> None:
     from taskpack.builder.project import load_project
 
     registry = Registry.from_manifest(build_manifest(load_project(basic_example)),
-                                      basic_example, history="none")
+                                      basic_example)
     api = TaskApi(registry, policy=loopback_only())
     for path in ("/_nitro/tasks/echo:paylod", "/_nitro/tasks/echo:paylod/runs"):
         request = HttpRequest("GET", path, client_host="127.0.0.1")
@@ -296,3 +296,14 @@ def test_the_tool_download_line_names_what_it_downloads() -> None:
     spec.loader.exec_module(module)
     line = module._pinned(REPO / "tools" / "cloudflare")
     assert re.fullmatch(r"pyodide@[\d.]+, wrangler@[\d.]+, workers-runtime-sdk==[\d.]+", line)
+
+
+def test_readme_stays_small_and_its_links_resolve() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.encode()) <= 20 * 1024
+    links = re.findall(r"\]\(((?:docs/)[^)#]*)", readme)
+    assert links and [link for link in links if not (REPO / link).exists()] == []
+    anchors = re.findall(r"\]\(#([^)]+)\)", readme)
+    headings = {re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+                for line in readme.splitlines() if line.startswith("## ")}
+    assert set(anchors) <= headings

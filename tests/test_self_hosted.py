@@ -36,7 +36,8 @@ TICK = "e2e:tick"
 TICK_TRIGGER = "schedule:* * * * * *"
 TASK_COUNT = 11  # examples/basic's 4, EXTRA_TASKS' 2, the option tasks' 5
 RUNS = 300  # HTTP runs the cluster test sends
-HISTORY = Path(".taskpack") / "history.sqlite"  # under the server's working directory
+HISTORY = Path(".taskpack") / "store.sqlite"  # under the server's working directory
+HEALTHY_STORE = {"ok": True, "backend": "sqlite", "error": None, "lost_runs": 0}
 
 EXTRA_TASKS = {
     "tasks/e2e/tick.py": '''
@@ -204,7 +205,8 @@ def test_single_process_presets(preset: str, e2e_project: Path, request: pytest.
                                 tmp_path: Path, started: list[ServerProcess]) -> None:
     venv = request.getfixturevalue("asgi_venv" if preset == "asgi" else "bundle_venv")
     server, records = start(preset, e2e_project, venv, tmp_path, started)
-    assert server.wait_healthy() == {"status": "ok", "tasks": TASK_COUNT}
+    assert server.wait_healthy() == {"status": "ok", "tasks": TASK_COUNT,
+                                     "store": HEALTHY_STORE}
 
     unauthorised = api(server, "echo:payload", {"a": 1}, token=None)
     assert unauthorised.status_code == 401
@@ -242,7 +244,7 @@ def test_single_process_presets(preset: str, e2e_project: Path, request: pytest.
     assert_taskpack_lines(server.logs())
 
     # Every run is in the history file under the working directory (the
-    # default `.taskpack/history.sqlite`), written by the shutdown at the latest.
+    # default `.taskpack/store.sqlite`), written by the shutdown at the latest.
     runs = history(tmp_path / HISTORY)
     ticks = [r for r in runs if r["task"] == TICK]
     assert len(ticks) == len(tick_times(records)) >= 3
@@ -334,7 +336,7 @@ def test_cluster_fires_each_tick_once_and_fails_over(e2e_project: Path, bundle_v
                                                      started: list[ServerProcess]) -> None:
     db = tmp_path / "shared" / "runs.sqlite"
     server, records = start("server_cluster", e2e_project, bundle_venv, tmp_path, started,
-                            WORKERS="3", TASKPACK_HISTORY_PATH=str(db))
+                            WORKERS="3", TASKPACK_DATABASE_URL=f"sqlite:///{db}")
     server.wait_healthy()
     lock = tmp_path / "out" / "server" / "run" / "scheduler.lock"
     leader = wait_for(lambda: int(text) if (text := lock.read_text().strip()) else None, 10,
@@ -468,7 +470,8 @@ def test_asgi_bundle_under_other_servers(server_name: str, e2e_project: Path,
          "TASKPACK_TASKS_TOKEN": TOKEN, "TASKPACK_EXAMPLE_RECORD": str(records)},
         tmp_path / "server.log", cwd=tmp_path)
     started.append(server)
-    assert server.wait_healthy() == {"status": "ok", "tasks": TASK_COUNT}
+    assert server.wait_healthy() == {"status": "ok", "tasks": TASK_COUNT,
+                                     "store": HEALTHY_STORE}
     response = api(server, "echo:payload", {"via": server_name})
     assert (response.status_code, response.json()) == (200, {"result": {"via": server_name}})
     assert api(server, "echo:payload", token=None).status_code == 401

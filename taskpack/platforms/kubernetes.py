@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         print("usage: python -m taskpack.platforms.kubernetes SCHEDULE", file=sys.stderr)
         return 2
     base = Path(__file__).resolve().parent.parent.parent  # the bundle: <base>/taskpack/platforms
-    registry = load_registry(base, history="memory")
+    registry = load_registry(base, store="memory://")
     try:
         outcomes = asyncio.run(fire_once(registry, args[0], os.environ if env is None else env,
                                          datetime.now(UTC)))
