@@ -199,9 +199,12 @@ class Store:
     SQLite), so any number of processes may open a store at once; it raises
     :class:`StoreError` when the store's schema is newer than this code.
     :meth:`close` flushes buffered runs (bounded by its timeout) and
-    releases connections. :meth:`health` never raises: it returns
+    releases connections. A store that was not opened opens itself on
+    first use; servers open it at start so a store that cannot be used
+    stops them there. :meth:`health` never raises: it returns
     ``{"ok": bool, "backend": str, "error": str | None, "lost_runs": int}``
-    for ``/_health``.
+    for ``/_health``. Cursors (``list_runs``, ``list_jobs``) are opaque;
+    one no page gave is a ``ValueError``.
 
     **Run history.** :meth:`record_run` is synchronous, never blocks and
     never raises: it appends to a bounded in-memory buffer that a background
@@ -215,7 +218,8 @@ class Store:
     **Jobs.** :meth:`enqueue` stores a job (key rules in :class:`NewJob`)
     and wakes workers. :meth:`claim` locks up to ``limit`` due pending jobs
     for ``worker`` for ``lease`` seconds, marking them ``running`` and
-    counting an attempt, in (priority, run_at, id) order; a pending job
+    counting an attempt, in (priority, run_at, id) order (a lower
+    ``priority`` first, as graphile-worker); a pending job
     whose ``queue`` has a running job is skipped, and at most one job per
     queue is claimed, so a named queue runs one job at a time across all
     workers and hosts. Jobs whose lease expired are claimable again (their

@@ -215,6 +215,7 @@ class PostgresStore(Store):
                     await asyncio.wait_for(task, max(deadline - time.monotonic(), 0.1))
         self._writer = self._listener = None
         self._listening = False
+        self._loop = self._wake = None  # record_run buffers until the next open
         pool, self._pool = self._pool, None
         if pool is not None:
             with contextlib.suppress(Exception):
