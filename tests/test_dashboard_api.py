@@ -306,3 +306,33 @@ async def test_event_stream_sends_job_changes(tmp_path: Path) -> None:
 
     events_seen = await read_events(app, 2, change)
     assert events_seen[1] == ("job", job.to_dict())
+
+
+async def test_a_store_that_is_down_is_a_json_503(tmp_path: Path) -> None:
+    from taskpack.store import StoreUnavailable
+    from taskpack.store.memory import MemoryStore
+
+    class DownStore(MemoryStore):  # as a Postgres store answers while the server is down
+        async def list_runs(self, **kwargs: Any) -> Any:
+            raise StoreUnavailable("connection refused")
+
+    registry = Registry.of({"echo": echo}, root=tmp_path,
+                           store=DownStore("memory://", root=tmp_path))
+    api = TaskApi(registry, policy=loopback_only(), dev=True)
+    dashboard = Dashboard(api, poll_interval=0.2)
+    app = asgi_app(api, fallback=dashboard)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=LOOPBACK) as client:
+        response = await client.get("/_taskpack/api/runs")
+        assert response.status_code == 503
+        assert response.json()["message"] == "the store is unavailable: connection refused"
+
+    async def run_one() -> None:  # the stream stays up and in-process runs still arrive
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url=LOOPBACK) as client:
+            ran = await run(client, "echo", {"n": 1})
+            assert ran.status_code == 200  # it ran: the missing run record is no error
+            assert ran.json()["result"] == {"echo": {"n": 1}} and ran.json()["run"] is None
+
+    events_seen = await read_events(app, 2, run_one)
+    assert events_seen[1][0] == "run"

@@ -40,9 +40,10 @@ from ..errors import TaskError
 from ..http import HttpResponse, error_response, json_response
 from ..options import TaskOptions
 from ..registry import Registry
-from ..store import OUTCOMES
+from ..store import OUTCOMES, StoreError
 from . import live
 from .app import Router, WebRequest
+from .runs import RunSource
 
 TRIGGERS = ("manual", "http", "schedule", "spawn", "job")
 DEFAULT_LIMIT = 50
@@ -220,10 +221,18 @@ async def run_task(request: WebRequest) -> HttpResponse:
     envelope["result" if response.status == 200 else "error"] = data
     envelope["run"] = None
     if name in dashboard.registry:
-        source = dashboard.runs
+        envelope["run"] = await recorded_run(dashboard.runs, name, started)
+    return json_response(response.status, envelope)
+
+
+async def recorded_run(source: RunSource, name: str, started: float) -> dict[str, Any] | None:
+    """The run of ``name`` that started first at or after ``started``, once
+    stored; None when the store cannot tell (the run happened all the same:
+    its answer never turns into an error here)."""
+    try:
         await source.flush(2.0)
         page = await source.list_runs(task=name, limit=5)
-        mine = [run for run in page.runs if run.started_at >= started - 0.001]
-        if mine:
-            envelope["run"] = mine[-1].to_dict()
-    return json_response(response.status, envelope)
+    except StoreError:
+        return None
+    mine = [run for run in page.runs if run.started_at >= started - 0.001]
+    return mine[-1].to_dict() if mine else None
