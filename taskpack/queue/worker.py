@@ -81,6 +81,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._batch = max(1, concurrency // 2)
 
     def start(self) -> asyncio.Task[None]:
         """Start the loop on the running event loop; :meth:`stop` ends it."""
@@ -93,10 +94,13 @@ class Worker:
         logger.info("worker %s started (concurrency %d, lease %gs)", self.name,
                     self.concurrency, self.lease)
         beats = asyncio.create_task(self._heartbeats())
+        busy = False
         try:
             while not self._stopping:
                 free = self.concurrency - len(self.running)
-                if free <= 0:
+                if free <= 0 or (busy and free < self._batch):
+                    # Busy: claim again once a batch of slots is free (one
+                    # claim per batch, not per finished job).
                     self._wake.clear()
                     await self._wake.wait()
                     continue
@@ -109,6 +113,7 @@ class Worker:
                 self.health.ok()
                 for job in jobs:
                     self._begin(job)
+                busy = len(jobs) == free  # more may be due right now
                 if len(jobs) < free and not self._stopping:
                     await self._wait_for_work()
         finally:
