@@ -272,3 +272,36 @@ def test_store_errors_never_show_the_password() -> None:
 
     text = asyncio.run(main())
     assert "hunter2" not in text and "127.0.0.1:1/app" in text
+
+
+def test_a_worker_on_another_connection_wakes_on_notify(pg_url: str) -> None:
+    """LISTEN/NOTIFY: a store waiting for jobs wakes within moments of an
+    enqueue, a retry or the end of a named queue's job made through
+    another store (another host), long before its wait would time out."""
+    async def main() -> list[float]:
+        here, there = store_for(pg_url, root=Path.cwd()), store_for(pg_url, root=Path.cwd())
+        await here.open()
+        await there.open()
+        try:
+            await here.wait_for_jobs(0.01)  # starts listening
+            await asyncio.sleep(0.5)
+            queued = await there.enqueue(NewJob("t", {}, time.time(), queue="q"))
+            await there.enqueue(NewJob("t", {}, time.time(), queue="q"))
+            await there.claim("w", 1)
+            took = []
+            for change in (lambda: there.enqueue(NewJob("t", {}, time.time())),
+                           lambda: there.finish(queued.id, "w", ok=True)):
+                await asyncio.sleep(0.2)
+                started = time.monotonic()
+                waiting = asyncio.create_task(here.wait_for_jobs(30))
+                await asyncio.sleep(0.1)
+                await change()
+                await waiting
+                took.append(time.monotonic() - started)
+            return took
+        finally:
+            await here.close()
+            await there.close()
+
+    took = asyncio.run(main())
+    assert all(t < 5 for t in took), took

@@ -445,8 +445,11 @@ class PostgresStore(Store):
         return done
 
     async def _notify(self) -> None:
+        async def notify(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute(f"NOTIFY {CHANNEL}")
+
         with contextlib.suppress(StoreError):
-            await self._fetch(f"NOTIFY {CHANNEL}")
+            await self._tx(notify)
 
     async def wait_for_jobs(self, timeout: float) -> None:
         if self._listener is None or self._listener.done():
