@@ -230,8 +230,10 @@ class PostgresStore(Store):
         else:
             try:
                 await asyncio.wait_for(self._ping(), HEALTH_TIMEOUT)
+            except TimeoutError:
+                error = f"store {self.where}: no answer within {HEALTH_TIMEOUT}s"
             except Exception as exc:
-                error = str(self._fail(exc)) if str(exc) else "no answer in time"
+                error = str(self._fail(exc))
         return {"ok": error is None, "backend": BACKEND, "error": error,
                 "lost_runs": state["lost_runs"]}
 
