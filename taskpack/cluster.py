@@ -40,6 +40,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from . import logs
 from .server import (
     BundleApp,
     ServerConfigError,
@@ -142,6 +143,7 @@ def serve_cluster(base: Path, options: ServerOptions) -> None:
 
     from .serving import bind, run
 
+    logs.lean_records()
     sock = bind(host, port)
 
     def work() -> None:

@@ -476,6 +476,7 @@ def serve(base: Path, options: ServerOptions) -> None:
         asyncio.run(check_store(bundle.registry.store))
     from .serving import bind, run
 
+    logs.lean_records()
     sock = bind(host, port)
     logger.info("serving on http://%s:%d", f"[{host}]" if ":" in host else host, port)
     on_stop = bundle.dashboard.close if bundle.dashboard is not None else None

@@ -171,6 +171,19 @@ def test_keyboard_reaches_everything_in_order(dev: Dev, page: Page) -> None:
     expect(page.locator("pre.result")).to_contain_text("keyboard")
 
 
+def test_runs_of_another_process_arrive_live(dev: Dev, page: Page) -> None:
+    page.goto(f"{dev.url}/_taskpack/#/runs?trigger=manual")
+    expect(page.locator("#live")).to_have_text("Live")
+    taskpack = Path(sys.executable).with_name("taskpack")
+    result = subprocess.run([str(taskpack), "task", "run", "echo:payload", "--local", "--root",
+                             str(dev.root), "--payload", '{"from": "cli"}'],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    row = page.locator("#runs-body tr", has_text="echo:payload")
+    expect(row.first).to_be_visible(timeout=5000)  # the stream polls the shared store
+    expect(row.first).to_contain_text("manual")
+
+
 def test_failing_task_shows_error_and_traceback(dev: Dev, page: Page) -> None:
     page.goto(f"{dev.url}/_taskpack/#/run/fail")
     page.get_by_label("Payload (JSON object)").fill('{"item": "widget"}')

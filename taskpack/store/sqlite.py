@@ -380,7 +380,7 @@ class SQLiteStore(Store):
 
     def _kick(self) -> None:
         with self._lock:
-            if self._draining:
+            if self._draining and self._pid == os.getpid():  # a forked child drains anew
                 return
             self._draining = True
         try:
