@@ -390,3 +390,29 @@ def test_cluster_workers_serve_it_and_stop_with_streams_open(tmp_path: Path) -> 
         assert time.monotonic() - started < 20  # not the 30 s grace
     finally:
         server.stop()
+
+
+def test_the_page_reconnects_after_the_server_restarts(tmp_path: Path, page: Page) -> None:
+    server = built_server(tmp_path, dashboard=True)
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    try:
+        page.goto(f"{server.url}/_taskpack/")
+        page.get_by_label("Task API token").fill(TOKEN)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="Runs", exact=True).click()
+        expect(page.locator("#live")).to_have_text("Live")
+        assert server.terminate() == 0
+        expect(page.locator("#live")).not_to_have_text("Live")
+        again = ServerProcess(server.process.args, {"PORT": str(server.port),  # type: ignore[arg-type]
+                                                     "TASKPACK_TASKS_TOKEN": TOKEN},
+                              tmp_path / "again.log", cwd=tmp_path)
+        server = again
+        server.wait_healthy()
+        expect(page.locator("#live")).to_have_text("Live", timeout=15000)
+        ran = httpx.post(f"{server.url}/_nitro/tasks/echo:payload",
+                         json={"payload": {"after": "restart"}}, headers=auth)
+        assert ran.status_code == 200
+        expect(page.locator("#runs-body tr", has_text="echo:payload").first).to_be_visible(
+            timeout=5000)
+    finally:
+        server.stop()
