@@ -203,6 +203,8 @@ def test_failing_task_shows_error_and_traceback(dev: Dev, page: Page) -> None:
         "ValueError: cannot handle 'widget'")
     expect(page.locator("h3:has-text('Traceback') + pre")).to_contain_text("in explode")
     shot(page, "run-detail")
+    page.get_by_role("link", name="Run fail again with this payload").click()
+    expect(page.get_by_label("Payload (JSON object)")).to_have_value('{\n  "item": "widget"\n}')
 
 
 def test_schema_refusal_shows_field_errors(dev: Dev, page: Page) -> None:
