@@ -165,6 +165,19 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Finish:
+    """One ended attempt for :meth:`Store.finish_many`: the arguments of
+    :meth:`Store.finish` but the worker."""
+
+    job_id: str
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True)
 class FireClaim:
     """One scheduled fire to claim: the schedule's stable id (its cron, time
     zone and task list hashed, see :func:`schedule_id`), the fire instant in
@@ -229,7 +242,8 @@ class Store:
     attempt: ``succeeded`` with a result, or a failure that either retries
     (``retry_at`` given: back to ``pending`` at that time) or is final
     (``failed``); it does nothing and returns None if ``worker`` no longer
-    holds the job. :meth:`wait_for_jobs` returns when a job may be due
+    holds the job (:meth:`finish_many` ends several in one call).
+    :meth:`wait_for_jobs` returns when a job may be due
     (NOTIFY on Postgres, an in-process event plus a short poll on SQLite)
     or after ``timeout``. :meth:`cancel` and :meth:`retry` act on one job
     and return it (None if unknown); cancelling a running job lets its
@@ -304,6 +318,15 @@ class Store:
                      error: str | None = None, traceback: str | None = None,
                      retry_at: float | None = None) -> Job | None:
         raise NotImplementedError
+
+    async def finish_many(self, worker: str, items: Sequence[Finish]) -> list[Job | None]:
+        """:meth:`finish` for several attempts of ``worker`` at once, the
+        answers in the order of ``items``; a backend that can does it in one
+        transaction (the worker finishes what ended together in one call).
+        This default finishes them one by one."""
+        return [await self.finish(item.job_id, worker, ok=item.ok, result=item.result,
+                                  error=item.error, traceback=item.traceback,
+                                  retry_at=item.retry_at) for item in items]
 
     async def wait_for_jobs(self, timeout: float) -> None:
         raise NotImplementedError
