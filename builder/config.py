@@ -20,6 +20,8 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from taskpack.options import parse_duration
+
 from .errors import ConfigError, key_path
 
 CANDIDATES = ("taskpack.toml", "taskpack.yaml", "taskpack.yml", "pyproject.toml")
@@ -105,10 +107,19 @@ def _is_positive(value: Any) -> str | None:
     return problem
 
 
+def _is_duration(value: Any) -> str | None:
+    try:
+        parse_duration(value)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 # Execution options of a ``[tasks."name"]`` table: they override the task's
 # ``define_task`` options (see taskpack.options.apply_overrides) and end up
 # in ``TaskConfig.options``.
 TASK_OPTION_KEYS: dict[str, Check] = {
+    "backfill": _is_duration,
     "retries": _is_int(0),
     "timeout": _is_positive,
     "concurrency": _one_of("dedupe", "dedupe_payload", "serial", "parallel"),

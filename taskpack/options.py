@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import math
 import random
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypedDict, Unpack, get_args
@@ -28,7 +29,7 @@ Hook = Callable[..., Any]
 
 HOOKS = ("on_start", "on_success", "on_error")
 
-CONFIG_OPTIONS = ("retries", "timeout", "concurrency", "max_concurrency")
+CONFIG_OPTIONS = ("retries", "timeout", "concurrency", "max_concurrency", "backfill")
 """The options a config file may set per task (hooks and schemas are code)."""
 
 
@@ -113,7 +114,10 @@ class TaskOptions:
 
     ``validate`` is the compiled ``payload_schema`` (payload in, validated
     value out, :class:`~taskpack.schema.SchemaError` when invalid), ``None``
-    without a schema. ``source`` keeps the arguments as given, so config
+    without a schema. ``backfill`` is the window, in seconds, in which the
+    scheduled fires missed while no scheduler could claim them are run
+    late, oldest first (``None``: missed fires are logged, never run; see
+    :mod:`taskpack.scheduler`). ``source`` keeps the arguments as given, so config
     overrides can be re-validated against them.
     """
 
@@ -125,6 +129,7 @@ class TaskOptions:
     on_success: Hook | None = None
     on_error: Hook | None = None
     validate: Callable[[Any], Any] | None = None
+    backfill: float | None = None
     source: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -143,6 +148,7 @@ class OptionArgs(TypedDict, total=False):
     on_success: Hook | None
     on_error: Hook | None
     payload_schema: PayloadSchema | None
+    backfill: str | float | None
 
 
 OPTION_NAMES = tuple(OptionArgs.__annotations__)
@@ -171,6 +177,7 @@ def make_options(label: str, **options: Unpack[OptionArgs]) -> TaskOptions:
     concurrency = options.get("concurrency")
     max_concurrency = options.get("max_concurrency")
     payload_schema = options.get("payload_schema")
+    backfill = options.get("backfill")
 
     retry = NO_RETRY
     if isinstance(retries, RetryPolicy):
@@ -214,6 +221,13 @@ def make_options(label: str, **options: Unpack[OptionArgs]) -> TaskOptions:
             count = "one argument (event)" if hook_name == "on_start" else "two arguments"
             raise fail(TypeError, hook_name, f"must accept {count}")
 
+    window = None
+    if backfill is not None:
+        try:
+            window = parse_duration(backfill)
+        except (TypeError, ValueError) as exc:
+            raise fail(type(exc), "backfill", str(exc)) from None
+
     validate = None
     if payload_schema is not None:
         try:
@@ -230,6 +244,7 @@ def make_options(label: str, **options: Unpack[OptionArgs]) -> TaskOptions:
         on_success=options.get("on_success"),
         on_error=options.get("on_error"),
         validate=validate,
+        backfill=window,
         source=source,
     )
 
@@ -262,6 +277,32 @@ def apply_overrides(label: str, options: TaskOptions, overrides: Mapping[str, An
             raise TypeError(f"task {label}: option retries: expected an int >= 0, got {count!r}")
         merged["retries"] = replace(code_retries, max_attempts=count + 1)
     return make_options(label, **merged)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
+_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds in a duration: a number of seconds, or a string of
+    ``<number><unit>`` parts with units ``d``, ``h``, ``m``, ``s``
+    (``"2h"``, ``"1h30m"``, ``"90s"``). ``TypeError`` for another type,
+    ``ValueError`` for a string that is not one or a duration that is not
+    positive and finite."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"expected a duration such as '2h' or a number of seconds, "
+                        f"got {_kind(value)}")
+    if isinstance(value, str):
+        text = value.strip().lower()
+        parts = _DURATION.findall(text)
+        if not text or _DURATION.sub("", text).strip():
+            raise ValueError(f"expected a duration such as '2h', '30m' or '1h30m', got {value!r}")
+        seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    else:
+        seconds = float(value)
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"must be a positive duration, got {value!r}")
+    return seconds
 
 
 def _accepts(fn: Callable[..., Any], count: int) -> bool:
