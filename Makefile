@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint docs tools bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -22,8 +22,17 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/typecheck.py
 
-test: lint
+test: lint docs tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The documentation site into site/; --strict: a broken link or anchor fails it.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The pinned npm tools the integration tests run (first run downloads them).
+tools: venv
+	@$(BIN)/python scripts/install_tools.py cloudflare > /dev/null
+	@$(BIN)/python scripts/install_tools.py vercel > /dev/null
 
 # Every benchmark, one after another (about 5 minutes); figures go in docs/benchmarks.md.
 bench: venv
@@ -31,4 +40,4 @@ bench: venv
 		echo "== bench/$$script.py"; $(BIN)/python bench/$$script.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) .cache build dist *.egg-info
+	rm -rf $(VENV) .cache build dist site *.egg-info

@@ -67,6 +67,9 @@ def install(name: str) -> dict[str, object]:
         if installed and (pins / "package.json").is_file():
             installed = (target / "node_modules" / ".package-lock.json").is_file()
         if not installed:
+            print(f"install_tools: installing the pinned {name} tools into {target} "
+                  "(downloads on the first run; this can take a few minutes)",
+                  file=sys.stderr, flush=True)
             if target.exists():
                 shutil.rmtree(target)
             target.mkdir()
