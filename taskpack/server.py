@@ -96,16 +96,6 @@ class SchedulerHandle(Protocol):
     async def stop(self, grace: float) -> None: ...
 
 
-class SchedulerGate(Protocol):
-    """Decides whether and when this process runs the scheduler: the
-    cluster's file lock (``taskpack.cluster.FileLease``); a single server
-    runs it unconditionally (no gate)."""
-
-    async def start(self, begin: Callable[[], None]) -> None: ...
-
-    async def stop(self, end: Callable[[], Any]) -> None: ...
-
-
 def address_from_env(env: Mapping[str, str]) -> tuple[str, int]:
     """(host, port) from ``TASKPACK_HOST``/``HOST`` and ``TASKPACK_PORT``/``PORT``."""
     host = env.get("TASKPACK_HOST") or env.get("HOST") or DEFAULT_HOST
@@ -164,8 +154,9 @@ class BundleApp:
 
     ``registry`` holds the bundle's tasks; ``token`` turns the task API on
     (``None``: off). ``make_scheduler`` builds the scheduler for the
-    registry's schedules (default: :class:`taskpack.scheduler.Scheduler`);
-    ``gate`` decides whether this process schedules (cluster workers).
+    registry's schedules (default: :class:`taskpack.scheduler.Scheduler`).
+    Every server process runs one: fires are claimed (DESIGN §11), so each
+    runs once however many processes and hosts serve the bundle.
     """
 
     def __init__(
@@ -175,11 +166,9 @@ class BundleApp:
         token: str | None,
         shutdown_grace: float = 30.0,
         make_scheduler: Callable[[Registry], SchedulerHandle] | None = None,
-        gate: SchedulerGate | None = None,
     ) -> None:
         self.registry = registry
         self.shutdown_grace = shutdown_grace
-        self.gate = gate
         self.scheduler: SchedulerHandle | None = None
         self._make_scheduler = make_scheduler or default_scheduler
         policy = bearer_token(token) if token is not None else api_disabled
@@ -214,13 +203,9 @@ class BundleApp:
             await send_response(send, error_response(404, f"no route for {path}"))
 
     async def startup(self) -> None:
-        """Start scheduling (through the gate, if any) when there are schedules."""
-        if not self.registry.schedules:
-            return
-        if self.gate is None:
+        """Start scheduling when there are schedules."""
+        if self.registry.schedules:
             self._begin()
-        else:
-            await self.gate.start(self._begin)
 
     def _begin(self) -> None:
         self.scheduler = self._make_scheduler(self.registry)
@@ -232,10 +217,7 @@ class BundleApp:
         """Stop scheduling, wait for running scheduled tasks and background
         work (``wait_until``) up to ``shutdown_grace`` seconds each, then
         close the run history (its queued runs are written)."""
-        if self.gate is not None:
-            await self.gate.stop(self._end)
-        else:
-            await self._end()
+        await self._end()
         await self.registry.drain(self.shutdown_grace)
         self.registry.close()
 
