@@ -55,7 +55,7 @@ def build(root: Path, *, preset: str | None = None, output: Path | None = None,
     project = load_project(root)
     chosen = resolve_preset(project, preset, os.environ if env is None else env)
     out = resolve_output(project, output)
-    warnings = tuple(chosen.validate(project))
+    warnings = project.warnings + tuple(chosen.validate(project))
     if not project.tasks:
         warnings += (f"no tasks: nothing under {project.config.tasks_dir}/ and none in "
                      f"{project.config.label} (is --root the project folder?)",)

@@ -17,7 +17,23 @@ from .cli_options import project_root, root_option
 from .errors import TaskpackError
 
 
-@click.command("build")
+class BuildCommand(click.Command):
+    """``taskpack build``: its help ends with every preset, its summary and
+    aliases (listed when the help is shown, so other commands never load
+    the presets)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from taskpack.presets import known_presets
+
+        rows = []
+        for preset in known_presets():
+            aliases = f" (alias {', '.join(preset.aliases)})" if preset.aliases else ""
+            rows.append((preset.name, f"{preset.summary}{aliases}"))
+        with formatter.section("Presets"):
+            formatter.write_dl(rows)
+
+
+@click.command("build", cls=BuildCommand)
 @click.option("--preset", help="The preset (default: $TASKPACK_PRESET, config `preset`, server).")
 @root_option()
 @click.option("--output", type=click.Path(path_type=Path),

@@ -1,6 +1,7 @@
 """The ``taskpack`` command line.
 
-Every command reports bad input as one line on stderr (``error: ...``) and
+``taskpack`` alone prints the help (exit 0); ``-h`` is ``--help`` on every
+command. Every command reports bad input as one line on stderr (``error: ...``) and
 exits 2; a task that fails exits 1; ``--debug`` shows tracebacks instead.
 Every command lives in its own module and is imported only when it runs
 (``taskpack build`` does not pay for the dev server's or the task runner's
@@ -23,6 +24,7 @@ COMMANDS = {
     "build": "build_command:build_command",
     "cron": "cron_command:cron",
     "dev": "dev:dev_command",
+    "init": "init_command:init_command",
     "preview": "preview:preview_command",
     "runs": "runs:runs",
     "task": "task_command:task",
@@ -65,10 +67,15 @@ class TaskpackGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
-@click.group(cls=TaskpackGroup)
+@click.group(cls=TaskpackGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="taskpack")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """Nitro-style tasks for Python, compiled into deploy bundles."""
+    """Nitro-style tasks for Python, compiled into deploy bundles.
+
+    Start with `taskpack init` in an empty folder."""
     ctx.meta["taskpack.debug"] = debug
+    if ctx.invoked_subcommand is None:  # `taskpack` alone: the help, exit 0
+        click.echo(ctx.get_help())

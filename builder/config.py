@@ -56,6 +56,15 @@ def _is_int(minimum: int) -> Check:
     return check
 
 
+def _int_range(low: int, high: int) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"expected an integer, got {_kind(value)}"
+        return None if low <= value <= high else f"must be {low}-{high}, got {value}"
+
+    return check
+
+
 def _is_str_list(value: Any) -> str | None:
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return None
@@ -97,6 +106,14 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
         "max_duration": _is_int(1),
         "python": _one_of("3.12", "3.13", "3.14"),
         "allow_unauthenticated_cron": _is_bool,
+    },
+    "aws_lambda": {
+        "python": _one_of("3.12", "3.13", "3.14"),
+        "tasks_api": _is_bool,
+        "memory": _int_range(128, 10240),
+        "timeout": _int_range(1, 900),
+        "retry_attempts": _int_range(0, 185),
+        "max_event_age": _int_range(60, 86400),
     },
 }
 

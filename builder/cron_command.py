@@ -1,8 +1,9 @@
 """``taskpack cron EXPR``: what a cron expression means, when it fires next,
 and what a preset would deploy for it.
 
-The expression is evaluated in ``--tz`` (the project's ``timezone``; UTC by
-default) and each fire time is printed in UTC and in that zone. With
+The expression is evaluated in ``--tz``, else the ``timezone`` of the
+project at ``--root`` (the current folder), else UTC, and each fire time is
+printed in UTC and in that zone. With
 ``--preset``, the platform string is printed, or the platform's refusal
 (exit 2). A bad expression exits 2 with the parser's message.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from itertools import islice
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
@@ -19,6 +21,8 @@ import click
 
 from taskpack.cron import CronError, CronExpr, zone
 
+from .cli_options import root_option
+from .config import find_config, load_config
 from .cron_describe import describe
 from .dialects import utc_only_problem
 from .errors import UsageError
@@ -30,16 +34,20 @@ from .errors import UsageError
               help="How many fire times to show.")
 @click.option("--preset", help="Show what this preset (or alias) would deploy, or why it "
                                "refuses.")
-@click.option("--tz", "timezone", default="UTC", show_default=True,
-              help="IANA time zone the schedule runs in (the `timezone` setting).")
+@click.option("--tz", "timezone",
+              help="IANA time zone the schedule runs in [default: the project's `timezone` "
+                   "when run in a project, else UTC].")
+@root_option("The project whose `timezone` is the default of --tz.")
 @click.option("--after", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
                                                "%Y-%m-%d"]),
               help="List fire times after this UTC time instead of now.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def cron(ctx: click.Context, expression: str, count: int, preset: str | None, timezone: str,
-         after: datetime | None, as_json: bool) -> None:
+def cron(ctx: click.Context, expression: str, count: int, preset: str | None,
+         timezone: str | None, root: Path, after: datetime | None, as_json: bool) -> None:
     """Explain EXPR (croner's dialect): its meaning and next fire times."""
+    if timezone is None:
+        timezone = project_timezone(root)
     try:
         expr = CronExpr.parse(expression)
     except CronError as exc:
@@ -68,6 +76,14 @@ def cron(ctx: click.Context, expression: str, count: int, preset: str | None, ti
         _echo_text(report, show_local=timezone != "UTC")
     if refusal is not None:
         raise UsageError(f"--preset {preset}", refusal)
+
+
+def project_timezone(root: Path) -> str:
+    """The ``timezone`` of the project at ``root`` (UTC when there is no
+    config there); a broken config is its one-line error."""
+    if not root.is_dir() or find_config(root) is None:
+        return "UTC"
+    return load_config(root).timezone
 
 
 def _preset_report(expr: CronExpr, preset: str,

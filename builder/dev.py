@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 import click
 
 from taskpack import Registry, set_registry
-from taskpack.http import TaskApi, asgi_app, loopback_only
+from taskpack.http import Receive, Scope, Send, TaskApi, asgi_app, loopback_only
 from taskpack.loader import forget_module
-from taskpack.server import stop_signals_handled_by
+from taskpack.server import serve_health, stop_signals_handled_by
 
 from .cli_options import project_root, root_option
 from .config import CANDIDATES
@@ -127,6 +127,11 @@ def summary(project: Project) -> str:
             f"{schedules} schedule{'s' * (schedules != 1)}")
 
 
+def echo_warnings(project: Project) -> None:
+    for warning in project.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
 def make_registry(project: Project) -> Registry:
     """The registry serving ``project``, made current for ``run_task``; runs
     are recorded in the project's SQLite history (``taskpack runs``)."""
@@ -154,6 +159,8 @@ class DevServer:
         self.grace = grace
         self.api = TaskApi(make_registry(project), policy=loopback_only(), dev=True,
                            last_runs=True)
+        self.app = asgi_app(self.api, fallback=self._routes,
+                            on_startup=[self.startup], on_shutdown=[self.shutdown])
         # The baseline snapshot is taken now, before the server answers: an
         # edit made as soon as it is up must count as a change.
         self.watcher = ProjectWatcher(project.root, project.config.output_dir)
@@ -164,6 +171,12 @@ class DevServer:
     @property
     def registry(self) -> Registry:
         return self.api.registry
+
+    async def _routes(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Beside the task API: ``GET /_health``, answered as built servers
+        answer it (no access policy: it tells only the number of tasks)."""
+        if scope["type"] == "http":
+            await serve_health(self.registry, scope, send)
 
     async def startup(self) -> None:
         self.scheduler = start_scheduler(self.registry)
@@ -217,6 +230,7 @@ class DevServer:
             retiring.add_done_callback(self._retiring.discard)
         self.scheduler = start_scheduler(self.api.registry)
         click.echo(f"taskpack dev: reloaded ({what} changed): {summary(project)}")
+        echo_warnings(project)
 
 
 @click.command("dev")
@@ -240,9 +254,8 @@ def serve(root: Path, host: str, port: int) -> None:
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     dev = DevServer(project, grace=grace)
-    app = asgi_app(dev.api, on_startup=[dev.startup], on_shutdown=[dev.shutdown])
     config = uvicorn.Config(
-        app, lifespan="on", access_log=False, log_level="info",
+        dev.app, lifespan="on", access_log=False, log_level="info",
         timeout_graceful_shutdown=max(int(grace), 1),
     )
     server = uvicorn.Server(config)
@@ -250,6 +263,7 @@ def serve(root: Path, host: str, port: int) -> None:
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
     state = write_state(project.root, host, bound_port)
     click.echo(f"taskpack dev: serving {url}/_nitro/tasks ({summary(project)})")
+    echo_warnings(project)
     try:
         with _quiet_signals():
             server.run(sockets=[sock])

@@ -1,24 +1,36 @@
 """Platform cron dialects: what a preset deploys for a schedule, or why not.
 
 Users write taskpack's dialect (:mod:`taskpack.cron`); a platform runs its
-own. ``to_cloudflare`` and ``to_vercel`` return a string that means the same
-on that platform, or raise :class:`~taskpack.cron.CronError` with the reason
-and what to do instead. :func:`platform_triggers` applies one of them to all
+own. ``to_cloudflare``, ``to_vercel``, ``to_aws_scheduler`` and
+``to_kubernetes`` return a string that means the same on that platform, or
+raise :class:`~taskpack.cron.CronError` with the reason and what to do
+instead. :func:`platform_triggers` applies one of them to all
 of a project's schedules and merges schedules that mean the same into one
 trigger (Cloudflare rejects duplicate triggers at deploy); :func:`as_written`
 is the same shape for presets that run schedules unchanged.
 
 Each preset names its :class:`CronPlatform` (``SCHEDULER``, ``CLOUDFLARE``,
-``CLOUDFLARE_PAGES`` or ``VERCEL``); the build (``taskpack.json``, the
-summary, the platform's config) and ``taskpack cron --preset`` both ask it.
+``CLOUDFLARE_PAGES``, ``VERCEL``, ``AWS_SCHEDULER`` or ``KUBERNETES``); the
+build (``taskpack.json``, the summary, the platform's config) and
+``taskpack cron --preset`` both ask it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from taskpack.cron import CronError, CronExpr, is_utc
+from taskpack.cron import (
+    CronError,
+    CronExpr,
+    LastDay,
+    NearestWeekday,
+    NthWeekday,
+    Values,
+    is_utc,
+    zone,
+)
 
 from .config import Config
 from .project import Schedule
@@ -47,6 +59,110 @@ def to_vercel(expr: CronExpr) -> str:
                         "(here croner would run when EITHER matches). Split it into two "
                         "schedules.")
     return expr.render(weekday_names=False)
+
+
+def to_aws_scheduler(expr: CronExpr) -> str:
+    """The EventBridge Scheduler expression for ``expr``:
+    ``cron(min hour dom month dow year)``, evaluated by the Scheduler in the
+    schedule's ``ScheduleExpressionTimezone``. ``?`` in the day field that is
+    not set; weekdays as names (AWS numbers them 1-7 from Sunday), ``D#n``
+    and ``DL`` with AWS's weekday numbers; steps as ``start/step`` (the form
+    AWS documents) when they run to the field's end, else listed. Refused:
+    a seconds field, and both day fields set (AWS allows only one)."""
+    _refuse_seconds(expr, "EventBridge Scheduler cron expressions")
+    if expr.both_days_restricted:
+        raise CronError("EventBridge Scheduler cannot set both day-of-month and day-of-week "
+                        "(one must be '?'; here croner would run when EITHER matches). Split it "
+                        "into two schedules.")
+    dom, dow = expr.days_of_month, expr.days_of_week
+    if isinstance(dom, LastDay):
+        dom_text = "L"
+    elif isinstance(dom, NearestWeekday):
+        dom_text = f"{dom.day}W"
+    elif dom is None:
+        dom_text = "?" if dow is not None else "*"
+    else:
+        dom_text = _aws_values(dom, 1, 31)
+    if isinstance(dow, NthWeekday):
+        number = dow.weekday + 1  # AWS: 1 = Sunday
+        dow_text = f"{number}L" if dow.nth is None else f"{number}#{dow.nth}"
+    elif dow is None:
+        dow_text = "?"
+    else:
+        dow_text = _runs_text(dow, _AWS_WEEKDAYS.__getitem__)
+    fields = (_aws_values(expr.minutes, 0, 59), _aws_values(expr.hours, 0, 23), dom_text,
+              _aws_values(expr.months, 1, 12), dow_text, "*")
+    return f"cron({' '.join(fields)})"
+
+
+def to_kubernetes(expr: CronExpr) -> str:
+    """The CronJob ``schedule`` for ``expr`` (the controller parses it with
+    robfig/cron's standard parser): 5 fields, digits, weekdays 0-6 (7 is
+    rejected there); no ``L``/``W``/``#``. When both day fields are set
+    either matches, as in croner; the time zone goes in ``spec.timeZone``,
+    never as a ``TZ=`` prefix."""
+    _refuse_seconds(expr, "Kubernetes CronJobs")
+    if expr.uses_extensions:
+        raise CronError("Kubernetes CronJobs do not support L, W or #. Schedule a daily job and "
+                        "check the date in the task, or use [kubernetes] scheduler = "
+                        "\"in-process\".")
+    return expr.render(weekday_names=False)
+
+
+_AWS_WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+
+
+def _aws_values(values: Values, low: int, high: int) -> str:
+    """A plain AWS field: ``*``; ``start/step`` for 3+ evenly spaced values
+    running to the field's end; else values and ranges."""
+    if values == frozenset(range(low, high + 1)):
+        return "*"
+    ordered = sorted(values)
+    if len(ordered) > 2:
+        step = ordered[1] - ordered[0]
+        if step > 1 and ordered == list(range(ordered[0], high + 1, step)):
+            return f"{ordered[0]}/{step}"
+    return _runs_text(values, str)
+
+
+def _runs_text(values: Values, show: Callable[[int], str]) -> str:
+    """``values`` as a list of single values and ``a-b`` ranges."""
+    runs: list[list[int]] = []
+    for value in sorted(values):
+        if runs and runs[-1][1] == value - 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return ",".join(show(a) if a == b else f"{show(a)}-{show(b)}" for a, b in runs)
+
+
+def skipped_in_gap(expr: CronExpr, timezone: str, start: datetime,
+                   days: int = 366) -> datetime | None:
+    """The first wall time (naive) within ``days`` after ``start`` at which
+    ``expr`` is due but which does not exist in ``timezone`` (the
+    spring-forward gap), or None. taskpack runs such a fire at the end of
+    the gap (fixed-time schedules, :mod:`taskpack.cron`); EventBridge
+    Scheduler skips it. Interval schedules (every hour) have no such
+    fire anywhere."""
+    if expr.is_interval or is_utc(timezone):
+        return None
+    tz = zone(timezone)
+    day = start.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0,
+                                       tzinfo=None)
+    for _ in range(days):
+        following = day + timedelta(days=1)
+        before = day.replace(tzinfo=tz).utcoffset()
+        after = (following - timedelta(seconds=1)).replace(tzinfo=tz).utcoffset()
+        if before is not None and after is not None and after > before:
+            for wall in expr.iter_after((day - timedelta(seconds=1)).replace(tzinfo=UTC)):
+                naive = wall.replace(tzinfo=None)
+                if naive >= following:
+                    break
+                local = naive.replace(tzinfo=tz)
+                if local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
+                    return naive
+        day = following
+    return None
 
 
 def is_more_frequent_than_daily(expr: CronExpr) -> bool:
@@ -155,3 +271,5 @@ CLOUDFLARE = CronPlatform("Cloudflare Cron Triggers", "Cloudflare", to_cloudflar
 CLOUDFLARE_PAGES = CronPlatform("Cloudflare Pages", "Cloudflare Pages", _no_cron_triggers)
 VERCEL = CronPlatform("Vercel Cron Jobs", "Vercel", to_vercel, utc_only=True,
                       warn=vercel_hobby_warning)
+AWS_SCHEDULER = CronPlatform("EventBridge Scheduler", "AWS", to_aws_scheduler)
+KUBERNETES = CronPlatform("Kubernetes CronJobs", "Kubernetes", to_kubernetes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -20,6 +21,8 @@ from .bundle import BUILD_RECORD
 from .cli_options import root_option
 from .config import load_config
 from .errors import TaskpackError, UsageError
+
+LOOPBACK = "127.0.0.1"
 
 
 def preview_argv(root: Path, output: Path | None) -> list[str]:
@@ -38,17 +41,41 @@ def preview_argv(root: Path, output: Path | None) -> list[str]:
         raise UsageError(source, f"{record_path} is not a taskpack build record: {exc}") from None
     preset = get_preset(preset_name, source=str(record_path))
     if preset.preview is None:
-        raise TaskpackError(f"{out}: preset `{preset.name}` cannot be previewed locally; "
-                            "`taskpack build` printed how to deploy it")
+        readme = out / "README.md"
+        how = (f"{readme} says how to deploy and test it" if readme.is_file()
+               else "`taskpack build` printed how to deploy it")
+        raise TaskpackError(f"{out}: preset `{preset.name}` cannot be previewed locally; {how}")
     return preset.preview(out)
+
+
+def preview_env(env: Mapping[str, str], host: str | None, port: int | None) -> dict[str, str]:
+    """The server's environment: ``--host``/``--port`` when given (as
+    ``TASKPACK_HOST``/``TASKPACK_PORT``, which win over ``HOST``/``PORT``);
+    without ``--host`` and without a host in the environment, 127.0.0.1
+    (a preview is for this machine; production's default is 0.0.0.0)."""
+    result = dict(env)
+    if host is not None:
+        result["TASKPACK_HOST"] = host
+    elif "TASKPACK_HOST" not in env and "HOST" not in env:
+        result["TASKPACK_HOST"] = LOOPBACK
+    if port is not None:
+        result["TASKPACK_PORT"] = str(port)
+    return result
 
 
 @click.command("preview")
 @root_option("The project folder (for its output_dir).")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path),
               help="The build to run (default: the project's output_dir).")
-def preview_command(root: Path, output: Path | None) -> None:
-    """Run the built server bundle as production would."""
+@click.option("--host", help=f"Address to listen on [default: $HOST, else {LOOPBACK}].")
+@click.option("--port", type=click.IntRange(0, 65535),
+              help="Port to listen on [default: $PORT, else 3000].")
+def preview_command(root: Path, output: Path | None, host: str | None,
+                    port: int | None) -> None:
+    """Run the built server bundle as production would (on 127.0.0.1 unless
+    --host or $HOST says otherwise)."""
     argv = preview_argv(root, output)
-    click.echo(f"$ {' '.join(argv)}", err=True)
-    os.execv(argv[0], argv)
+    env = preview_env(os.environ, host, port)
+    click.echo(f"$ {' '.join(argv)}  (on {env.get('TASKPACK_HOST') or env.get('HOST')}"
+               f":{env.get('TASKPACK_PORT') or env.get('PORT') or 3000})", err=True)
+    os.execve(argv[0], argv, env)

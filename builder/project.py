@@ -9,9 +9,10 @@ scans folders again.
 from __future__ import annotations
 
 import ast
+import difflib
 import importlib.util
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -20,7 +21,8 @@ from typing import Any
 from taskpack.cron import CronError, CronExpr
 
 from .config import Config, TaskConfig, load_config
-from .scan import NAME_RE, ScannedTask, parse_module, read_description, scan_tasks
+from .errors import ConfigError
+from .scan import NAME_RE, ScannedTask, parse_module, read_task_file, scan_tasks
 
 MODULE_HANDLER_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
@@ -61,6 +63,9 @@ class Project:
     config: Config
     tasks: tuple[TaskSpec, ...]
     schedules: tuple[Schedule, ...]
+    warnings: tuple[str, ...] = ()
+    """Mistakes that do not stop the project (one line each, naming file
+    and key); ``task list``, ``build`` and ``dev`` print them."""
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -93,7 +98,11 @@ def load_project(root: Path) -> Project:
     tasks = dict(_from_scan(task) for task in scanned.values())
     for name, entry in config.tasks.items():
         tasks[name] = _merge(root, config, name, entry, scanned.get(name))
+    for task in scanned.values():
+        if not task.defines_task and tasks[task.name].handler == task.path:
+            raise ConfigError(task.path, None, NO_TASK)
     known = sorted(tasks)
+    warnings = tuple(_options_for_nothing(config, tasks))
     schedules = []
     for cron, names in config.scheduled_tasks:
         try:
@@ -102,17 +111,41 @@ def load_project(root: Path) -> Project:
             raise config.error(str(exc), "scheduled_tasks", cron) from None
         for name in names:
             if name not in tasks:
-                raise config.error(
-                    f"unknown task {name!r} (known: {', '.join(known) or 'none'})",
-                    "scheduled_tasks", cron,
-                )
+                raise config.error(f"unknown task {name!r}{task_hint(name, known)}",
+                                   "scheduled_tasks", cron)
         schedules.append(Schedule(cron, names))
     return Project(
         root=root,
         config=config,
         tasks=tuple(tasks[name] for name in known),
         schedules=tuple(schedules),
+        warnings=warnings,
     )
+
+
+NO_TASK = ("defines no task: decorate a function with @define_task "
+           "(files and folders starting with '_' are not tasks)")
+
+
+def _options_for_nothing(config: Config, tasks: Mapping[str, TaskSpec]) -> list[str]:
+    """A ``[tasks."x"]`` entry with options but no file and no handler sets
+    options of nothing: most likely a typo of a task's name. (An entry with
+    only a description is Nitro's "not implemented" task, and legal.)"""
+    implemented = [name for name, task in tasks.items() if task.handler is not None]
+    return [
+        config.error(f"no task file and no handler, so its options apply to nothing"
+                     f"{task_hint(name, implemented)}", "tasks", name).format_message()
+        for name, task in tasks.items()
+        if task.handler is None and task.options
+    ]
+
+
+def task_hint(name: str, known: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for a mistyped task name, else the known names."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (known: {', '.join(known) or 'none'})"
 
 
 def _from_scan(task: ScannedTask) -> tuple[str, TaskSpec]:
@@ -130,7 +163,10 @@ def _merge(root: Path, config: Config, name: str, entry: TaskConfig,
     if entry.handler is not None:
         handler = _check_handler(root, config, name, entry.handler)
         if handler.endswith(".py"):
-            description = read_description(root, handler)
+            info = read_task_file(root, handler)
+            if not info.defines_task:
+                raise config.error(f"{handler} {NO_TASK}", "tasks", name, "handler")
+            description = info.description
     if entry.description is not None:
         description = entry.description
     return TaskSpec(name, handler, description, source=scanned.path if scanned else None,

@@ -22,6 +22,7 @@ from taskpack.history_sqlite import SQLiteHistory
 from .cli_options import project_root, root_option
 from .config import load_config
 from .errors import UsageError
+from .project import load_project, task_hint
 
 
 @click.command("runs")
@@ -54,9 +55,20 @@ def runs(name: str | None, limit: int, as_json: bool, root: Path, db: Path | Non
                               ensure_ascii=False))
         return
     if not records:
+        if name is not None and db is None:
+            check_task_name(root, name)
         click.echo(f"No runs recorded{f' for {name}' if name else ''} ({path}).")
         return
     click.echo(format_table(records))
+
+
+def check_task_name(root: Path, name: str) -> None:
+    """:class:`UsageError` (with a "did you mean") when the project at
+    ``root`` has no task ``name``. Called only when ``name`` has no recorded
+    runs, so the history of a task since removed stays readable."""
+    project = load_project(root)
+    if name not in project.task_names:
+        raise UsageError("NAME", f"unknown task {name!r}{task_hint(name, project.task_names)}")
 
 
 def history_file(root: Path) -> Path:

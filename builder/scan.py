@@ -15,6 +15,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from taskpack.options import make_options
 
 from .errors import ConfigError
 
@@ -23,11 +26,21 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_-]+(:[A-Za-z0-9_.-]+)*$")
 
 @dataclass(frozen=True)
 class ScannedTask:
-    """A task file: its name, root-relative POSIX path and description."""
+    """A task file: its name, root-relative POSIX path, description, and
+    whether it defines a task (``define_task`` seen at top level)."""
 
     name: str
     path: str
     description: str
+    defines_task: bool = True
+
+
+@dataclass(frozen=True)
+class TaskFile:
+    """What reading a task file tells without running it."""
+
+    description: str
+    defines_task: bool
 
 
 def scan_tasks(root: Path, tasks_dir: str) -> tuple[ScannedTask, ...]:
@@ -50,7 +63,8 @@ def scan_tasks(root: Path, tasks_dir: str) -> tuple[ScannedTask, ...]:
         if not NAME_RE.match(name):
             raise ConfigError(rel, None, f"{name!r} is not a valid task name (use letters, "
                               "digits, '_' and '-', folders joined with ':')")
-        task = ScannedTask(name, rel, read_description(root, rel))
+        info = read_task_file(root, rel)
+        task = ScannedTask(name, rel, info.description, info.defines_task)
         other = folded.get(name.casefold())
         if other is not None:
             raise ConfigError(rel, None, f"task name {name!r} collides with {other.path} "
@@ -76,22 +90,69 @@ def _task_files(folder: str, prefix: str) -> Iterator[str]:
                 yield prefix + entry.name
 
 
-def read_description(root: Path, rel: str) -> str:
-    """The ``description=`` literal given to ``define_task`` in the file,
-    else the module docstring's first line, else ``""``."""
+def read_task_file(root: Path, rel: str) -> TaskFile:
+    """Read the task file ``rel``: its description (the ``description=``
+    literal given to ``define_task``, else the module docstring's first
+    line, else ``""``) and whether it defines a task.
+
+    :class:`ConfigError` naming ``file:line`` for two tasks in one file, or
+    for an option of ``define_task(...)`` written as a literal that the
+    runtime would refuse (``timeout=0``): caught here, at ``task list`` and
+    ``build``, instead of at the task's first run. Options that are not
+    literals (a variable, a ``RetryPolicy(...)``) are checked when the
+    module is imported.
+    """
     module = parse_module(root, rel)
     calls = _define_task_calls(module)
     if len(calls) > 1:
         names = ", ".join(label for label, _ in calls)
         raise ConfigError(rel, None, f"defines more than one task ({names}); keep one per file")
+    description = None
     for _, call in calls:
+        _check_literal_options(rel, call)
         for keyword in call.keywords:
             value = keyword.value
             if keyword.arg == "description" and isinstance(value, ast.Constant) \
                     and isinstance(value.value, str):
-                return value.value
-    docstring = ast.get_docstring(module)
-    return docstring.strip().splitlines()[0] if docstring and docstring.strip() else ""
+                description = value.value
+    if description is None:
+        docstring = ast.get_docstring(module)
+        description = (docstring.strip().splitlines()[0]
+                       if docstring and docstring.strip() else "")
+    return TaskFile(description, bool(calls))
+
+
+def read_description(root: Path, rel: str) -> str:
+    """The description of the task file ``rel`` (see :func:`read_task_file`)."""
+    return read_task_file(root, rel).description
+
+
+# define_task's own keywords; every other keyword is an execution option.
+_NOT_OPTIONS = frozenset({"run", "name", "description"})
+
+
+def _check_literal_options(rel: str, call: ast.Call) -> None:
+    """Validate the options of one ``define_task(...)`` call that are
+    literals, with the runtime's own rules (:func:`taskpack.options.make_options`)."""
+    literals: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    for keyword in call.keywords:
+        if keyword.arg is None or keyword.arg in _NOT_OPTIONS:
+            continue
+        try:
+            literals[keyword.arg] = ast.literal_eval(keyword.value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue  # not a literal: checked when the module is imported
+        lines[keyword.arg] = keyword.value.lineno
+    if not literals:
+        return
+    try:
+        make_options("", **literals)
+    except (TypeError, ValueError) as exc:
+        # "task : option timeout: must be ..." -> "define_task(timeout=...): must be ..."
+        option, _, problem = str(exc).partition("option ")[2].partition(": ")
+        line = lines.get(option, call.lineno)
+        raise ConfigError(f"{rel}:{line}", f"define_task({option}=...)", problem) from None
 
 
 def parse_module(root: Path, rel: str) -> ast.Module:

@@ -27,8 +27,11 @@ from .runs import format_duration
 
 
 def open_project(root: Path) -> Project:
-    """Load the project at ``root`` (``--root``)."""
-    return load_project(project_root(root))
+    """Load the project at ``root`` (``--root``); its warnings go to stderr."""
+    project = load_project(project_root(root))
+    for warning in project.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return project
 
 
 def local_registry(project: Project) -> Registry:
@@ -109,14 +112,21 @@ def task() -> None:
 def task_list(root: Path, as_json: bool, local: bool) -> None:
     """List tasks with their descriptions, schedules and last runs (from the
     running dev server when there is one)."""
+    # The project on disk is loaded first, also when a dev server runs: a
+    # broken config is reported (exit 2), not hidden behind the server's
+    # last good version.
+    project = open_project(root)
     server = dev_server(root, local)
     listing = None
     if server is not None:
         with contextlib.suppress(DevServerGone):
             listing = fetch_listing(server)
     if listing is None:
-        listing = local_listing(open_project(root))
+        listing = local_listing(project)
     echo_listing(listing, as_json)
+    if not listing["tasks"] and not as_json:
+        click.echo(f"Write one under {project.config.tasks_dir}/, or scaffold a project "
+                   "with `taskpack init`.")
 
 
 def local_listing(project: Project) -> dict[str, Any]:
@@ -171,18 +181,21 @@ def task_run(ctx: click.Context, name: str, root: Path, payload: str | None,
     """Run task NAME and print its result as JSON (on the running dev server
     when there is one)."""
     data = parse_payload(payload)
+    project = open_project(root)  # a broken project is an error, dev server or not
     server = dev_server(root, local)
     if server is not None:
+        click.echo(f"taskpack: running `{name}` on the dev server at {server.base_url}; "
+                   "its output is in that server's terminal (--local runs it here)", err=True)
         try:
             result = run_remote(server, name, data)
         except DevServerError as exc:
             fail_task(ctx, name, exc)
         except DevServerGone:
-            pass  # it stopped since it was found: run in-process
+            # It stopped since it was found: run in-process.
+            click.echo("taskpack: the dev server is gone; running here", err=True)
         else:
             echo_result(name, result)
             return
-    project = open_project(root)
     registry = local_registry(project)
     try:
         # The result is the only thing on stdout; what the task prints goes to stderr.

@@ -6,6 +6,7 @@ that defines:
 * ``name: str`` — the preset's name (``server``);
 * ``aliases: tuple[str, ...]`` — other names it answers to (Nitro's
   ``node_server``);
+* ``summary: str`` — what it emits, in one line (``taskpack build --help``);
 * ``validate(project: Project) -> list[str]`` — checks the project can be
   deployed this way; returns warnings to print, raises
   :class:`~taskpack.builder.errors.ConfigError` to refuse, naming the key;
@@ -53,6 +54,7 @@ class Preset:
 
     name: str
     aliases: tuple[str, ...]
+    summary: str
     validate: Callable[[Project], list[str]]
     emit: Callable[[Project, Path], None]
     next_steps: Callable[[Project, Path], list[str]]
@@ -122,13 +124,14 @@ def _by_name() -> dict[str, Preset]:
 
 def _load(module: ModuleType) -> Preset:
     """Check ``module`` defines the preset interface and wrap it."""
-    required = ("name", "aliases", "validate", "emit")
+    required = ("name", "aliases", "summary", "validate", "emit")
     missing = [attr for attr in required if not hasattr(module, attr)]
     if missing:
         raise RuntimeError(f"preset module {module.__name__} lacks {', '.join(missing)}")
     return Preset(
         name=module.name,
         aliases=tuple(module.aliases),
+        summary=module.summary,
         validate=module.validate,
         emit=module.emit,
         next_steps=getattr(module, "next_steps", _no_steps),

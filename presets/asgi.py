@@ -8,6 +8,7 @@ from ._self_hosted import SelfHosted, validate
 
 name = "asgi"
 aliases = ("node_middleware", "node-middleware")
+summary = "an ASGI app (app.py) for uvicorn, hypercorn, granian or a FastAPI mount"
 
 _preset = SelfHosted("asgi/app.py.j2", "app.py",
                      run="uvicorn app:app --app-dir {bundle} --port 3000")
@@ -15,4 +16,4 @@ emit = _preset.emit
 next_steps = _preset.next_steps
 preview = _preset.preview
 
-__all__ = ["aliases", "emit", "name", "next_steps", "preview", "validate"]
+__all__ = ["aliases", "emit", "name", "next_steps", "preview", "summary", "validate"]

@@ -24,7 +24,6 @@ user's own wrangler config is merged.
 from __future__ import annotations
 
 import os
-import pprint
 import re
 import tomllib
 from dataclasses import replace
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 
 name = "cloudflare_module"
 aliases = ("cloudflare-module",)
+summary = "a Cloudflare Python Worker with Cron Triggers"
 cron_platform = CLOUDFLARE
 
 ENTRY = "src/entry.py"
@@ -82,7 +82,7 @@ def emit(project: Project, out: Path) -> None:
         "cloudflare_module/entry.py.j2",
         out / ENTRY,
         version=__version__,
-        triggers=_literal({t.cron: list(t.tasks) for t in triggers}),
+        triggers=bundle.literal({t.cron: list(t.tasks) for t in triggers}),
         tasks_api=tasks_api,
     )
     bundle.write_text(out / wrangler.filename, wrangler.text)
@@ -190,8 +190,3 @@ def _check_sources(project: Project) -> None:
                 'add exclude = ["python_modules"] (pywrangler vendors dependencies itself)',
                 "exclude",
             )
-
-
-def _literal(value: object) -> str:
-    """A deterministic Python literal for generated code."""
-    return pprint.pformat(value, sort_dicts=True, width=100)

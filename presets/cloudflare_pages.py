@@ -17,6 +17,7 @@ from taskpack.builder.project import Project
 
 name = "cloudflare_pages"
 aliases = ("cloudflare-pages",)
+summary = "refused: Pages has no cron triggers (use cloudflare_module)"
 cron_platform = CLOUDFLARE_PAGES
 
 REASON = (

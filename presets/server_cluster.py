@@ -8,6 +8,7 @@ from ._self_hosted import SelfHosted, validate
 
 name = "server_cluster"
 aliases = ("node_cluster", "node-cluster")
+summary = "as server, N worker processes on one port, one scheduler per host"
 
 _preset = SelfHosted("server_cluster/index.py.j2", "index.py",
                      run="WORKERS=4 PORT=3000 python {entry}")
@@ -15,4 +16,4 @@ emit = _preset.emit
 next_steps = _preset.next_steps
 preview = _preset.preview
 
-__all__ = ["aliases", "emit", "name", "next_steps", "preview", "validate"]
+__all__ = ["aliases", "emit", "name", "next_steps", "preview", "summary", "validate"]

@@ -11,6 +11,7 @@ Output (``.output/`` by default)::
     .python-version          ``[vercel] python`` (default 3.12)
     public/.gitkeep          see below
     .vercel/project.json     copied from the project when it has been linked
+    README.md                how to deploy and test it, the cron jobs
 
 Cron jobs: each distinct schedule (schedules equal in meaning are merged by
 the cron dialect mechanism) gets the path ``/_taskpack/cron/<id>``
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from taskpack import __version__
 from taskpack.builder.bundle import render, write_bundle, write_bytes, write_text
 from taskpack.builder.dialects import VERCEL, is_more_frequent_than_daily
 from taskpack.builder.errors import ConfigError
@@ -50,6 +52,7 @@ from taskpack.vercel import CRON_PREFIX, CronRoute, cron_path
 
 name = "vercel"
 aliases: tuple[str, ...] = ()
+summary = "a Vercel project with Cron Jobs guarded by CRON_SECRET"
 cron_platform = VERCEL
 
 FUNCTION = "api/index.py"
@@ -160,6 +163,14 @@ def emit(project: Project, out: Path) -> None:
     link = project.root / PROJECT_LINK
     if link.is_file():
         write_bytes(out / PROJECT_LINK, link.read_bytes())
+    render(
+        "vercel/README.md.j2",
+        out / "README.md",
+        version=__version__,
+        steps=[step for step in next_steps(project, out) if not step.startswith("cd ")],
+        routes=routes,
+        tasks_api=options.tasks_api,
+    )
 
 
 def next_steps(project: Project, out: Path) -> list[str]:

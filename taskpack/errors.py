@@ -9,7 +9,8 @@ entry points map errors the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -34,13 +35,24 @@ class TaskError(Exception):
         return {}
 
 
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """A hint for a mistyped name: `` Did you mean `x`?`` with the closest
+    of ``known`` (difflib's ratio, cut-off 0.6), else ``""``."""
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" Did you mean `{close[0]}`?" if close else ""
+
+
 class TaskNotFoundError(TaskError):
-    """No task of that name is registered (HTTP 404)."""
+    """No task of that name is registered (HTTP 404).
+
+    The message is Nitro's (``Task `x` is not available!``), followed by a
+    "did you mean" hint when one of ``known`` (the registered names) is close.
+    """
 
     status_code = 404
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"Task `{name}` is not available!")
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+        super().__init__(f"Task `{name}` is not available!{did_you_mean(name, known)}")
         self.name = name
 
 

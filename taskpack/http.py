@@ -235,6 +235,22 @@ def bearer_token(token: str) -> AccessPolicy:
     return policy
 
 
+def secret_bearer_token(read_secret: Callable[[], str | None], unset: str) -> AccessPolicy:
+    """:func:`bearer_token` against a secret read per request (a platform's
+    environment or binding, so a rotated secret applies at once). While the
+    secret is unset or blank every request is answered 500 with the
+    message ``unset``: the API fails closed, never open."""
+
+    def policy(request: HttpRequest) -> HttpResponse | None:
+        secret = read_secret()
+        if not isinstance(secret, str) or not secret.strip():
+            logger.error("task API request refused: %s", unset)
+            return error_response(500, unset)
+        return bearer_token(secret)(request)
+
+    return policy
+
+
 # -- the API ------------------------------------------------------------------
 
 
@@ -358,7 +374,7 @@ class TaskApi:
                     400, f"limit must be an integer from 1 to {MAX_RUNS_LIMIT}, got {values[-1]!r}"
                 )
         if name not in self.registry:
-            return error_response(404, TaskNotFoundError(name).message)
+            return error_response(404, TaskNotFoundError(name, self.registry.entries).message)
         history = self.registry.history
         if self.registry.threads:  # a SQLite read must not block the loop
             runs = await asyncio.to_thread(history.runs, name, limit)

@@ -182,7 +182,7 @@ class Registry:
             return task
         entry = self.entries.get(name)
         if entry is None:
-            raise TaskNotFoundError(name)
+            raise TaskNotFoundError(name, self.entries)
         if entry.handler is None:
             raise TaskNotImplementedError(name)
         try:

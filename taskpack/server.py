@@ -76,6 +76,18 @@ DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 3000
 
 
+async def serve_health(registry: Registry, scope: Scope, send: Send) -> None:
+    """``GET``/``HEAD /_health`` (below the mount point) answers
+    ``{"status": "ok", "tasks": N}``; any other path a 404 JSON error.
+    Built servers and ``taskpack dev`` answer it the same way."""
+    path = app_path(scope)
+    if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
+        body = {"status": "ok", "tasks": len(registry.entries)}
+        await send_response(send, json_response(200, body))
+    else:
+        await send_response(send, error_response(404, f"no route for {path}"))
+
+
 class ServerConfigError(Exception):
     """The server cannot start as configured; ``str()`` is the one-line reason."""
 
@@ -195,12 +207,7 @@ class BundleApp:
             return
         # Below the mount point, as the task API routes (a Starlette Mount,
         # uvicorn --root-path).
-        path = app_path(scope)
-        if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
-            body = {"status": "ok", "tasks": len(self.registry.entries)}
-            await send_response(send, json_response(200, body))
-        else:
-            await send_response(send, error_response(404, f"no route for {path}"))
+        await serve_health(self.registry, scope, send)
 
     async def startup(self) -> None:
         """Start scheduling when there are schedules."""

@@ -55,6 +55,7 @@ from .http import (
     error_response,
     json_response,
     request_head,
+    secret_bearer_token,
     send_response,
 )
 from .registry import Registry
@@ -153,18 +154,18 @@ def tasks_api_policy(
     ``enabled``; then bearer ``$TASKPACK_TASKS_TOKEN``, and 500 while the
     variable is unset (never open)."""
 
+    token = secret_bearer_token(
+        lambda: environ.get(TASKS_TOKEN),
+        f"{TASKS_TOKEN} is not set: add it to the Vercel project's environment variables to "
+        "use the task API",
+    )
+
     def policy(request: HttpRequest) -> HttpResponse | None:
         if not enabled:
             return error_response(
                 404, "the task API is disabled (enable it with [vercel] tasks_api = true)"
             )
-        token = environ.get(TASKS_TOKEN, "")
-        if not token.strip():
-            return error_response(
-                500, f"{TASKS_TOKEN} is not set: add it to the Vercel project's environment "
-                "variables to use the task API",
-            )
-        return bearer_token(token)(request)
+        return token(request)
 
     return policy
 

@@ -255,6 +255,12 @@ def test_schedules_fire_with_their_fire_time(dev: Dev) -> None:
     assert {run["trigger"] for run in runs} == {"schedule:* * * * * *"}
 
 
+def test_health_as_built_servers_answer_it(dev: Dev) -> None:
+    response = httpx.get(f"{dev.url}/_health")
+    assert (response.status_code, response.json()) == (200, {"status": "ok", "tasks": 9})
+    assert httpx.get(f"{dev.url}/elsewhere").status_code == 404
+
+
 def test_runs_are_logged_one_line_each(dev: Dev) -> None:
     httpx.get(f"{dev.url}/_nitro/tasks/echo:payload?logged=yes")
     wait_for(lambda: "info: GET echo:payload 200 " in dev.output(), what="log line")
@@ -320,9 +326,16 @@ def test_cli_output_is_the_same_through_the_server(quiet_dev: Dev,
         local = cli(dev.root, *args, "--local")
     assert (remote.returncode, remote.stdout) == (local.returncode, local.stdout)
     # What the task itself prints goes to the CLI's stderr locally, to the
-    # server's output remotely; everything else on stderr is the same.
+    # server's output remotely, and the CLI says so; everything else on
+    # stderr is the same.
     task_print = "Running DB migration task... {}\n"
-    assert remote.stderr == local.stderr.replace(task_print, "")
+    remote_err = remote.stderr
+    if args[1] == "run":
+        note = (f"taskpack: running `{args[2]}` on the dev server at {dev.url}; its output "
+                "is in that server's terminal (--local runs it here)\n")
+        assert remote_err.startswith(note)
+        remote_err = remote_err.removeprefix(note)
+    assert remote_err == local.stderr.replace(task_print, "")
     if args[1] == "run":  # the server ran it (and logged the run)
         wait_for(lambda: dev.output().count(run_line) > before, what="server log of the run")
 
@@ -415,6 +428,11 @@ def test_reload_and_graceful_stop(tmp_path: Path) -> None:
         assert "error: taskpack.toml: scheduled_tasks2: unknown key" in dev.output()
         assert "keeping the last good version" in dev.output()
         assert client.get("/_nitro/tasks/fresh:task").json() == latest
+        # ...while the CLI reports the broken config, not the server's listing.
+        listed = cli(root, "task", "list")
+        assert (listed.returncode, listed.stdout) == (2, "")
+        assert listed.stderr == "error: taskpack.toml: scheduled_tasks2: unknown key " \
+                                "(did you mean 'scheduled_tasks'?)\n"
 
         # Fixing it (with a new schedule) reloads.
         config.write_text(good.replace('"0 * * * *" = "db:migrate"',
