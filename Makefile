@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint docs tools bench venv clean
+.PHONY: demo test lint docs tools browser bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -22,12 +22,16 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/typecheck.py
 
-test: lint docs tools
+test: lint docs tools browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # The documentation site into site/; --strict: a broken link or anchor fails it.
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# Debian's Chromium for the dashboard's browser tests (no-op when present).
+browser:
+	sh scripts/install_chromium.sh
 
 # The pinned npm tools the integration tests run (first run downloads them).
 tools: venv

@@ -114,26 +114,34 @@ def literal(value: object) -> str:
 # -- the runtime --------------------------------------------------------------
 
 
-def runtime_files() -> list[Path]:
+WEB_DIR = "web"
+"""The dashboard (:mod:`taskpack.web`), bundled only where it is served."""
+
+
+def runtime_files(*, web: bool = False) -> list[Path]:
     """The runtime package's own files: its modules (and ``py.typed``) and
     those of its subpackages (``store/``, ``platforms/``, ...), never the
-    builder, presets or templates installed beside them."""
+    builder, presets or templates installed beside them. The dashboard
+    (``web/`` with its ``static/`` files) only with ``web``."""
     package = Path(taskpack.__file__).parent
     found = []
     for folder, dirs, names in os.walk(package):
         here = Path(folder)
         dirs[:] = sorted(name for name in dirs if (here / name / "__init__.py").is_file()
-                         and not (here == package and name in BUILD_TIME_PACKAGES))
+                         and not (here == package and name in BUILD_TIME_PACKAGES)
+                         and (web or here != package or name != WEB_DIR))
         found += [here / name for name in names if name.endswith(RUNTIME_SUFFIXES)]
+    if web:
+        found += [path for path in (package / WEB_DIR / "static").iterdir() if path.is_file()]
     return sorted(found)
 
 
-def copy_runtime(base: Path) -> list[str]:
-    """Copy the runtime package to ``base/taskpack``; the written paths,
-    relative to ``base``."""
+def copy_runtime(base: Path, *, web: bool = False) -> list[str]:
+    """Copy the runtime package to ``base/taskpack`` (with the dashboard
+    when ``web``); the written paths, relative to ``base``."""
     package = Path(taskpack.__file__).parent
     written = []
-    for source in runtime_files():
+    for source in runtime_files(web=web):
         rel = f"{RUNTIME_DIR}/{source.relative_to(package).as_posix()}"
         write_bytes(base / rel, source.read_bytes())
         written.append(rel)
@@ -283,14 +291,14 @@ def _excluded(regex: re.Pattern[str], rel: str) -> bool:
 # -- manifest -----------------------------------------------------------------
 
 
-def write_manifest(project: Project, base: Path) -> str:
+def write_manifest(project: Project, base: Path, *, dashboard: bool = False) -> str:
     """Write ``base/taskpack_manifest.py`` defining ``MANIFEST`` (the
     :func:`~taskpack.builder.manifest.build_manifest` dict) for
     :func:`taskpack.layout.load_registry`; its path relative to ``base``.
 
     The module holds the manifest as JSON in a raw string, one task per
     line: readable, and fast to write (C encoder) and to load."""
-    manifest = build_manifest(project)
+    manifest = build_manifest(project, dashboard=dashboard)
 
     def dump(value: Any) -> str:
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
@@ -410,11 +418,15 @@ def _check_requirement(file: str, key: str | None, line: str) -> None:
 # -- whole bundles --------------------------------------------------------------
 
 
-def write_bundle(project: Project, base: Path, *, requirements: Sequence[str] | None) -> list[str]:
+def write_bundle(project: Project, base: Path, *, requirements: Sequence[str] | None,
+                 web: bool = False) -> list[str]:
     """The shared steps in one call: runtime, project sources and manifest
     into ``base``, and ``requirements.txt`` unless ``requirements`` is None
-    (platforms that install nothing). The written paths, relative to ``base``."""
-    written = [*copy_runtime(base), *copy_project(project, base), write_manifest(project, base)]
+    (platforms that install nothing). ``web``: the bundle serves the
+    dashboard (its files, and the manifest's schedule details). The written
+    paths, relative to ``base``."""
+    written = [*copy_runtime(base, web=web), *copy_project(project, base),
+               write_manifest(project, base, dashboard=web)]
     if requirements is not None:
         written.append(write_requirements(project, base, requirements))
     return sorted(written)

@@ -95,6 +95,7 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
         "shutdown_grace": _is_number(0),
         "history_path": _is_str,
         "history_limit": _is_int(1),
+        "dashboard": _is_bool,
     },
     "cloudflare": {
         "name": _is_str,

@@ -24,7 +24,6 @@ from taskpack.cron import CronError, CronExpr, zone
 from .cli_options import root_option
 from .config import find_config, load_config
 from .cron_describe import describe
-from .dialects import utc_only_problem
 from .errors import UsageError
 
 
@@ -91,20 +90,8 @@ def _preset_report(expr: CronExpr, preset: str,
     from taskpack.presets import get_preset  # only with --preset: it loads every preset
 
     platform = get_preset(preset, source="--preset").cron_platform
-    result: dict[str, Any] = {"name": preset, "platform": platform.label}
-    problem = utc_only_problem(timezone, platform.vendor) if platform.utc_only else None
-    if problem is None:
-        try:
-            result["cron"] = (platform.translate(expr) if platform.translate
-                              else expr.source.strip())
-        except CronError as exc:
-            problem = str(exc)
-    result["ok"] = problem is None
-    if problem is not None:
-        result["error"] = problem
-    elif platform.warn is not None and (warning := platform.warn(expr)):
-        result["warning"] = warning
-    return result, problem
+    result = {"name": preset, **platform.explain(expr, timezone)}
+    return result, result.get("error")
 
 
 def _iso(t: datetime) -> str:

@@ -8,7 +8,16 @@ months.
 
 from __future__ import annotations
 
-from taskpack.cron import CronExpr, LastDay, NearestWeekday, NthWeekday, Values
+from taskpack.cron import (
+    CronExpr,
+    DayList,
+    LastDay,
+    NearestWeekday,
+    NthWeekday,
+    Values,
+    WeekdaySet,
+    nth_order,
+)
 
 WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 MONTHS = ("", "January", "February", "March", "April", "May", "June", "July", "August",
@@ -67,17 +76,35 @@ def _days(expr: CronExpr) -> str:
         dom_text = "on the last day of the month"
     elif isinstance(dom, NearestWeekday):
         dom_text = f"on the weekday nearest day-of-month {dom.day}"
+    elif isinstance(dom, DayList):
+        parts = [f"day-of-month {_listing(dom.days)}"] if dom.days else []
+        parts += ["the last day of the month"] * dom.last
+        parts += [f"the weekday nearest day-of-month {n}" for n in sorted(dom.nearest)]
+        dom_text = "on " + _join(parts)
     elif dom is not None:
         dom_text = "on day-of-month " + _listing(dom)
     dow_text = ""
     if isinstance(dow, NthWeekday):
-        which = "last" if dow.nth is None else ORDINALS[dow.nth]
-        dow_text = f"on the {which} {WEEKDAYS[dow.weekday]} of the month"
+        dow_text = f"on the {_nth(dow)} of the month"
+    elif isinstance(dow, WeekdaySet):
+        parts = [_listing(dow.days, WEEKDAYS)] if dow.days else []
+        parts += [f"the {_nth(item)}" for item in
+                  sorted(dow.nth, key=nth_order)]
+        dow_text = f"on {_join(parts)} of the month"
     elif dow is not None:
         dow_text = "on " + _listing(dow, WEEKDAYS)
     if dom_text and dow_text:
         return f"{dom_text} or {dow_text}"
     return dom_text or dow_text
+
+
+def _nth(item: NthWeekday) -> str:
+    which = "last" if item.nth is None else ORDINALS[item.nth]
+    return f"{which} {WEEKDAYS[item.weekday]}"
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
 def _one(values: Values) -> int:

@@ -23,14 +23,23 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from taskpack import Registry, set_registry
-from taskpack.http import Receive, Scope, Send, TaskApi, asgi_app, loopback_only
+from taskpack.http import (
+    Receive,
+    Scope,
+    Send,
+    TaskApi,
+    asgi_app,
+    is_loopback_address,
+    loopback_only,
+)
 from taskpack.loader import forget_module
-from taskpack.server import serve_health, stop_signals_handled_by
+from taskpack.server import closes_dashboard, serve_health, stop_signals_handled_by
+from taskpack.web.app import Dashboard
 
 from .cli_options import project_root, root_option
 from .config import CANDIDATES
@@ -140,6 +149,13 @@ def make_registry(project: Project) -> Registry:
     return registry
 
 
+def dashboard_schedules(project: Project) -> list[dict[str, Any]]:
+    """The schedules as the dashboard shows them (next fire times aside):
+    descriptions and each preset's deployment."""
+    schedules: list[dict[str, Any]] = build_manifest(project, dashboard=True)["schedules"]
+    return schedules
+
+
 def start_scheduler(registry: Registry) -> Scheduler:
     """Start firing ``registry``'s schedules: the one place the dev server
     touches the scheduler. Imported here: the CLI's other commands do not
@@ -159,7 +175,11 @@ class DevServer:
         self.grace = grace
         self.api = TaskApi(make_registry(project), policy=loopback_only(), dev=True,
                            last_runs=True)
-        self.app = asgi_app(self.api, fallback=self._routes,
+        self.schedules = dashboard_schedules(project)
+        self.dashboard = Dashboard(self.api, schedules=lambda: self.schedules,
+                                   page_policy=self.api.policy, dev=True,
+                                   fallback=self._routes)
+        self.app = asgi_app(self.api, fallback=self.dashboard,
                             on_startup=[self.startup], on_shutdown=[self.shutdown])
         # The baseline snapshot is taken now, before the server answers: an
         # edit made as soon as it is up must count as a change.
@@ -212,6 +232,7 @@ class DevServer:
             what += f" and {len(changed) - 3} more"
         try:
             project = await asyncio.to_thread(load_project, self.project.root)
+            schedules = await asyncio.to_thread(dashboard_schedules, project)
         except Exception as exc:  # anything: the server must outlive a bad edit
             problem = (exc.format_message() if isinstance(exc, TaskpackError)
                        else f"reloading failed: {type(exc).__name__}: {exc}")
@@ -222,6 +243,7 @@ class DevServer:
         old_registry.unload()
         drop_project_modules(project.root)
         self.project = project
+        self.schedules = schedules
         self.api.registry = make_registry(project)
         old_registry.close()
         if old_scheduler is not None:
@@ -257,12 +279,20 @@ def serve(root: Path, host: str, port: int) -> None:
     config = uvicorn.Config(
         dev.app, lifespan="on", access_log=False, log_level="info",
         timeout_graceful_shutdown=max(int(grace), 1),
+        # The loopback check judges the real peer: never an address taken
+        # from X-Forwarded-For, whatever FORWARDED_ALLOW_IPS says.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
+    closes_dashboard(server, dev.dashboard)
     _log_runs()
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
-    state = write_state(project.root, host, bound_port)
+    state = write_state(project.root, client_host(sock.getsockname()[0]), bound_port)
     click.echo(f"taskpack dev: serving {url}/_nitro/tasks ({summary(project)})")
+    click.echo(f"taskpack dev: dashboard {url}/_taskpack/")
+    if not is_loopback_address(sock.getsockname()[0]):
+        click.echo(f"taskpack dev: warning: listening on {host}, but only clients on this "
+                   "machine (loopback) are served; others get 403", err=True)
     echo_warnings(project)
     try:
         with _quiet_signals():
@@ -271,6 +301,17 @@ def serve(root: Path, host: str, port: int) -> None:
         sock.close()
         remove_state(project.root, state.pid)
         click.echo("taskpack dev: stopped")
+
+
+def client_host(bound: str) -> str:
+    """Where a client on this machine reaches a socket bound to ``bound``:
+    the loopback address for a wildcard (``0.0.0.0``, ``::``), which is not
+    an address to connect to, else ``bound`` itself."""
+    if bound in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if bound == "::":
+        return "::1"
+    return bound
 
 
 def bind(host: str, port: int) -> socket.socket:

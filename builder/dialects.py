@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from taskpack.cron import (
     CronError,
@@ -43,6 +44,7 @@ def to_cloudflare(expr: CronExpr) -> str:
     names (Cloudflare numbers weekdays 1-7 from Sunday, so digits written for
     croner would shift by a day), ``L``/``W``/``#`` as is."""
     _refuse_seconds(expr, "Cloudflare Cron Triggers")
+    _refuse_extension_lists(expr, "Cloudflare's cron parser")
     return expr.render(weekday_names=True)
 
 
@@ -70,6 +72,7 @@ def to_aws_scheduler(expr: CronExpr) -> str:
     AWS documents) when they run to the field's end, else listed. Refused:
     a seconds field, and both day fields set (AWS allows only one)."""
     _refuse_seconds(expr, "EventBridge Scheduler cron expressions")
+    _refuse_extension_lists(expr, "EventBridge Scheduler")
     if expr.both_days_restricted:
         raise CronError("EventBridge Scheduler cannot set both day-of-month and day-of-week "
                         "(one must be '?'; here croner would run when EITHER matches). Split it "
@@ -82,6 +85,7 @@ def to_aws_scheduler(expr: CronExpr) -> str:
     elif dom is None:
         dom_text = "?" if dow is not None else "*"
     else:
+        assert isinstance(dom, frozenset)  # lists were refused above
         dom_text = _aws_values(dom, 1, 31)
     if isinstance(dow, NthWeekday):
         number = dow.weekday + 1  # AWS: 1 = Sunday
@@ -89,6 +93,7 @@ def to_aws_scheduler(expr: CronExpr) -> str:
     elif dow is None:
         dow_text = "?"
     else:
+        assert isinstance(dow, frozenset)  # lists were refused above
         dow_text = _runs_text(dow, _AWS_WEEKDAYS.__getitem__)
     fields = (_aws_values(expr.minutes, 0, 59), _aws_values(expr.hours, 0, 23), dom_text,
               _aws_values(expr.months, 1, 12), dow_text, "*")
@@ -169,6 +174,19 @@ def is_more_frequent_than_daily(expr: CronExpr) -> bool:
     """Whether ``expr`` can fire more than once on some day (Vercel's Hobby
     plan allows at most one run a day)."""
     return len(expr.seconds) * len(expr.minutes) * len(expr.hours) > 1
+
+
+def _refuse_extension_lists(expr: CronExpr, parser: str) -> None:
+    """Lists and ranges of ``L``/``W``/``#`` (croner 11's ``15,L``,
+    ``MON-FRIL``) are refused on a platform whose parser is not known to
+    read them as croner 11 does, naming the single-item schedules to write
+    in the config instead."""
+    if not expr.uses_extension_lists:
+        return
+    items = ", ".join(f"'{part.render(weekday_names=True)}'" for part in expr.split_lists())
+    raise CronError(f"{parser} is not known to read lists or ranges of L, W or # as croner 11 "
+                    f"does; write one schedule per item instead: {items} (a day matching two "
+                    "items then runs twice)")
 
 
 def _refuse_seconds(expr: CronExpr, platform: str) -> None:
@@ -255,6 +273,26 @@ class CronPlatform:
     translate: Translate | None = None
     utc_only: bool = False
     warn: Callable[[CronExpr], str | None] | None = None
+
+    def explain(self, expr: CronExpr, timezone: str) -> dict[str, Any]:
+        """What this platform deploys for ``expr`` in ``timezone``, as JSON:
+        ``{"platform", "ok", "cron"}`` (plus ``"warning"`` when
+        :attr:`warn` has one), or ``{"platform", "ok": false, "error"}``
+        with the refusal's reason (``taskpack cron --preset``, the
+        dashboard)."""
+        result: dict[str, Any] = {"platform": self.label}
+        problem = utc_only_problem(timezone, self.vendor) if self.utc_only else None
+        if problem is None:
+            try:
+                result["cron"] = self.translate(expr) if self.translate else expr.source.strip()
+            except CronError as exc:
+                problem = str(exc)
+        result["ok"] = problem is None
+        if problem is not None:
+            result["error"] = problem
+        elif self.warn is not None and (warning := self.warn(expr)):
+            result["warning"] = warning
+        return result
 
     def triggers(self, schedules: Iterable[Schedule], config: Config) -> tuple[Trigger, ...]:
         """The schedules as this platform runs them; ``ConfigError`` naming

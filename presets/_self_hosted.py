@@ -29,7 +29,12 @@ DEFAULT_GRACE = 30.0
 def validate(project: Project) -> list[str]:
     """taskpack's own scheduler runs every schedule the project loads with
     (any time zone, seconds allowed; :func:`load_project` already refused
-    what the cron dialect does not accept), so there is nothing to refuse."""
+    what the cron dialect does not accept). Refused: ``[server] dashboard``
+    without ``tasks_api`` (the task API's token guards the dashboard)."""
+    options = project.preset_options("server")
+    if options.get("dashboard", False) and not options.get("tasks_api", False):
+        raise project.config.error("the dashboard is served behind the task API's token: "
+                                   "set [server] tasks_api = true too", "server", "dashboard")
     return []
 
 
@@ -46,11 +51,13 @@ class SelfHosted:
     def emit(self, project: Project, out: Path) -> None:
         """The bundle in ``out/server`` with the entry file rendered."""
         base = out / BUNDLE_DIR
-        write_bundle(project, base, requirements=REQUIREMENTS)
         options = project.preset_options("server")
+        write_bundle(project, base, requirements=REQUIREMENTS,
+                     web=bool(options.get("dashboard", False)))
         render(self.template, base / self.entry,
                tasks_api=repr(bool(options.get("tasks_api", False))),
-               shutdown_grace=repr(float(options.get("shutdown_grace", DEFAULT_GRACE))))
+               shutdown_grace=repr(float(options.get("shutdown_grace", DEFAULT_GRACE))),
+               dashboard=repr(bool(options.get("dashboard", False))))
 
     def next_steps(self, project: Project, out: Path) -> list[str]:
         """Install the requirements, then serve (with the token the server

@@ -11,6 +11,7 @@ from . import events
 from .errors import (
     NonRetryableError,
     PayloadValidationError,
+    TaskAbortedError,
     TaskError,
     TaskLoadError,
     TaskNotFoundError,
@@ -34,6 +35,7 @@ __all__ = [
     "RetryPolicy",
     "RunRecord",
     "Task",
+    "TaskAbortedError",
     "TaskContext",
     "TaskError",
     "TaskEvent",

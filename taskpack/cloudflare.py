@@ -27,7 +27,15 @@ from dataclasses import replace
 from typing import Any
 
 from .fire import Outcome, run_fire
-from .http import HttpRequest, HttpResponse, TaskApi, bearer_token, error_response, handle
+from .http import (
+    HttpRequest,
+    HttpResponse,
+    TaskApi,
+    bearer_token,
+    configured_secret,
+    error_response,
+    handle,
+)
 from .registry import Registry
 from .task import TaskContext
 
@@ -85,8 +93,8 @@ class Worker:
         ``env``, ``ctx`` and ``wait_until`` as scheduled runs do."""
         if not self.tasks_api:
             return error_response(404, "not found")
-        token = getattr(env, TOKEN_SECRET, None)
-        if not isinstance(token, str) or not token.strip():
+        token = configured_secret(getattr(env, TOKEN_SECRET, None))
+        if token is None:
             logger.error("taskpack: the task API is on but the %s secret is not set", TOKEN_SECRET)
             return error_response(
                 500,

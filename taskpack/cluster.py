@@ -35,6 +35,7 @@ from .server import (
     ServerConfigError,
     ServerOptions,
     address_from_env,
+    closes_dashboard,
     configure_logging,
     exit_on_config_error,
     make_server,
@@ -70,6 +71,7 @@ def serve_cluster(base: Path, options: ServerOptions) -> None:
 
     def work() -> None:
         server = make_server(config)
+        closes_dashboard(server, bundle.dashboard)
         server.run(sockets=[sock])
         if not server.started:
             sys.exit(STARTUP_FAILURE)

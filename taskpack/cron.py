@@ -4,9 +4,11 @@
 6 with **seconds first**; ``*``, ``N``, ``N-M``, ``*/S``, ``N-M/S`` and lists;
 month and weekday names (any case); weekday 0-7 (0 and 7 are Sunday; ``SUN``
 ending a range is 7, as in croner); nicknames (``@yearly`` ... ``@hourly``);
-``L`` and ``nW`` (n <= 28) in day-of-month; ``D#n``, ``D#L`` and ``DL`` in
-day-of-week, those extended forms only when the other day field is ``*``.
-When both day fields are restricted a day matches if EITHER matches.
+``L`` and ``nW`` (n <= 28) in day-of-month, also in lists (``15,L``,
+``1W,15W``); ``D#n``, ``D#L`` and ``DL`` in day-of-week, also on ranges,
+steps and in lists (``MON-FRIL``, ``MONL,FRIL``, ``SAT-SUN#L,SUN#1``), as
+croner 11 reads them; those extended forms only when the other day field is
+``*``. When both day fields are restricted a day matches if EITHER matches.
 
 It refuses, with a :class:`CronError` saying why and what to write instead,
 what croner rejects or reads surprisingly (``?``, ``N/S``, wrap-around
@@ -14,8 +16,10 @@ ranges, ``+``, ``LW``, ``L-n``), what is not croner syntax (``H``/``R``,
 ``@reboot``, 7 fields), values out of range, and schedules that never fire.
 
 Evaluation is done by ``croniter`` on wall-clock times of the evaluation
-zone (UTC unless given); this module maps wall times to instants with these
-daylight-saving rules:
+zone (UTC unless given), except for the list forms of ``L``/``W``/``#``
+(:class:`DayList`, :class:`WeekdaySet`), which croniter does not read as
+croner does: their wall times are enumerated day by day here. This module
+maps wall times to instants with these daylight-saving rules:
 
 - A *fixed-time* schedule (its hour field is not every hour) whose wall time
   does not exist (spring forward) fires once, at the first instant after the
@@ -33,15 +37,18 @@ for it.
 
 from __future__ import annotations
 
+import bisect
+import calendar
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 __all__ = [
-    "UTC_NAMES", "CronError", "CronExpr", "LastDay", "NearestWeekday", "NthWeekday", "Values",
-    "is_utc", "zone",
+    "UTC_NAMES", "CronError", "CronExpr", "DayList", "LastDay", "NearestWeekday", "NthWeekday",
+    "Values", "WeekdaySet", "is_utc", "zone",
 ]
 
 UTC_NAMES = frozenset({
@@ -81,7 +88,7 @@ _MONTH_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 _HASH_RANDOM = re.compile(r"^[HR](?:$|[(/])")
 _NEAREST_WEEKDAY = re.compile(r"^(\d+)W$")
-_NTH_WEEKDAY = re.compile(r"^(\d+|[A-Z]{3})(?:#(\d+|L)|L)$")
+_NTH_WEEKDAY = re.compile(r"^(?P<base>.+?)(?:#(?P<nth>\d+|L)|(?P<last>L))$")
 _NUMBER = re.compile(r"^\d+$")
 
 Zone = tzinfo
@@ -108,10 +115,63 @@ class NthWeekday:
     nth: int | None
 
 
-DomSpec = Values | LastDay | NearestWeekday | None
+@dataclass(frozen=True)
+class DayList:
+    """A day-of-month list with ``L`` or ``nW`` items (``15,L``, ``1W,15W``,
+    ``1-3,L``): ``days`` plain days, ``last`` the month's last day,
+    ``nearest`` the days whose nearest weekday matches (croner 11's
+    reading)."""
+
+    days: Values
+    last: bool
+    nearest: Values
+
+    def matches(self, day: date) -> bool:
+        if day.day in self.days:
+            return True
+        length = calendar.monthrange(day.year, day.month)[1]
+        if self.last and day.day == length:
+            return True
+        return any(_nearest_weekday(day.year, day.month, n) == day.day for n in self.nearest)
+
+
+@dataclass(frozen=True)
+class WeekdaySet:
+    """A day-of-week list with ``#``/``L`` items or such ranges
+    (``MON-FRIL``, ``MONL,FRIL``, ``SAT-SUN#L,SUN#1``, ``MON,FRIL``):
+    ``days`` plain weekdays (0-6, 0 = Sunday), ``nth`` the
+    :class:`NthWeekday` items (a range ``SUN-MON#3`` is one per weekday)."""
+
+    days: Values
+    nth: frozenset[NthWeekday]
+
+    def matches(self, day: date) -> bool:
+        weekday = (day.weekday() + 1) % 7
+        if weekday in self.days:
+            return True
+        length = calendar.monthrange(day.year, day.month)[1]
+        return any(
+            item.weekday == weekday
+            and (day.day + 7 > length if item.nth is None else (day.day - 1) // 7 + 1 == item.nth)
+            for item in self.nth
+        )
+
+
+DomSpec = Values | LastDay | NearestWeekday | DayList | None
 """Day-of-month: ``None`` is ``*``."""
-DowSpec = Values | NthWeekday | None
+DowSpec = Values | NthWeekday | WeekdaySet | None
 """Day-of-week (0-6, 0 = Sunday): ``None`` is ``*``."""
+
+
+def _nearest_weekday(year: int, month: int, day: int) -> int:
+    """croner's ``nW`` for ``day`` <= 28: ``day`` on Monday-Friday; a
+    Saturday moves to Friday (the 1st to Monday the 3rd); a Sunday to Monday."""
+    weekday = calendar.weekday(year, month, day)  # Monday = 0
+    if weekday == 5:
+        return day + 2 if day == 1 else day - 1
+    if weekday == 6:
+        return day + 1
+    return day
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -164,6 +224,32 @@ class CronExpr:
         return not (_is_plain(self.days_of_month) and _is_plain(self.days_of_week))
 
     @property
+    def uses_extension_lists(self) -> bool:
+        """Whether a day field has ``L``/``W``/``#`` in a list or on a range
+        (:class:`DayList`, :class:`WeekdaySet`): croner 11's forms, which no
+        platform's parser is known to read the same way."""
+        return isinstance(self.days_of_month, DayList) or \
+            isinstance(self.days_of_week, WeekdaySet)
+
+    def split_lists(self) -> tuple[CronExpr, ...]:
+        """The expression as one expression per item of its list-form day
+        field (``0 0 15,L * *`` → ``0 0 15 * *`` and ``0 0 L * *``), for
+        platforms that take only the single forms; itself when it has none.
+        A day matching two items fires once here but once per item there."""
+        dom, dow = self.days_of_month, self.days_of_week
+        doms: list[DomSpec] = [dom]
+        dows: list[DowSpec] = [dow]
+        if isinstance(dom, DayList):
+            doms = [dom.days] if dom.days else []
+            doms += [LastDay()] * dom.last + [NearestWeekday(n) for n in sorted(dom.nearest)]
+        if isinstance(dow, WeekdaySet):
+            dows = [dow.days] if dow.days else []
+            items: list[NthWeekday] = sorted(dow.nth, key=nth_order)
+            dows += items
+        return tuple(CronExpr(self.source, self.seconds, self.minutes, self.hours, d, self.months,
+                              w) for d in doms for w in dows)
+
+    @property
     def both_days_restricted(self) -> bool:
         """Whether day-of-month and day-of-week are both set (either matches)."""
         return self.days_of_month is not None and self.days_of_week is not None
@@ -208,7 +294,7 @@ class CronExpr:
             raise ValueError("cron evaluation needs an aware datetime (with tzinfo)")
         tz = zone(timezone)
         if tz is UTC:
-            for wall in _walls(self._croniter, _wall(dt, UTC)):
+            for wall in self._walls(_wall(dt, UTC)):
                 yield wall.replace(tzinfo=UTC)
         else:
             dt = dt.astimezone(UTC)
@@ -219,7 +305,7 @@ class CronExpr:
     def _next_zoned(self, dt: datetime, tz: Zone) -> datetime:
         """The next fire after ``dt`` (UTC) for wall times in ``tz``, in UTC."""
         found: datetime | None = None
-        for wall in _walls(self._croniter, _wall(dt, tz)):
+        for wall in self._walls(_wall(dt, tz)):
             found = next((t for t in _fires_at(wall, tz, self.is_interval) if t > dt), None)
             if found is not None:
                 break
@@ -244,10 +330,31 @@ class CronExpr:
             return None
         change_utc = datetime.fromtimestamp(change, UTC).replace(tzinfo=None)
         earliest = max(change_utc - timedelta(seconds=1), _wall(dt, UTC))
-        wall = next(_walls(self._croniter, earliest + after))
+        wall = next(self._walls(earliest + after))
         if wall >= change_utc + before:
             return None
         return (wall - after).replace(tzinfo=UTC)
+
+    def _walls(self, after: datetime) -> Iterator[datetime]:
+        """Naive wall times matching the expression, strictly after ``after``."""
+        if self.uses_extension_lists:
+            return self._walls_by_day(after)
+        return _walls(self._croniter, after)
+
+    def _walls_by_day(self, after: datetime) -> Iterator[datetime]:
+        """Wall times enumerated day by day, for the day predicates croniter
+        does not have (the list forms); at most 100 years ahead, as croniter."""
+        dom, dow = self.days_of_month, self.days_of_week
+        times = [time(h, m, s) for h, m, s in itertools.product(
+            sorted(self.hours), sorted(self.minutes), sorted(self.seconds))]
+        day, limit = after.date(), after.date() + timedelta(days=366 * 100)
+        first = bisect.bisect_right(times, after.time())
+        while day < limit:
+            if day.month in self.months and _day_matches(dom, day) and _day_matches(dow, day):
+                for moment in times[first:]:
+                    yield datetime.combine(day, moment)
+            day, first = day + timedelta(days=1), 0
+        raise CronError(f"no fire time within 100 years after {after.isoformat()}")
 
     def _render(self, days: Callable[[Values], str]) -> str:
         dom = self.days_of_month
@@ -255,12 +362,20 @@ class CronExpr:
             dom_text = "L"
         elif isinstance(dom, NearestWeekday):
             dom_text = f"{dom.day}W"
+        elif isinstance(dom, DayList):
+            items = [_render_runs(dom.days)] if dom.days else []
+            items += ["L"] * dom.last + [f"{n}W" for n in sorted(dom.nearest)]
+            dom_text = ",".join(items)
         else:
             dom_text = "*" if dom is None else _render_set(dom, _DOM)
         dow = self.days_of_week
         if isinstance(dow, NthWeekday):
-            day = days(frozenset({dow.weekday}))
-            dow_text = f"{day}L" if dow.nth is None else f"{day}#{dow.nth}"
+            dow_text = _render_nth(dow, days)
+        elif isinstance(dow, WeekdaySet):
+            items = [days(dow.days)] if dow.days else []
+            items += [_render_nth(item, days) for item in
+                      sorted(dow.nth, key=nth_order)]
+            dow_text = ",".join(items)
         else:
             dow_text = "*" if dow is None else days(dow)
         parts = [_render_set(self.minutes, _MINUTE), _render_set(self.hours, _HOUR), dom_text,
@@ -268,6 +383,26 @@ class CronExpr:
         if self.has_seconds:
             parts.insert(0, _render_set(self.seconds, _SECOND))
         return " ".join(parts)
+
+
+def nth_order(item: NthWeekday) -> tuple[int, int]:
+    """Sort key of nth-weekday items: by occurrence (last after 5th), then weekday."""
+    return (item.nth or 6, item.weekday)
+
+
+def _render_nth(item: NthWeekday, days: Callable[[Values], str]) -> str:
+    day = days(frozenset({item.weekday}))
+    return f"{day}L" if item.nth is None else f"{day}#{item.nth}"
+
+
+def _day_matches(spec: DomSpec | DowSpec, day: date) -> bool:
+    """Whether ``day`` matches one day field of a list-form expression
+    (there the other field is ``*``)."""
+    if spec is None:
+        return True
+    if isinstance(spec, DayList | WeekdaySet):
+        return spec.matches(day)
+    raise AssertionError(f"{spec!r} is evaluated by croniter")
 
 
 # -- time zones --------------------------------------------------------------
@@ -483,18 +618,41 @@ def _value(text: str, index: int, item: str, *, range_end: bool = False) -> int:
     return value
 
 
-def _parse_dom_extension(token: str) -> LastDay | NearestWeekday | None:
+def _parse_dom_extension(token: str) -> LastDay | NearestWeekday | DayList | None:
     if "L" not in token and "W" not in token:
         return None
-    if token == "L":
+    if "," not in token:
+        return _dom_extension_item(token, token)
+    days: set[int] = set()
+    last, nearest = False, set()
+    for item in token.split(","):
+        if "L" not in item and "W" not in item:
+            if not item:
+                raise CronError(f"empty list item in dom field {token!r}")
+            days.update(_parse_item(item, _DOM))
+            continue
+        found = _dom_extension_item(item, token)
+        if isinstance(found, LastDay):
+            last = True
+        else:
+            nearest.add(found.day)
+    return DayList(frozenset(days), last, frozenset(nearest))
+
+
+def _dom_extension_item(item: str, token: str) -> LastDay | NearestWeekday:
+    """``L`` or ``nW``, alone or as an item of the list ``token``."""
+    if item == "L":
         return LastDay()
-    match = _NEAREST_WEEKDAY.match(token)
+    match = _NEAREST_WEEKDAY.match(item)
     if match is None:
-        raise CronError(f"unsupported day-of-month '{token}' (only 'L' or 'NW' alone; 'LW', "
-                        "'L-n' are not portable)")
+        if item == token:
+            raise CronError(f"unsupported day-of-month '{token}' (only 'L' or 'NW' alone; "
+                            "'LW', 'L-n' are not portable)")
+        raise CronError(f"unsupported day-of-month item '{item}' in '{token}' (a list may hold "
+                        "days, ranges, 'L' and 'NW'; 'LW', 'L-n' are not portable)")
     day = int(match.group(1))
     if 29 <= day <= 31:
-        raise CronError(f"'{token}': W is only accepted for days 1-28 (for 29W-31W croner "
+        raise CronError(f"'{item}': W is only accepted for days 1-28 (for 29W-31W croner "
                         "skips months without that day, croniter clamps to the month's last "
                         "weekday). Use 'L' or a day 1-28.")
     if not 1 <= day <= 28:
@@ -502,20 +660,33 @@ def _parse_dom_extension(token: str) -> LastDay | NearestWeekday | None:
     return NearestWeekday(day)
 
 
-def _parse_dow_extension(token: str) -> NthWeekday | None:
+def _parse_dow_extension(token: str) -> NthWeekday | WeekdaySet | None:
     if "L" not in token and "#" not in token:
         return None
-    match = _NTH_WEEKDAY.match(token)
-    if match is None:
-        raise CronError(f"unsupported day-of-week '{token}' (only a single 'D#n', 'D#L' or "
-                        "'DL')")
-    day = _value(match.group(1), _DOW, token) % 7
-    nth = match.group(2)
-    if nth is None or nth == "L":
-        return NthWeekday(day, None)
-    if not 1 <= int(nth) <= 5:
-        raise CronError(f"'{token}': the occurrence after '#' must be 1-5 or L")
-    return NthWeekday(day, int(nth))
+    days: set[int] = set()
+    nth: set[NthWeekday] = set()
+    for item in token.split(","):
+        match = _NTH_WEEKDAY.match(item)
+        if match is None and ("L" in item or "#" in item):
+            if "," not in token:
+                raise CronError(f"unsupported day-of-week '{token}' (only a single 'D#n', "
+                                "'D#L' or 'DL')")
+            raise CronError(f"unsupported day-of-week item '{item}' in '{token}' (write "
+                            "'D#n', 'D#L' or 'DL', D a weekday, a range or a step)")
+        if match is None:
+            if not item:
+                raise CronError(f"empty list item in dow field {token!r}")
+            days.update(value % 7 for value in _parse_item(item, _DOW))
+            continue
+        count = match.group("nth")
+        if count is not None and count != "L" and not 1 <= int(count) <= 5:
+            raise CronError(f"'{item}': the occurrence after '#' must be 1-5 or L")
+        which = None if count is None or count == "L" else int(count)
+        nth.update(NthWeekday(value % 7, which) for value in _parse_item(match.group("base"),
+                                                                          _DOW))
+    if not days and len(nth) == 1:
+        return next(iter(nth))
+    return WeekdaySet(frozenset(days), frozenset(nth))
 
 
 def _fitting_days(days: Values, months: Values) -> Values:

@@ -127,3 +127,21 @@ class NonRetryableError(Exception):
     Callers receive this exception itself; chain the real cause with
     ``raise NonRetryableError("...") from exc``.
     """
+
+
+class TaskAbortedError(NonRetryableError):
+    """The task raised an exception that is not an :class:`Exception`
+    (``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``, ...).
+
+    Such an exception ends the run, never the process: the runtime replaces
+    it with this error (not retried), whose ``original`` (also
+    ``__cause__``) is what the task raised; the run history and the HTTP
+    API report the original (``"SystemExit: 3"``). Cancellation
+    (``asyncio.CancelledError``) is not an abort and passes unchanged.
+    """
+
+    def __init__(self, original: BaseException) -> None:
+        text = str(original)
+        name = type(original).__name__
+        super().__init__(f"{name}: {text}" if text else name)
+        self.original = original

@@ -47,7 +47,7 @@ from dataclasses import replace
 from typing import Any
 
 from .concurrency import canonical_json, make_gate
-from .errors import PayloadValidationError, TaskTimeoutError
+from .errors import PayloadValidationError, TaskAbortedError, TaskTimeoutError
 from .history import Outcome, RunRecord
 from .options import TaskOptions
 from .schema import SchemaError
@@ -145,7 +145,17 @@ class Runner:
             ))
 
     async def _attempt(self, event: TaskEvent) -> Any:
-        """One attempt, limited to ``timeout`` seconds."""
+        """One attempt, limited to ``timeout`` seconds. Whatever the task
+        raises is the run's failure: an exception that is not an
+        :class:`Exception` (``SystemExit``...) becomes :class:`TaskAbortedError`."""
+        try:
+            return await self._attempt_once(event)
+        except (Exception, asyncio.CancelledError):
+            raise
+        except BaseException as exc:
+            raise TaskAbortedError(exc) from exc
+
+    async def _attempt_once(self, event: TaskEvent) -> Any:
         timeout = self.options.timeout
         if self._is_async:
             if timeout is None:
@@ -153,8 +163,9 @@ class Runner:
             return await self._limited(self._fn(event), event, timeout)
         if self.threads:
             if timeout is None:
-                return await asyncio.to_thread(self._fn, event)
-            return await self._limited(asyncio.to_thread(self._fn, event), event, timeout)
+                return await asyncio.to_thread(_in_thread, self._fn, event)
+            return await self._limited(asyncio.to_thread(_in_thread, self._fn, event), event,
+                                       timeout)
         began = time.perf_counter()
         result = self._fn(event)
         if inspect.isawaitable(result):
@@ -199,13 +210,29 @@ class Runner:
         logger.log(level, line, extra={"taskpack": fields})
 
 
+def _in_thread(fn: Callable[[TaskEvent], Any], event: TaskEvent) -> Any:
+    """Call a sync task in a worker thread. An exception that is not an
+    :class:`Exception` becomes :class:`TaskAbortedError` here, in the
+    thread: a ``GeneratorExit`` carried by a future would be re-raised by
+    asyncio's own machinery outside the run."""
+    try:
+        return fn(event)
+    except Exception:
+        raise
+    except BaseException as exc:
+        raise TaskAbortedError(exc) from exc
+
+
 async def _call_hook(task: str, which: str, hook: Callable[..., Any], *args: Any) -> None:
-    """Call a lifecycle hook; its exceptions are logged, never raised."""
+    """Call a lifecycle hook; its exceptions (``SystemExit`` included) are
+    logged, never raised. Cancellation passes."""
     try:
         result = hook(*args)
         if inspect.isawaitable(result):
             await result
-    except Exception:
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
         logger.exception("task=%s hook=%s failed (the run's outcome is unchanged)", task, which)
 
 
@@ -216,11 +243,15 @@ def payload_hash(payload: Any) -> str:
     """16 hex digits of the SHA-256 of the payload's canonical JSON."""
     if not payload and isinstance(payload, dict):
         return _EMPTY_HASH
-    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:16]
+    text = canonical_json(payload)  # a lone surrogate is hashed, not an error
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def describe(exc: BaseException) -> str:
-    """``"TypeName: message"`` for the history and the logs."""
+    """``"TypeName: message"`` for the history and the logs (for a
+    :class:`TaskAbortedError`, of what the task raised)."""
+    if isinstance(exc, TaskAbortedError):
+        exc = exc.original
     message = getattr(exc, "message", None) or str(exc)
     name = type(exc).__name__
     return f"{name}: {message}" if message else name

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
+from .execution import describe
 from .registry import Registry
 from .task import TaskContext
 
@@ -65,7 +66,7 @@ async def run_fire(
             raise
         except Exception as exc:
             joined = " (overlapping: joined the running call)" if overlapping else ""
-            log(logging.ERROR, f"error{joined}: {type(exc).__name__}: {exc}", exc)
+            log(logging.ERROR, f"error{joined}: {describe(exc)}", exc)
             return "error"
         if overlapping:
             log(logging.WARNING, "overlapping: joined the running call")

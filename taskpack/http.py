@@ -36,6 +36,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
@@ -43,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .errors import TaskError, TaskNotFoundError
+from .errors import TaskAbortedError, TaskError, TaskNotFoundError
 from .registry import Registry
 from .task import TaskContext
 
@@ -126,19 +127,35 @@ def lower_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return headers
 
 
+def dumps(data: Any) -> str:
+    """``data`` as JSON text that always encodes to UTF-8: non-ASCII kept as
+    is, but a string holding a lone surrogate (a file name from
+    ``os.listdir`` that is not UTF-8, a string cut mid-emoji) makes the
+    whole text ASCII with ``\\uXXXX`` escapes, which JSON parsers read back
+    exactly. ``TypeError``/``ValueError`` if it is not JSON-serialisable
+    (NaN and infinities included: they are not JSON)."""
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(data, allow_nan=False)
+    return text
+
+
 def json_response(status: int, data: Any, headers: Mapping[str, str] | None = None) -> HttpResponse:
-    """``data`` as a JSON response; ``TypeError``/``ValueError`` if it is not
-    JSON-serialisable (NaN and infinities included: they are not JSON)."""
-    body = json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    """``data`` as a JSON response (see :func:`dumps`)."""
+    body = dumps(data).encode("utf-8")
     return HttpResponse(status, {"content-type": JSON_TYPE, **(headers or {})}, body)
 
 
 def dump_result(name: str, result: Any) -> str:
-    """A task's result as JSON text, as the API sends it and the CLI prints
-    it; a :class:`TaskError` (500) naming the task when it is not JSON."""
+    """A task's result as JSON text (:func:`dumps`), as the API sends it and
+    the CLI prints it; a :class:`TaskError` (500) naming the task when it is
+    not JSON."""
     try:
-        return json.dumps(result, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        return dumps(result)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise TaskError(
             f"task `{name}` returned a value that is not JSON-serialisable: {exc}"
         ) from None
@@ -164,6 +181,12 @@ class AccessPolicy(Protocol):
 
 
 _LOOPBACK_NAMES = ("localhost", "localhost.")
+
+
+def is_loopback_address(host: str) -> bool:
+    """Whether ``host`` is a loopback IP address (``127.0.0.0/8``, ``::1``,
+    IPv4-mapped loopback); ``False`` for names and wildcard addresses."""
+    return _is_loopback_ip(host)
 
 
 @functools.lru_cache(maxsize=256)
@@ -192,13 +215,14 @@ def _host_of(authority: str) -> str:
 
 def loopback_only() -> AccessPolicy:
     """Admit clients on this machine only (``127.0.0.0/8`` and ``::1``): the
-    dev server's policy.
+    dev server's policy. Refusals are 403.
 
     Because a web page in the developer's browser is also "on this machine",
     the request must also be addressed to a loopback name (``Host``; this
-    defeats DNS rebinding) and, when a browser sends an ``Origin``, come from
-    a loopback origin (a cross-site page cannot trigger tasks). Refusals are
-    403.
+    defeats DNS rebinding), and requests from browsers are held to
+    :func:`browser_rule`: no cross-site or same-site requests, and no task
+    run without a JSON POST (which a page cannot send to another origin
+    without a CORS preflight that this server never grants).
     """
 
     def policy(request: HttpRequest) -> HttpResponse | None:
@@ -207,21 +231,71 @@ def loopback_only() -> AccessPolicy:
         host = request.headers.get("host")
         if host is not None and not _is_loopback_name(_host_of(host)):
             return error_response(403, f"the task API answers loopback hosts only, not {host!r}")
-        origin = request.headers.get("origin")
-        if origin is not None and not _is_loopback_name(urlsplit(origin).hostname or ""):
-            return error_response(403, f"cross-origin requests from {origin!r} are refused")
-        return None
+        return browser_rule(request)
 
     return policy
 
 
+SIMPLE_CONTENT_TYPES = frozenset(
+    {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
+)
+"""Content types a cross-origin form or ``no-cors`` fetch may send."""
+
+
+def browser_rule(request: HttpRequest) -> HttpResponse | None:
+    """What the dev server asks of requests from browsers (403 otherwise).
+
+    * ``Sec-Fetch-Site: cross-site`` or ``same-site`` (another origin; a page
+      on another port of localhost is same-site) is refused, whatever the
+      path: only the server's own pages (``same-origin``) and the address
+      bar (``none``) may call it.
+    * An ``Origin`` that is not a loopback origin is refused (browsers
+      without ``Sec-Fetch-*`` still send it on POSTs).
+    * A request that runs a task from a browser (any ``Sec-Fetch-*`` or
+      ``Origin`` header) must be a POST with a JSON content type: an
+      ``<img src>``, a link, a form or a ``no-cors`` fetch cannot run one.
+
+    ``curl`` and the CLI send none of these headers and are not affected.
+    """
+    headers = request.headers
+    site = headers.get("sec-fetch-site", "").strip().lower()
+    if site in ("cross-site", "same-site"):
+        return error_response(403, f"{site} requests from browsers are refused")
+    origin = headers.get("origin")
+    if origin is not None and not _is_loopback_name(urlsplit(origin).hostname or ""):
+        return error_response(403, f"cross-origin requests from {origin!r} are refused")
+    browser = origin is not None or any(name.startswith("sec-fetch-") for name in headers)
+    route = match_route(request.path)
+    if not browser or route is None or not route.runs:
+        return None
+    kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if request.method != "POST" or kind in SIMPLE_CONTENT_TYPES or not kind:
+        return error_response(
+            403, "from a browser, a task runs only on a POST with Content-Type: "
+            "application/json (so no other page can run it)")
+    return None
+
+
+def configured_secret(value: object) -> str | None:
+    """A secret as configured (an environment variable, a Worker secret):
+    surrounding whitespace removed (a trailing newline from a secrets file
+    never counts); ``None`` when it is unset, not a string or blank, which
+    every caller treats as "not set" and refuses to serve. The one rule for
+    ``TASKPACK_TASKS_TOKEN`` and ``CRON_SECRET`` on every platform."""
+    if not isinstance(value, str):
+        return None
+    return value.strip() or None
+
+
 def bearer_token(token: str) -> AccessPolicy:
     """Admit requests with ``Authorization: Bearer <token>`` (constant-time
-    compare); 401 otherwise. ``ValueError`` for an empty token, so a missing
+    compare); 401 otherwise. The token is taken as :func:`configured_secret`
+    reads it (stripped); ``ValueError`` for an empty one, so a missing
     secret can never mean an open API."""
-    if not isinstance(token, str) or not token.strip():
+    secret = configured_secret(token)
+    if secret is None:
         raise ValueError("bearer_token: the token must be a non-empty string")
-    expected = token.encode("utf-8")
+    expected = secret.encode("utf-8")
     challenge = {"www-authenticate": 'Bearer realm="taskpack"'}
 
     def policy(request: HttpRequest) -> HttpResponse | None:
@@ -242,8 +316,8 @@ def secret_bearer_token(read_secret: Callable[[], str | None], unset: str) -> Ac
     message ``unset``: the API fails closed, never open."""
 
     def policy(request: HttpRequest) -> HttpResponse | None:
-        secret = read_secret()
-        if not isinstance(secret, str) or not secret.strip():
+        secret = configured_secret(read_secret())
+        if secret is None:
             logger.error("task API request refused: %s", unset)
             return error_response(500, unset)
         return bearer_token(secret)(request)
@@ -290,14 +364,7 @@ class TaskApi:
 
     def route(self, path: str) -> Route | None:
         """The API route for ``path``, or ``None`` when the path is not the API's."""
-        if path in (PREFIX, PREFIX + "/"):
-            return Route(None)
-        if path.startswith(PREFIX + "/"):
-            name = path[len(PREFIX) + 1 :]
-            if name.endswith(RUNS_SUFFIX) and "/" not in name[: -len(RUNS_SUFFIX)]:
-                return Route(name[: -len(RUNS_SUFFIX)], history=True)
-            return Route(name)
-        return None
+        return match_route(path)
 
     def admit(self, route: Route, request: HttpRequest) -> HttpResponse | None:
         """Checks that need no body: the access policy, then the method.
@@ -345,17 +412,23 @@ class TaskApi:
             return error_response(exc.status_code, exc.message, **exc.details())
         except Exception as exc:
             logger.error("task %s failed", name, exc_info=exc)
-            message = str(exc) or type(exc).__name__
-            if self.dev:
-                trace = "".join(traceback.format_exception(exc))
-                return error_response(500, message, exception=type(exc).__name__,
-                                      traceback=trace)
-            return error_response(500, message)
+            return self.failure(exc)
         try:
             body = dump_result(name, result)
         except TaskError as exc:
             return error_response(exc.status_code, exc.message)
         return HttpResponse(200, {"content-type": JSON_TYPE}, body.encode("utf-8"))
+
+    def failure(self, exc: Exception, message: str | None = None) -> HttpResponse:
+        """The 500 for ``exc``: its message (or ``message``); in dev also the
+        exception class (``exception``, what the task raised for a
+        :class:`TaskAbortedError`) and the ``traceback``."""
+        text = message or str(exc) or type(exc).__name__
+        if not self.dev:
+            return error_response(500, text)
+        shown = exc.original if isinstance(exc, TaskAbortedError) else exc
+        trace = "".join(traceback.format_exception(exc))
+        return error_response(500, text, exception=type(shown).__name__, traceback=trace)
 
     async def runs(self, name: str, request: HttpRequest) -> HttpResponse:
         """``GET /_nitro/tasks/{name}/runs?limit=N``: the task's recorded runs,
@@ -376,10 +449,14 @@ class TaskApi:
         if name not in self.registry:
             return error_response(404, TaskNotFoundError(name, self.registry.entries).message)
         history = self.registry.history
-        if self.registry.threads:  # a SQLite read must not block the loop
-            runs = await asyncio.to_thread(history.runs, name, limit)
-        else:
-            runs = history.runs(name, limit)
+        try:
+            if self.registry.threads:  # a SQLite read must not block the loop
+                runs = await asyncio.to_thread(history.runs, name, limit)
+            else:
+                runs = history.runs(name, limit)
+        except Exception as exc:  # any store's failure, e.g. a corrupt SQLite file
+            logger.error("history: cannot read the runs of %s: %s", name, exc)
+            return self.failure(exc, f"cannot read the run history: {exc}")
         return json_response(200, {"runs": [run.to_dict() for run in runs]})
 
 
@@ -397,19 +474,48 @@ class Route:
 
     @property
     def methods(self) -> tuple[str, ...]:
-        return LIST_METHODS if self.name is None or self.history else RUN_METHODS
+        return RUN_METHODS if self.runs else LIST_METHODS
+
+    @property
+    def runs(self) -> bool:
+        """Whether the route runs a task (not the listing, not a history)."""
+        return self.name is not None and not self.history
+
+
+def match_route(path: str) -> Route | None:
+    """The API route for ``path``, or ``None`` when the path is not the API's."""
+    if path in (PREFIX, PREFIX + "/"):
+        return Route(None)
+    if path.startswith(PREFIX + "/"):
+        name = path[len(PREFIX) + 1 :]
+        if name.endswith(RUNS_SUFFIX) and "/" not in name[: -len(RUNS_SUFFIX)]:
+            return Route(name[: -len(RUNS_SUFFIX)], history=True)
+        return Route(name)
+    return None
 
 
 class PayloadError(ValueError):
     """The request's payload is malformed (HTTP 400); ``str()`` says how."""
 
 
+MAX_DEPTH = 100
+"""How deeply a request body's JSON may nest (arrays and objects)."""
+
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def request_payload(query: Iterable[tuple[str, str]], body: bytes) -> dict[str, Any]:
     """The run payload: query parameters (a repeated key becomes a list, a
     single key stays a string) overlaid by the JSON body's ``"payload"``
     object, body keys winning. An empty body, or one without ``"payload"``,
-    contributes nothing. :class:`PayloadError` for a body that is not JSON or
-    not an object, or a ``"payload"`` that is not an object."""
+    contributes nothing.
+
+    :class:`PayloadError` (400, before anything runs) for a body that is not
+    UTF-8 JSON or not an object, a ``"payload"`` that is not an object, and
+    for JSON that parses but cannot be stored or echoed faithfully: ``NaN``
+    and ``Infinity`` (not JSON), nesting deeper than :data:`MAX_DEPTH`, and
+    a ``\\uXXXX`` escape that leaves a lone surrogate in a string (what
+    ``JSON.stringify`` emits for a string cut mid-emoji)."""
     payload: dict[str, Any] = {}
     for key, value in query:
         current = payload.get(key)
@@ -426,17 +532,54 @@ def request_payload(query: Iterable[tuple[str, str]], body: bytes) -> dict[str, 
     except UnicodeDecodeError:
         raise PayloadError("request body is not UTF-8 text") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise PayloadError(f"request body nests deeper than {MAX_DEPTH} levels") from None
+    except PayloadError:
+        raise
     except ValueError as exc:
         raise PayloadError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise PayloadError(f"request body must be a JSON object, got {json_kind(data)}")
+    _check_parsed(text, data)
     if "payload" in data:
         overlay = data["payload"]
         if not isinstance(overlay, dict):
             raise PayloadError(f'"payload" must be a JSON object, got {json_kind(overlay)}')
         payload.update(overlay)
     return payload
+
+
+def _refuse_constant(name: str) -> Any:
+    raise PayloadError(f"request body is not valid JSON: {name} is not a JSON number")
+
+
+def _check_parsed(text: str, data: Any) -> None:
+    """The depth and surrogate checks of :func:`request_payload`, walking
+    the parsed body only when the raw text could hold the problem (many
+    brackets; a ``\\u`` escape), so ordinary bodies cost two ``str`` scans."""
+    deep = text.count("[") + text.count("{") > MAX_DEPTH
+    escaped = "\\u" in text
+    if not (deep or escaped):
+        return
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if escaped and _LONE_SURROGATE.search(value):
+                raise PayloadError(f"request body holds a lone UTF-16 surrogate in "
+                                   f"{value[:40]!r}; "
+                                   "send well-formed Unicode text")
+            continue
+        if isinstance(value, dict):
+            children: Iterable[Any] = [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise PayloadError(f"request body nests deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def json_kind(value: Any) -> str:
@@ -459,7 +602,17 @@ async def handle(api: TaskApi, request: HttpRequest) -> HttpResponse | None:
 
 
 async def _dispatch(api: TaskApi, route: Route, request: HttpRequest) -> HttpResponse:
-    """Answer an admitted request whose body has been read."""
+    """Answer an admitted request whose body has been read. Every failure is
+    an answer in the error shape: an exception no route expected (a history
+    that cannot be read, ...) is logged and answered 500."""
+    try:
+        return await _answer(api, route, request)
+    except Exception as exc:
+        logger.error("%s %s failed", request.method, request.path, exc_info=exc)
+        return api.failure(exc, f"internal error: {type(exc).__name__}: {exc}")
+
+
+async def _answer(api: TaskApi, route: Route, request: HttpRequest) -> HttpResponse:
     if route.name is None:
         return await api.listing()
     if route.history:

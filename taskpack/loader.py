@@ -130,9 +130,12 @@ def _exec_file(name: str, path: Path, task_name: str | None) -> ModuleType:
     except FileNotFoundError:
         del sys.modules[name]
         raise HandlerError("file not found") from None
-    except BaseException:
+    except Exception:
         del sys.modules[name]
         raise
+    except BaseException as exc:  # SystemExit at import fails the load, not the process
+        del sys.modules[name]
+        raise HandlerError(f"importing {path.name} raised {type(exc).__name__}: {exc}") from exc
     return module
 
 

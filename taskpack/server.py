@@ -39,7 +39,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -57,6 +57,7 @@ from .http import (
     app_path,
     asgi_app,
     bearer_token,
+    configured_secret,
     error_response,
     json_response,
     send_response,
@@ -66,6 +67,8 @@ from .registry import Registry
 
 if TYPE_CHECKING:
     import uvicorn
+
+    from .web.app import Dashboard
 
 logger = logging.getLogger("taskpack.server")
 
@@ -98,6 +101,7 @@ class ServerOptions:
 
     tasks_api: bool = False
     shutdown_grace: float = 30.0
+    dashboard: bool = False
 
 
 class SchedulerHandle(Protocol):
@@ -122,9 +126,12 @@ def token_from_env(options: ServerOptions, env: Mapping[str, str]) -> str | None
     """The task API's bearer token; ``None`` when the API is off.
     :class:`ServerConfigError` when it is on and the token is unset or blank."""
     if not options.tasks_api:
+        if options.dashboard:
+            raise ServerConfigError("[server] dashboard = true needs the task API (its token "
+                                    "guards the dashboard): set [server] tasks_api = true")
         return None
-    token = env.get(TOKEN_ENV, "").strip()
-    if not token:
+    token = configured_secret(env.get(TOKEN_ENV))
+    if token is None:
         raise ServerConfigError(
             f"{TOKEN_ENV} is empty: the task API is on ([server] tasks_api = true), so set "
             "it to a secret token callers send as `Authorization: Bearer <token>`"
@@ -169,6 +176,9 @@ class BundleApp:
     registry's schedules (default: :class:`taskpack.scheduler.Scheduler`).
     Every server process runs one: fires are claimed (DESIGN §11), so each
     runs once however many processes and hosts serve the bundle.
+    ``dashboard`` serves ``/_taskpack/`` (:mod:`taskpack.web`) behind the
+    task API's token, with ``schedules`` (the manifest's) for its task view;
+    without it ``/_taskpack/`` is 404 like any unknown path.
     """
 
     def __init__(
@@ -178,6 +188,8 @@ class BundleApp:
         token: str | None,
         shutdown_grace: float = 30.0,
         make_scheduler: Callable[[Registry], SchedulerHandle] | None = None,
+        dashboard: bool = False,
+        schedules: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         self.registry = registry
         self.shutdown_grace = shutdown_grace
@@ -185,7 +197,18 @@ class BundleApp:
         self._make_scheduler = make_scheduler or default_scheduler
         policy = bearer_token(token) if token is not None else api_disabled
         self.api = TaskApi(registry, policy=policy)
-        self.app: ASGIApp = asgi_app(self.api, fallback=self._routes,
+        self.dashboard: Dashboard | None = None
+        routes: ASGIApp = self._routes
+        if dashboard:
+            if token is None:
+                raise ServerConfigError("the dashboard needs the task API's token")
+            from .web.app import Dashboard
+
+            listed = list(schedules) if schedules is not None else None
+            self.dashboard = routes = Dashboard(
+                self.api, fallback=self._routes,
+                schedules=(lambda: listed) if listed is not None else None)
+        self.app: ASGIApp = asgi_app(self.api, fallback=routes,
                                      on_startup=[self.startup], on_shutdown=[self.shutdown])
         self.mountable: ASGIApp = self.app
 
@@ -200,7 +223,8 @@ class BundleApp:
         manifest = read_manifest(base)
         registry = load_registry(base, manifest, history="sqlite",
                                  history_path=str(history_file(manifest, env)))
-        return cls(registry, token=token, shutdown_grace=options.shutdown_grace, **kwargs)
+        return cls(registry, token=token, shutdown_grace=options.shutdown_grace,
+                   dashboard=options.dashboard, schedules=manifest["schedules"], **kwargs)
 
     async def _routes(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -281,6 +305,20 @@ def make_server(config: uvicorn.Config) -> uvicorn.Server:
     return Server(config)
 
 
+def closes_dashboard(server: uvicorn.Server, dashboard: Dashboard | None) -> None:
+    """End the dashboard's live streams as soon as ``server`` is asked to
+    stop, so they do not hold its graceful shutdown for the grace period."""
+    if dashboard is None:
+        return
+    original = server.handle_exit
+
+    def handle_exit(sig: int, frame: FrameType | None) -> None:
+        dashboard.close()
+        original(sig, frame)
+
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
+
+
 @contextlib.contextmanager
 def stop_signals_handled_by(handler: Callable[[int, FrameType | None], Any]) -> Iterator[None]:
     """SIGINT and SIGTERM go to ``handler`` inside the block; the previous
@@ -310,6 +348,7 @@ def serve(base: Path, options: ServerOptions) -> None:
         host, port = address_from_env(os.environ)
         bundle = BundleApp.load(base, options)
     server = make_server(uvicorn_config(bundle.app, host, port, options.shutdown_grace))
+    closes_dashboard(server, bundle.dashboard)
     server.run()
     if not server.started:
         sys.exit(1)

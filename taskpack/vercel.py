@@ -52,6 +52,7 @@ from .http import (
     TaskApi,
     asgi_app,
     bearer_token,
+    configured_secret,
     error_response,
     json_response,
     request_head,
@@ -126,8 +127,8 @@ class CronDispatcher:
         return await self.run(route)
 
     def _authorize(self, request: HttpRequest) -> HttpResponse | None:
-        secret = self.environ.get(CRON_SECRET, "")
-        if secret.strip():
+        secret = configured_secret(self.environ.get(CRON_SECRET))
+        if secret is not None:
             return bearer_token(secret)(request)
         if self.allow_unauthenticated:
             return None

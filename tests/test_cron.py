@@ -119,8 +119,8 @@ def test_refusal_messages_of_translations_table(row: list[str]) -> None:
     ("0 0 * * FOO", "dow field: 'FOO' in 'FOO' is not a number or a name"),
     ("0 JAN * * *", "hour field: 'JAN' in 'JAN' is not a number"),
     ("0 0 * * 1#6", "'1#6': the occurrence after '#' must be 1-5 or L"),
-    ("0 0 * * 1#2,3#2", "unsupported day-of-week '1#2,3#2'"),
-    ("0 0 1,L * *", "unsupported day-of-month '1,L'"),
+    ("0 0 * * 1#2,L", "unsupported day-of-week item 'L' in '1#2,L'"),
+    ("0 0 1,LW * *", "unsupported day-of-month item 'LW' in '1,LW'"),
     ("0 0 5-10W * *", "unsupported day-of-month '5-10W'"),
     ("0 0 31 4,6,9,11 *", "this schedule never fires"),
 ])

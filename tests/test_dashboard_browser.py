@@ -1,0 +1,231 @@
+"""The dashboard in a real browser: Playwright driving Debian's Chromium
+(``scripts/install_chromium.sh``, run by ``make test``, installs it).
+
+Against ``taskpack dev`` on a copy of examples/basic (plus a failing task
+and one with a pydantic payload schema), and against a built server with
+``[server] dashboard = true``. Screenshots of each view are written to
+``.cache/screenshots/`` (ignored by git) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import REPO, copy_example, write_files
+from tests.servers import ServerProcess, free_port
+from tests.test_dev_server import Dev
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+Page = playwright_api.Page
+expect = playwright_api.expect
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+SHOTS = REPO / ".cache" / "screenshots"
+TOKEN = "dashboard-token"
+
+EXTRA = {
+    "tasks/fail.py": '''
+        """Fails on purpose."""
+        from taskpack import define_task
+
+
+        def explode(payload):
+            raise ValueError(f"cannot handle {payload.get('item')!r}")
+
+
+        @define_task
+        def run(event):
+            return explode(event.payload)
+        ''',
+    "tasks/greet.py": '''
+        """Greet someone a number of times."""
+        from pydantic import BaseModel
+
+        from taskpack import define_task
+
+
+        class Greeting(BaseModel):
+            name: str
+            times: int = 1
+
+
+        @define_task(payload_schema=Greeting, retries=2, timeout=10)
+        def run(event):
+            return {"greeting": " ".join([f"hello {event.payload.name}"] * event.payload.times)}
+        ''',
+}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install_chromium.sh (make test does)")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                              headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+    root = copy_example(tmp_path_factory.mktemp("dash") / "basic")
+    write_files(root, EXTRA)
+    server = Dev(root)
+    yield server
+    assert server.stop(signal.SIGINT) == 0, server.output()
+
+
+def test_task_list_renders_the_example(dev: Dev, page: Page) -> None:
+    page.goto(f"{dev.url}/_taskpack/")
+    for name in ("cms:update", "db:migrate", "echo:payload", "report:daily", "greet"):
+        expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
+    card = page.locator("section.card", has=page.get_by_role("heading", name="report:daily"))
+    expect(card).to_contain_text("Build the daily report")
+    expect(card).to_contain_text("At 06:00 on Monday through Friday")
+    expect(card.locator("code", has_text="0 6 * * 1-5")).to_be_visible()  # Vercel's digits
+    expect(card).to_contain_text("refused: Cloudflare Pages has no cron triggers")
+    greet = page.locator("section.card", has=page.get_by_role("heading", name="greet"))
+    expect(greet).to_contain_text("Retries2")
+    expect(greet).to_contain_text("Greeting")
+    assert page.locator("nav a[aria-current=page]").inner_text() == "Tasks"
+    shot(page, "tasks")
+    page.set_viewport_size({"width": 390, "height": 800})
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+    shot(page, "tasks-phone")
+
+
+def test_run_with_payload_shows_result_and_run_arrives_live(dev: Dev, browser: Any,
+                                                            page: Page) -> None:
+    runs = browser.new_page()
+    runs.goto(f"{dev.url}/_taskpack/#/runs?task=echo%3Apayload")
+    expect(runs.locator("#live")).to_have_text("Live")
+    page.goto(f"{dev.url}/_taskpack/#/run/echo%3Apayload")
+    editor = page.get_by_label("Payload (JSON object)")
+    editor.fill('{"message": "hello from the browser"')
+    expect(page.locator("#payload-state")).to_contain_text("Invalid JSON")
+    expect(editor).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("button", name="Run echo:payload")).to_be_disabled()
+    editor.fill('{"message": "hello from the browser"}')
+    expect(page.locator("#payload-state")).to_have_text("Valid JSON")
+    page.get_by_role("button", name="Run echo:payload").click()
+    expect(page.locator("pre.result")).to_contain_text("hello from the browser")
+    shot(page, "run-form")
+    run_id = page.get_by_role("link", name="Run details").get_attribute("href")
+    assert run_id is not None
+    row = runs.locator(f"tr[data-run='{run_id.rsplit('/', 1)[1]}']")
+    expect(row).to_be_visible(timeout=2000)  # live, no reload
+    expect(row).to_contain_text("http")
+    shot(runs, "runs")
+    runs.close()
+
+
+def test_failing_task_shows_error_and_traceback(dev: Dev, page: Page) -> None:
+    page.goto(f"{dev.url}/_taskpack/#/run/fail")
+    page.get_by_label("Payload (JSON object)").fill('{"item": "widget"}')
+    page.get_by_role("button", name="Run fail").click()
+    expect(page.get_by_role("alert")).to_have_text("cannot handle 'widget'")
+    trace = page.locator("pre.traceback")
+    expect(trace).to_contain_text("ValueError: cannot handle 'widget'")
+    expect(trace).to_contain_text("in explode")
+    shot(page, "run-error")
+    page.get_by_role("link", name="Run details").click()
+    expect(page.get_by_role("heading", name="Run of fail")).to_be_visible()
+    expect(page.locator("dl.facts")).to_contain_text("✗ error")
+    shot(page, "run-detail")
+
+
+def test_schema_refusal_shows_field_errors(dev: Dev, page: Page) -> None:
+    page.goto(f"{dev.url}/_taskpack/#/run/greet")
+    editor = page.get_by_label("Payload (JSON object)")
+    expect(editor).to_have_value('{\n  "name": ""\n}')  # required fields prefilled
+    editor.fill('{"times": "many"}')
+    page.get_by_role("button", name="Run greet").click()
+    name = page.locator(".field[data-field=name]")
+    times = page.locator(".field[data-field=times]")
+    expect(name).to_have_class("field bad")
+    expect(name.locator(".problem")).to_contain_text("name: Field required")
+    expect(times.locator(".problem")).to_contain_text("times: Input should be a valid integer")
+    expect(page.get_by_role("alert")).to_contain_text("invalid payload")
+    shot(page, "schema-refusal")
+
+
+# -- built servers -----------------------------------------------------------------
+
+
+def built_server(tmp_path: Path, *, dashboard: bool) -> ServerProcess:
+    root = copy_example(tmp_path / "project")
+    config = root / "taskpack.toml"
+    config.write_text(config.read_text() + f"dashboard = {str(dashboard).lower()}\n")
+    taskpack = Path(sys.executable).with_name("taskpack")
+    subprocess.run([str(taskpack), "build", "--root", str(root), "--output",
+                    str(tmp_path / "out")], check=True, capture_output=True)
+    port = free_port()
+    server = ServerProcess([sys.executable, str(tmp_path / "out" / "server" / "index.py")],
+                           {"PORT": str(port), "TASKPACK_TASKS_TOKEN": TOKEN},
+                           tmp_path / "server.log", cwd=tmp_path)
+    server.wait_healthy()
+    return server
+
+
+def test_built_server_asks_for_the_token(tmp_path: Path, page: Page) -> None:
+    server = built_server(tmp_path, dashboard=True)
+    try:
+        page.goto(f"{server.url}/_taskpack/")
+        token = page.get_by_label("Task API token")
+        expect(token).to_be_focused()
+        shot(page, "sign-in")
+        token.fill("wrong-token")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_contain_text("The server refused the token")
+        assert page.evaluate("sessionStorage.getItem('taskpack.token')") is None
+        page.get_by_label("Task API token").fill(TOKEN)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="echo:payload")).to_be_visible()
+        expect(page.locator("#live")).to_have_text("Live")
+        assert TOKEN not in page.content()
+        assert page.context.cookies() == []
+        page.goto(f"{server.url}/_taskpack/#/run/echo%3Apayload")
+        page.get_by_role("button", name="Run echo:payload").click()
+        expect(page.locator("pre.result")).to_contain_text("result")
+        unauthenticated = httpx.get(f"{server.url}/_taskpack/api/tasks")
+        assert unauthenticated.status_code == 401
+    finally:
+        server.stop()
+
+
+def test_built_server_without_dashboard_is_404(tmp_path: Path) -> None:
+    server = built_server(tmp_path, dashboard=False)
+    try:
+        for path in ("/_taskpack/", "/_taskpack/static/app.js", "/_taskpack/api/tasks"):
+            response = httpx.get(server.url + path,
+                                 headers={"authorization": f"Bearer {TOKEN}"})
+            assert response.status_code == 404, path
+        assert not (tmp_path / "out" / "server" / "taskpack" / "web").exists()
+    finally:
+        server.stop()
