@@ -245,14 +245,16 @@ class Scheduler:
             allowance = min(self.misfire_grace, time.monotonic() - caught_up + STEP_TOLERANCE)
             now_ms = to_ms(_at(now))
             due_ms = to_ms(due)
-            fires = [due_ms, *fires_between(timer.expr, self.timezone, due_ms, now_ms)]
-            late = [fire for fire in fires if (now_ms - fire) / 1000 > allowance]
-            if late:
-                await self._missed_fires(timer, late, now_ms, "the scheduler was late or the "
-                                         "wall clock jumped forward")
-            for fire in fires[len(late):]:
+            cutoff_ms = now_ms - round(allowance * 1000)  # older fires are late
+            if due_ms < cutoff_ms:
+                await self._missed(timer, due_ms - 1, cutoff_ms - 1, "as the scheduler was "
+                                   "late or the wall clock jumped forward")
+                on_time = list(fires_between(timer.expr, self.timezone, cutoff_ms - 1, now_ms))
+            else:
+                on_time = [due_ms, *fires_between(timer.expr, self.timezone, due_ms, now_ms)]
+            for fire in on_time:
                 await self._fire(timer, fire)
-            cursor = fires[-1] / 1000
+            cursor = now
             caught_up = time.monotonic()
 
     async def _fire(self, timer: _Timer, fire_ms: int) -> None:
