@@ -101,6 +101,9 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
         "name": _is_str,
         "compatibility_date": _is_str,
         "tasks_api": _is_bool,
+        "queue": _is_str,
+        "dead_letter_queue": _is_str,
+        "max_retries": _is_int(0),
     },
     "vercel": {
         "tasks_api": _is_bool,
@@ -115,6 +118,23 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
         "timeout": _int_range(1, 900),
         "retry_attempts": _int_range(0, 185),
         "max_event_age": _int_range(60, 86400),
+    },
+    # The job queue's worker (taskpack.queue): jobs run at once per process,
+    # and the seconds a claimed job stays locked without a heartbeat.
+    "queue": {
+        "concurrency": _is_int(1),
+        "lease": _is_number(1),
+    },
+    "kubernetes": {
+        "name": _is_str,
+        "image": _is_str,
+        "namespace": _is_str,
+        "replicas": _int_range(1, 1000),
+        "worker_replicas": _int_range(0, 1000),
+        "scheduler": _one_of("cronjob", "in-process"),
+        "base_image": _is_str,
+        "port": _int_range(1024, 65535),
+        "starting_deadline": _int_range(10, 86400),
     },
 }
 

@@ -33,7 +33,9 @@ from taskpack.cron import (
     zone,
 )
 
+from .aws_cron import check_aws_cron
 from .config import Config
+from .kube_cron import check_kubernetes_schedule
 from .project import Schedule
 
 Translate = Callable[[CronExpr], str]
@@ -273,6 +275,24 @@ class CronPlatform:
     translate: Translate | None = None
     utc_only: bool = False
     warn: Callable[[CronExpr], str | None] | None = None
+    check: Callable[[str], None] | None = None
+
+    def deployed(self, expr: CronExpr) -> str:
+        """The platform's string for ``expr`` (``CronError``: refused). With
+        ``check`` (the platform's own syntax, :mod:`~taskpack.builder.aws_cron`,
+        :mod:`~taskpack.builder.kube_cron`), every string is checked before
+        it is deployed: one it rejects is a translation bug, never the
+        user's (``RuntimeError``)."""
+        if self.translate is None:
+            return expr.source.strip()
+        text = self.translate(expr)
+        if self.check is not None:
+            try:
+                self.check(text)
+            except CronError as exc:
+                raise RuntimeError(f"{self.label}: {expr.source!r} was translated to {text!r}, "
+                                   f"which the platform refuses: {exc}") from None
+        return text
 
     def explain(self, expr: CronExpr, timezone: str) -> dict[str, Any]:
         """What this platform deploys for ``expr`` in ``timezone``, as JSON:
@@ -284,7 +304,7 @@ class CronPlatform:
         problem = utc_only_problem(timezone, self.vendor) if self.utc_only else None
         if problem is None:
             try:
-                result["cron"] = self.translate(expr) if self.translate else expr.source.strip()
+                result["cron"] = self.deployed(expr)
             except CronError as exc:
                 problem = str(exc)
         result["ok"] = problem is None
@@ -301,7 +321,7 @@ class CronPlatform:
             return as_written(schedules)
         if self.utc_only:
             require_utc(config, self.vendor)
-        return platform_triggers(schedules, self.translate, config=config)
+        return platform_triggers(schedules, self.deployed, config=config)
 
 
 SCHEDULER = CronPlatform("taskpack's scheduler")
@@ -309,5 +329,7 @@ CLOUDFLARE = CronPlatform("Cloudflare Cron Triggers", "Cloudflare", to_cloudflar
 CLOUDFLARE_PAGES = CronPlatform("Cloudflare Pages", "Cloudflare Pages", _no_cron_triggers)
 VERCEL = CronPlatform("Vercel Cron Jobs", "Vercel", to_vercel, utc_only=True,
                       warn=vercel_hobby_warning)
-AWS_SCHEDULER = CronPlatform("EventBridge Scheduler", "AWS", to_aws_scheduler)
-KUBERNETES = CronPlatform("Kubernetes CronJobs", "Kubernetes", to_kubernetes)
+AWS_SCHEDULER = CronPlatform("EventBridge Scheduler", "AWS", to_aws_scheduler,
+                             check=check_aws_cron)
+KUBERNETES = CronPlatform("Kubernetes CronJobs", "Kubernetes", to_kubernetes,
+                          check=check_kubernetes_schedule)

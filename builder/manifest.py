@@ -23,7 +23,8 @@ def build_manifest(project: Project, *, dashboard: bool = False) -> dict[str, An
     """The manifest for ``project``: JSON-serialisable, keys sorted.
 
     ``history`` carries ``[server] history_path``/``history_limit`` (with
-    their defaults) for the registry's run history. With ``dashboard``
+    their defaults) for the registry's run history; ``queue`` the ``[queue]``
+    table (the worker's ``concurrency`` and ``lease``), as written. With ``dashboard``
     (``taskpack dev``, built servers with ``[server] dashboard = true``)
     each schedule also carries what the dashboard shows and the runtime
     cannot compute (it never imports the builder or the presets): its
@@ -52,6 +53,7 @@ def build_manifest(project: Project, *, dashboard: bool = False) -> dict[str, An
             "path": server.get("history_path", DEFAULT_PATH),
             "limit": server.get("history_limit", DEFAULT_LIMIT),
         },
+        "queue": dict(project.preset_options("queue")),
     }
 
 

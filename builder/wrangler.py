@@ -13,7 +13,13 @@ A project may keep its own ``wrangler.toml``, ``wrangler.jsonc`` or
   itself (environments do not inherit triggers reliably, and a deploy
   without ``crons`` would leave stale triggers in place);
 * ``name`` and ``compatibility_date`` from ``[cloudflare]`` in the taskpack
-  config win over the user's; otherwise the user's are kept, else defaults.
+  config win over the user's; otherwise the user's are kept, else defaults;
+* with ``[cloudflare] queue``, the job queue's entries: a
+  ``[[queues.producers]]`` with binding ``TASKPACK_JOBS``, a
+  ``[[queues.consumers]]`` for that queue (``max_retries``,
+  ``dead_letter_queue``) and, with a dead-letter queue, a producer
+  ``TASKPACK_DEAD_LETTERS``; a user entry for the same binding or consumer
+  queue is replaced (with a notice), the user's other queues are kept.
 
 Every replaced user value is reported as a notice (never silently).
 Without a user file, a fresh ``wrangler.toml`` is written.
@@ -59,6 +65,9 @@ class WorkerSettings:
     name: str | None = None
     compatibility_date: str | None = None
     project_dir: str | None = None
+    queue: str | None = None
+    dead_letter_queue: str | None = None
+    max_retries: int = 100
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,52 @@ def _fresh_toml(settings: WorkerSettings) -> str:
     triggers = tomlkit.table()
     triggers["crons"] = _crons_array(settings.crons)
     doc["triggers"] = triggers
+    if settings.queue is not None:
+        queues = tomlkit.table()
+        for kind, entries in _queue_entries(settings).items():
+            array = tomlkit.aot()
+            for entry in entries:
+                array.append(tomlkit.item(entry))
+            queues[kind] = array
+        doc["queues"] = queues
     return tomlkit.dumps(doc)
+
+
+JOBS_BINDING = "TASKPACK_JOBS"
+DEAD_LETTERS_BINDING = "TASKPACK_DEAD_LETTERS"
+
+
+def _queue_entries(settings: WorkerSettings) -> dict[str, list[dict[str, Any]]]:
+    """The job queue's producer and consumer entries (none without a queue)."""
+    if settings.queue is None:
+        return {}
+    producers: list[dict[str, Any]] = [{"queue": settings.queue, "binding": JOBS_BINDING}]
+    consumer: dict[str, Any] = {"queue": settings.queue, "max_retries": settings.max_retries}
+    if settings.dead_letter_queue is not None:
+        producers.append({"queue": settings.dead_letter_queue, "binding": DEAD_LETTERS_BINDING})
+        consumer["dead_letter_queue"] = settings.dead_letter_queue
+    return {"producers": producers, "consumers": [consumer]}
+
+
+def _merge_queues(data: _Access, settings: WorkerSettings, filename: str,
+                  notices: list[str]) -> None:
+    """Put the job queue's entries into ``queues`` (see the module docstring)."""
+    for kind, entries in _queue_entries(settings).items():
+        match = "binding" if kind == "producers" else "queue"
+        current = data.get(("queues", kind))
+        if current is not None and not isinstance(current, list):
+            raise ConfigError(filename, f"queues.{kind}", "expected an array of tables")
+        kept = []
+        for item in current or []:
+            ours = any(isinstance(item, dict) and _plain(item.get(match)) == entry[match]
+                       for entry in entries)
+            if ours:
+                notices.append(f"{filename}: queues.{kind}: replaced the entry with {match} "
+                               f"{json.dumps(_plain(item.get(match)))} (taskpack's job queue, "
+                               "[cloudflare] queue)")
+            else:
+                kept.append(item)
+        data.set_tables(("queues", kind), [*kept, *entries])
 
 
 def _crons_array(crons: Sequence[str]) -> Any:
@@ -149,6 +203,10 @@ class _Access:
 
     def set(self, path: tuple[str, ...], value: Any) -> None:
         raise NotImplementedError
+
+    def set_tables(self, path: tuple[str, ...], items: list[Any]) -> None:
+        """Set an array of tables (``[[queues.producers]]`` in TOML)."""
+        self.set(path, items)
 
     def env_names(self) -> list[str]:
         envs = self.get(("env",))
@@ -184,6 +242,17 @@ class _TomlAccess(_Access):
             node[path[-1]] = value
         for table in created:
             table.add(tomlkit.nl())
+
+    def set_tables(self, path: tuple[str, ...], items: list[Any]) -> None:
+        array = tomlkit.aot()
+        for item in items:
+            array.append(item if isinstance(item, Table) else tomlkit.item(item))
+        parent: Any = self.doc
+        for part in path[:-1]:
+            if part not in parent:
+                parent[part] = tomlkit.table()
+            parent = parent[part]
+        parent[path[-1]] = array
 
     def _add_top_level(self, key: str, value: Any) -> None:
         """Add a plain key after the last top-level plain key, so it does not
@@ -248,6 +317,7 @@ def _merge(data: _Access, settings: WorkerSettings, filename: str) -> list[str]:
         for scope in scopes:
             _rebase_paths(data, scope, settings.project_dir)
     replace(("triggers", "crons"), list(settings.crons), "crons come from scheduled_tasks")
+    _merge_queues(data, settings, filename, notices)
     for scope in scopes[1:]:
         if data.get((*scope, "triggers")) is None:
             data.set((*scope, "triggers", "crons"), list(settings.crons))

@@ -24,7 +24,10 @@ that defines:
   (:mod:`taskpack.builder.dialects`: ``CLOUDFLARE``, ``VERCEL``, ...);
   by default ``SCHEDULER``, taskpack's own scheduler, which runs every
   schedule as written. :meth:`Preset.deployed_schedules` and
-  ``taskpack cron --preset`` both come from it.
+  ``taskpack cron --preset`` both come from it;
+* optionally ``deployed_schedules(project: Project) -> tuple[Trigger, ...]``
+  — when which schedules the platform runs depends on the project's
+  options (``kubernetes`` with ``scheduler = "in-process"``).
 
 Its files come from ``templates/<name>/``. Adding a preset is adding one
 module and one template folder: modules are found by listing this package,
@@ -61,12 +64,15 @@ class Preset:
     preview: Callable[[Path], list[str]] | None
     cron_platform: CronPlatform
     module: ModuleType
+    schedules: Callable[[Project], tuple[Trigger, ...]] | None = None
 
     def deployed_schedules(self, project: Project) -> tuple[Trigger, ...]:
         """The schedules as the platform will run them, each
         :class:`~taskpack.builder.dialects.Trigger` carrying the deployed
         string, its tasks and the crons as written it came from (for
         ``taskpack.json`` and the summary)."""
+        if self.schedules is not None:
+            return self.schedules(project)
         return self.cron_platform.triggers(project.schedules, project.config)
 
 
@@ -138,6 +144,7 @@ def _load(module: ModuleType) -> Preset:
         preview=getattr(module, "preview", None),
         cron_platform=getattr(module, "cron_platform", SCHEDULER),
         module=module,
+        schedules=getattr(module, "deployed_schedules", None),
     )
 
 

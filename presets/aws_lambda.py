@@ -39,10 +39,10 @@ from typing import Any
 
 from taskpack import __version__
 from taskpack.builder import bundle
-from taskpack.builder.aws_cron import check_aws_cron
 from taskpack.builder.dialects import AWS_SCHEDULER, Trigger, skipped_in_gap
 from taskpack.builder.project import Project
-from taskpack.cron import CronError, CronExpr
+from taskpack.builder.yaml_out import dump_yaml
+from taskpack.cron import CronExpr
 from taskpack.platforms.aws_lambda import TASKS_TOKEN, schedule_input
 
 name = "aws_lambda"
@@ -94,19 +94,11 @@ def validate(project: Project) -> list[str]:
 
 def schedules(project: Project) -> tuple[Trigger, ...]:
     """The deployed schedules, each string checked against AWS's rules."""
-    triggers = AWS_SCHEDULER.triggers(project.schedules, project.config)
-    for trigger in triggers:
-        try:
-            check_aws_cron(trigger.cron)
-        except CronError as exc:  # a translation bug, never the user's input
-            raise RuntimeError(f"aws_lambda emitted an invalid expression: {exc}") from None
-    return triggers
+    return AWS_SCHEDULER.triggers(project.schedules, project.config)
 
 
 def emit(project: Project, out: Path) -> None:
     """Write the SAM project into ``out``."""
-    import yaml  # only this preset and kubernetes write YAML
-
     options = Options.of(project)
     triggers = schedules(project)
     bundle.write_bundle(project, out / SOURCE_DIR, requirements=())
@@ -114,8 +106,7 @@ def emit(project: Project, out: Path) -> None:
                   schedules=bundle.literal({t.cron: list(t.tasks) for t in triggers}),
                   tasks_api=options.tasks_api)
     template = sam_template(project, options, triggers)
-    bundle.write_text(out / TEMPLATE, f"# {bundle.GENERATED}\n"
-                      + yaml.safe_dump(template, sort_keys=False, width=1000))
+    bundle.write_text(out / TEMPLATE, dump_yaml(template))
     bundle.render("aws_lambda/README.md.j2", out / "README.md", name=stack_name(project),
                   version=__version__, python=options.python, timezone=project.config.timezone,
                   tasks_api=options.tasks_api,

@@ -52,6 +52,10 @@ DEFAULT_COMPATIBILITY_DATE = "2026-04-01"
 FREE_PLAN_TRIGGERS = 5
 PAID_PLAN_TRIGGERS = 250
 WORKER_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+QUEUE_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_QUEUE_RETRIES = 100
+"""Cloudflare's limit for a consumer's ``max_retries``; the default, so the
+task's own ``retries`` decide (the Worker acks a job after its last attempt)."""
 DATE_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 
 
@@ -150,6 +154,22 @@ def _settings(project: Project, triggers: tuple[Trigger, ...]) -> WorkerSettings
         raise config.error(
             f"{date!r} is not a date like 2026-04-01", "cloudflare", "compatibility_date"
         )
+    queue, dead_letters = options.get("queue"), options.get("dead_letter_queue")
+    for key, value in (("queue", queue), ("dead_letter_queue", dead_letters)):
+        if value is not None and not QUEUE_NAME_RE.match(value):
+            raise config.error(
+                f"{value!r} is not a queue name (lower-case letters, digits and dashes, "
+                "at most 63)", "cloudflare", key)
+    if dead_letters is not None and queue is None:
+        raise config.error("needs [cloudflare] queue (the queue whose dead letters it takes)",
+                           "cloudflare", "dead_letter_queue")
+    if dead_letters is not None and dead_letters == queue:
+        raise config.error("must differ from [cloudflare] queue", "cloudflare",
+                           "dead_letter_queue")
+    max_retries = options.get("max_retries", MAX_QUEUE_RETRIES)
+    if max_retries > MAX_QUEUE_RETRIES:
+        raise config.error(f"Cloudflare allows at most {MAX_QUEUE_RETRIES}, got {max_retries}",
+                           "cloudflare", "max_retries")
     return WorkerSettings(
         main=ENTRY,
         crons=tuple(t.cron for t in triggers),
@@ -157,6 +177,9 @@ def _settings(project: Project, triggers: tuple[Trigger, ...]) -> WorkerSettings
         default_compatibility_date=DEFAULT_COMPATIBILITY_DATE,
         name=explicit_name,
         compatibility_date=date,
+        queue=queue,
+        dead_letter_queue=dead_letters,
+        max_retries=max_retries,
     )
 
 

@@ -20,20 +20,24 @@ from .errors import (
 )
 from .history import HistoryStore, MemoryHistory, NoHistory, RunRecord
 from .options import RetryPolicy
+from .queue import QueueUnavailableError, SpawnHandle, enqueue_task, enqueue_task_sync, spawn_task
 from .registry import Registry, get_registry, run_task, run_task_sync, set_registry
-from .task import Task, TaskContext, TaskEvent, define_task
+from .task import JobInfo, Task, TaskContext, TaskEvent, define_task
 
 __version__ = "0.1.0"
 
 __all__ = [
     "HistoryStore",
+    "JobInfo",
     "MemoryHistory",
     "NoHistory",
     "NonRetryableError",
     "PayloadValidationError",
+    "QueueUnavailableError",
     "Registry",
     "RetryPolicy",
     "RunRecord",
+    "SpawnHandle",
     "Task",
     "TaskAbortedError",
     "TaskContext",
@@ -45,9 +49,12 @@ __all__ = [
     "TaskTimeoutError",
     "__version__",
     "define_task",
+    "enqueue_task",
+    "enqueue_task_sync",
     "events",
     "get_registry",
     "run_task",
     "run_task_sync",
     "set_registry",
+    "spawn_task",
 ]

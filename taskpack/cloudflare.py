@@ -13,6 +13,13 @@ and forwards both events here, with plain values taken from the JS objects:
 * ``fetch``: the HTTP task API (:mod:`taskpack.http`) when the build enabled
   it, guarded by ``Authorization: Bearer <TASKPACK_TASKS_TOKEN>`` (a Worker
   secret, read from ``env`` per request); a 404 for everything otherwise.
+* ``queue``: the jobs of a batch from the Worker's Cloudflare Queue
+  (:func:`taskpack.queue.cloudflare.consume`: ack, retry with the task's
+  backoff, dead letters).
+
+Each event binds ``enqueue_task`` to the Queue producer ``env.TASKPACK_JOBS``
+(``[cloudflare] queue`` in the config); without it, ``enqueue_task`` raises
+one error saying so.
 
 Nothing here imports the Workers SDK: the entry converts SDK objects, so
 this module stays plain Python (and testable outside Pyodide).
@@ -36,12 +43,16 @@ from .http import (
     error_response,
     handle,
 )
+from .queue.binding import bind_queue
+from .queue.cloudflare import JOBS_BINDING, CloudflareQueue, consume
 from .registry import Registry
 from .task import TaskContext
 
 logger = logging.getLogger("taskpack.cloudflare")
 
 TOKEN_SECRET = "TASKPACK_TASKS_TOKEN"
+NO_QUEUE = ("no Cloudflare Queue is bound to this Worker (env.TASKPACK_JOBS): set "
+            '[cloudflare] queue = "<queue name>" in the taskpack config and rebuild')
 
 WaitUntil = Callable[[Any], None]
 
@@ -69,6 +80,7 @@ class Worker:
         """Run the tasks of trigger ``cron`` (see :func:`taskpack.fire.run_fire`);
         the outcome per task name (``"ok"`` or ``"error"``), empty for an
         unknown trigger."""
+        bind_env(env)
         names = self.triggers.get(cron)
         if names is None:
             logger.warning(
@@ -93,6 +105,7 @@ class Worker:
         ``env``, ``ctx`` and ``wait_until`` as scheduled runs do."""
         if not self.tasks_api:
             return error_response(404, "not found")
+        bind_env(env)
         token = configured_secret(getattr(env, TOKEN_SECRET, None))
         if token is None:
             logger.error("taskpack: the task API is on but the %s secret is not set", TOKEN_SECRET)
@@ -120,6 +133,21 @@ class Worker:
         response = await handle(api, replace(request, body=await read_body()))
         assert response is not None  # the route matched above
         return response
+
+
+    async def queue(self, messages: Iterable[Any], *, env: Any, ctx: Any) -> dict[str, str]:
+        """Run the jobs of a queue batch (see :mod:`taskpack.queue.cloudflare`);
+        the action taken per message id."""
+        bind_env(env)
+        wait_until = _wait_until(ctx)
+        return await consume(self.registry, messages, env=env, ctx=ctx,
+                             context={"wait_until": wait_until})
+
+
+def bind_env(env: Any) -> None:
+    """Point ``enqueue_task`` at the Worker's Queue producer, if bound."""
+    binding = getattr(env, JOBS_BINDING, None)
+    bind_queue(CloudflareQueue(binding) if binding is not None else None, missing=NO_QUEUE)
 
 
 BodyReader = Callable[[], Awaitable[bytes]]

@@ -17,6 +17,15 @@ The registry loads a task and hands it, with its merged options, to a
 5. one :class:`~taskpack.history.RunRecord` to the ``record`` callback (the
    registry's history and :mod:`taskpack.events`).
 
+A queued job's attempt (:meth:`Runner.run_job`, called by the worker of
+:mod:`taskpack.queue`) goes through the same steps with one attempt per
+call: the job's retries are the queue's (persisted, so they survive
+restarts), so the runner only says whether and when the job should be tried
+again (:class:`JobAttempt`). ``on_start`` runs before a job's first attempt,
+``on_error`` after its last; each attempt is one history record with the
+job's trigger. A job never joins a running call (``dedupe`` would hand it
+another payload's result); limits (``serial``, ``max_concurrency``) apply.
+
 Hooks may be sync (called on the loop: keep them short) or async; an
 exception inside a hook is logged and never changes the outcome.
 
@@ -42,21 +51,37 @@ import json
 import logging
 import os
 import time
+import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .concurrency import canonical_json, make_gate
+from .concurrency import DirectGate, LimitGate, canonical_json, make_gate
 from .errors import PayloadValidationError, TaskAbortedError, TaskTimeoutError
 from .history import Outcome, RunRecord
 from .options import TaskOptions
 from .schema import SchemaError
-from .task import Task, TaskContext, TaskEvent
+from .task import JobInfo, Task, TaskContext, TaskEvent
 
 logger = logging.getLogger(__name__)
 
 MakeContext = Callable[[Any], TaskContext]
 Record = Callable[[RunRecord], None]
+
+
+@dataclass(frozen=True)
+class JobAttempt:
+    """How one attempt of a queued job ended: ``ok`` with the task's
+    ``result``, or a failure with ``error`` (``"Type: message"``) and its
+    ``traceback``; ``retry_in`` is the backoff before the next attempt, or
+    None when the failure is final (last attempt, :class:`NonRetryableError`,
+    an error the policy does not retry, a payload the schema refuses)."""
+
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    retry_in: float | None = None
 
 
 class Runner:
@@ -75,6 +100,7 @@ class Runner:
         self._fn = task.run
         self._is_async = task.is_async
         self._gate = make_gate(options)
+        self._job_gate = self._gate if isinstance(self._gate, LimitGate) else DirectGate()
         self._make_context = make_context
         self._record = record
 
@@ -144,6 +170,65 @@ class Runner:
                 None if error is None else describe(error),
             ))
 
+    async def run_job(self, payload: dict[str, Any], context: Any, job: JobInfo) -> JobAttempt:
+        """Carry out attempt ``job.attempt`` of a queued job (see the module
+        docstring); the task's own exceptions end up in the answer."""
+        answer: JobAttempt = await self._job_gate.run(
+            payload, lambda: self._run_job(payload, context, job))
+        return answer
+
+    async def _run_job(self, payload: dict[str, Any], context: Any, job: JobInfo) -> JobAttempt:
+        options = self.options
+        ctx = self._make_context(context)
+        run_id = os.urandom(16).hex()
+        started, clock = time.time(), time.perf_counter()
+        attempts = 0
+        outcome: Outcome = "error"
+        error: BaseException | None = None
+        try:
+            value: Any = payload
+            if options.validate is not None:
+                try:
+                    value = options.validate(payload)
+                except SchemaError as exc:
+                    outcome = "invalid"
+                    error = PayloadValidationError(self.name, exc.errors)
+                    return JobAttempt(False, error=describe(error))
+            attempts = job.attempt
+            event = TaskEvent(self.name, value, ctx, job.attempt, run_id, job)
+            if job.attempt == 1 and options.on_start is not None:
+                await _call_hook(self.name, "on_start", options.on_start, event)
+            began = time.perf_counter()
+            try:
+                result = await self._attempt(event)
+            except Exception as exc:
+                error = exc
+                outcome = "timeout" if isinstance(exc, TaskTimeoutError) else "error"
+                final = job.attempt >= job.max_attempts or not options.retry.retries(exc)
+                retry_in = None if final else options.retry.delay(job.attempt)
+                self._log(event, began, outcome, exc, retry_in, job.max_attempts)
+                if final and options.on_error is not None:
+                    await _call_hook(self.name, "on_error", options.on_error, event, exc)
+                return JobAttempt(False, error=describe(exc),
+                                  traceback="".join(traceback.format_exception(exc)),
+                                  retry_in=retry_in)
+            outcome = "ok"
+            self._log(event, began, "ok", max_attempts=job.max_attempts)
+            if options.on_success is not None:
+                await _call_hook(self.name, "on_success", options.on_success, event, result)
+            return JobAttempt(True, result=result)
+        except BaseException as exc:  # cancellation (shutdown), or a failing hook machinery
+            if error is None or isinstance(exc, asyncio.CancelledError):
+                error, outcome = exc, "error"
+            raise
+        finally:
+            duration = time.perf_counter() - clock
+            self._record(RunRecord(
+                run_id, self.name, ctx.trigger, payload_hash(payload), started,
+                started + duration, duration * 1000, attempts, outcome,
+                None if error is None else describe(error),
+            ))
+
     async def _attempt(self, event: TaskEvent) -> Any:
         """One attempt, limited to ``timeout`` seconds. Whatever the task
         raises is the run's failure: an exception that is not an
@@ -189,7 +274,8 @@ class Runner:
             raise
 
     def _log(self, event: TaskEvent, began: float, outcome: Outcome,
-             exc: BaseException | None = None, retry_in: float | None = None) -> None:
+             exc: BaseException | None = None, retry_in: float | None = None,
+             max_attempts: int | None = None) -> None:
         level = logging.INFO if retry_in is None else logging.WARNING
         if not logger.isEnabledFor(level):
             return
@@ -197,8 +283,9 @@ class Runner:
             "task": self.name,
             "run": event.run_id,
             "attempt": event.attempt,
-            "max_attempts": self.options.retry.max_attempts,
+            "max_attempts": max_attempts or self.options.retry.max_attempts,
             "trigger": event.context.trigger,
+            **({"job": event.job.id} if event.job is not None else {}),
             "outcome": outcome,
             "duration_ms": round((time.perf_counter() - began) * 1000, 3),
         }

@@ -18,7 +18,10 @@ Routes (DESIGN §5):
   string (a repeated key becomes a list of strings, a single key a string)
   overlaid by the ``"payload"`` object of a JSON body (body keys win);
 * ``GET /_nitro/tasks/{name}/runs?limit=N`` lists the task's recorded runs
-  (task names never contain ``/``, so this cannot shadow a task).
+  (task names never contain ``/``, so this cannot shadow a task);
+* under ``/_taskpack/``, the routes of :class:`Extension` objects given to
+  the :class:`TaskApi` (the job API of :mod:`taskpack.web.jobs`), under the
+  same access policy and body limit.
 
 Errors are JSON ``{"error": true, "statusCode": n, "message": str}``. Who may
 call the API is decided by an :data:`AccessPolicy` that every :class:`TaskApi`
@@ -327,6 +330,22 @@ def secret_bearer_token(read_secret: Callable[[], str | None], unset: str) -> Ac
 
 # -- the API ------------------------------------------------------------------
 
+TASKPACK_PREFIX = "/_taskpack"
+
+
+class Extension(Protocol):
+    """More routes under the task API's access policy: every path equal to
+    ``prefix`` or below it (``prefix`` starts with :data:`TASKPACK_PREFIX`)
+    goes to :meth:`handle`, with the whole body read, once the policy has
+    admitted the request. ``methods`` are the methods of those paths (others
+    are a 405 before the body is read)."""
+
+    prefix: str
+    methods: tuple[str, ...]
+
+    async def handle(self, request: HttpRequest) -> HttpResponse: ...
+
+
 
 class TaskApi:
     """The task API over a registry.
@@ -338,7 +357,8 @@ class TaskApi:
     the :class:`TaskContext` of each run (platform entries add their objects
     and ``wait_until`` hook); by default a plain ``trigger="http"`` context.
     ``last_runs`` adds each task's newest run to the listing (``"lastRun"``,
-    a run record or ``null``): the dev server's listing.
+    a run record or ``null``): the dev server's listing. ``extensions`` add
+    routes under ``/_taskpack/`` (see :class:`Extension`).
     """
 
     def __init__(
@@ -350,6 +370,7 @@ class TaskApi:
         body_limit: int = DEFAULT_BODY_LIMIT,
         context: Callable[[], TaskContext] | None = None,
         last_runs: bool = False,
+        extensions: Iterable[Extension] = (),
     ) -> None:
         if not callable(policy):
             raise TypeError("TaskApi: policy must be an access policy (see loopback_only)")
@@ -361,9 +382,13 @@ class TaskApi:
         self.body_limit = body_limit
         self.context = context or _http_context
         self.last_runs = last_runs
+        self.extensions = tuple(extensions)
 
     def route(self, path: str) -> Route | None:
         """The API route for ``path``, or ``None`` when the path is not the API's."""
+        for extension in self.extensions:
+            if path == extension.prefix or path.startswith(extension.prefix + "/"):
+                return Route(None, extension=extension)
         return match_route(path)
 
     def admit(self, route: Route, request: HttpRequest) -> HttpResponse | None:
@@ -466,14 +491,17 @@ def _http_context() -> TaskContext:
 
 @dataclass(frozen=True)
 class Route:
-    """A matched API path: the listing (``name is None``), one task, or a
-    task's run history (``history``)."""
+    """A matched API path: the listing (``name is None``), one task, a
+    task's run history (``history``), or an :class:`Extension`'s path."""
 
     name: str | None
     history: bool = False
+    extension: Extension | None = None
 
     @property
     def methods(self) -> tuple[str, ...]:
+        if self.extension is not None:
+            return self.extension.methods
         return RUN_METHODS if self.runs else LIST_METHODS
 
     @property
@@ -613,6 +641,8 @@ async def _dispatch(api: TaskApi, route: Route, request: HttpRequest) -> HttpRes
 
 
 async def _answer(api: TaskApi, route: Route, request: HttpRequest) -> HttpResponse:
+    if route.extension is not None:
+        return api.too_large(len(request.body)) or await route.extension.handle(request)
     if route.name is None:
         return await api.listing()
     if route.history:

@@ -25,7 +25,7 @@ from typing import Any
 
 from . import events
 from .errors import TaskLoadError, TaskNotFoundError, TaskNotImplementedError
-from .execution import Runner
+from .execution import JobAttempt, Runner
 from .history import (
     DEFAULT_LIMIT,
     DEFAULT_PATH,
@@ -36,7 +36,7 @@ from .history import (
 )
 from .loader import HandlerError, load_handler, unload_handler
 from .options import apply_overrides
-from .task import Task, TaskContext, copy_payload
+from .task import JobInfo, Task, TaskContext, copy_payload
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +238,14 @@ class Registry:
         """
         runner = self._runners.get(name) or self.runner(name)
         return await runner.submit(copy_payload(payload), context)
+
+    async def run_job(self, name: str, payload: Mapping[str, Any], context: TaskContext,
+                      job: JobInfo) -> JobAttempt:
+        """Carry out one attempt of a queued job of ``name`` under its
+        options (:meth:`taskpack.execution.Runner.run_job`). A task that
+        cannot be found or loaded raises its :class:`TaskError` here."""
+        runner = self._runners.get(name) or self.runner(name)
+        return await runner.run_job(copy_payload(payload), context, job)
 
     def _record(self, run: RunRecord) -> None:
         self.history.record(run)

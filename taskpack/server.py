@@ -74,6 +74,7 @@ logger = logging.getLogger("taskpack.server")
 
 TOKEN_ENV = "TASKPACK_TASKS_TOKEN"
 HISTORY_PATH_ENV = "TASKPACK_HISTORY_PATH"
+SCHEDULER_ENV = "TASKPACK_SCHEDULER"
 HEALTH_PATH = "/_health"
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 3000
@@ -162,6 +163,26 @@ def history_file(manifest: Mapping[str, Any], env: Mapping[str, str],
     return path
 
 
+def scheduling_on(env: Mapping[str, str]) -> bool:
+    """``TASKPACK_SCHEDULER``: ``on`` (the default) or ``off``, for a process
+    whose schedules a platform runs instead (Kubernetes CronJobs);
+    :class:`ServerConfigError` for another value."""
+    value = env.get(SCHEDULER_ENV, "").strip().lower() or "on"
+    if value not in ("on", "off"):
+        raise ServerConfigError(f"{SCHEDULER_ENV}: expected on or off, got {env[SCHEDULER_ENV]!r}")
+    return value == "on"
+
+
+class SchedulingOff:
+    """The :class:`SchedulerGate` of a process that must not schedule."""
+
+    async def start(self, begin: Callable[[], None]) -> None:
+        logger.info("scheduler off (%s=off): the platform runs the schedules", SCHEDULER_ENV)
+
+    async def stop(self, end: Callable[[], Any]) -> None:
+        return None
+
+
 def api_disabled(request: HttpRequest) -> HttpResponse | None:
     """The access policy of a server whose task API is off: every API path
     answers 404, as if it did not exist."""
@@ -220,6 +241,8 @@ class BundleApp:
         ``env`` (default ``os.environ``)."""
         env = os.environ if env is None else env
         token = token_from_env(options, env)
+        if not scheduling_on(env):
+            kwargs["gate"] = SchedulingOff()
         manifest = read_manifest(base)
         registry = load_registry(base, manifest, history="sqlite",
                                  history_path=str(history_file(manifest, env)))

@@ -16,8 +16,8 @@ TaskFunction = Callable[["TaskEvent"], Any]
 class TaskContext:
     """What the platform lends a run besides its payload.
 
-    ``trigger`` says who started the run (``manual``, ``http`` or
-    ``schedule:<cron>``). Platform entry points add their own objects as
+    ``trigger`` says who started the run (``manual``, ``http``, ``spawn``,
+    ``job`` or ``schedule:<cron>``). Platform entry points add their own objects as
     attributes (Cloudflare: ``env`` and ``ctx``). :meth:`wait_until` keeps the
     platform alive for background work started by the task: the awaitable is
     handed to the platform's hook when there is one, else scheduled on the
@@ -48,13 +48,26 @@ class TaskContext:
 
 
 @dataclass(frozen=True)
+class JobInfo:
+    """The queued job a run carries out (``event.job``): its id, this
+    attempt (from 1, counted across workers and restarts) and the most
+    attempts it gets. Delivery is at-least-once: a task that must not act
+    twice keys its side effects on ``id``."""
+
+    id: str
+    attempt: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
 class TaskEvent:
     """The single argument of a task's ``run`` function.
 
     ``payload`` is a dict, or the value the task's ``payload_schema``
     returned for it (a pydantic model instance, for example). ``attempt``
     counts from 1 and grows with each retry; ``run_id`` identifies the run
-    in the run history (empty outside a registry).
+    in the run history (empty outside a registry). ``job`` is set when the
+    run carries out a queued job (:func:`taskpack.enqueue_task`), else None.
     """
 
     name: str
@@ -62,6 +75,7 @@ class TaskEvent:
     context: TaskContext = field(default_factory=TaskContext)
     attempt: int = 1
     run_id: str = ""
+    job: JobInfo | None = None
 
 
 @dataclass(frozen=True, eq=False)

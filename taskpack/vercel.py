@@ -28,6 +28,11 @@ The task API (``/_nitro/tasks``, :mod:`taskpack.http`) answers only when the
 build enabled it, and then requires ``Authorization: Bearer
 $TASKPACK_TASKS_TOKEN``; with the variable unset it answers 500 (closed).
 
+``enqueue_task`` works only with ``TASKPACK_DATABASE_URL`` set to a
+PostgreSQL URL: the job is written there for a ``taskpack worker`` running
+elsewhere (Vercel runs no long-lived worker); without it, ``enqueue_task``
+raises one error saying so (:data:`NO_QUEUE`).
+
 Environment variables are read per request, from ``environ`` (``os.environ``
 by default). Standard library only: this module is bundled into the output.
 """
@@ -59,6 +64,8 @@ from .http import (
     secret_bearer_token,
     send_response,
 )
+from .queue.binding import bind_queue
+from .queue.remote import StoreSink
 from .registry import Registry
 
 logger = logging.getLogger("taskpack.vercel")
@@ -171,6 +178,24 @@ def tasks_api_policy(
     return policy
 
 
+DATABASE_URL = "TASKPACK_DATABASE_URL"
+NO_QUEUE = (
+    "enqueue_task on Vercel needs a PostgreSQL store: set TASKPACK_DATABASE_URL to a "
+    "postgresql:// URL in the project's environment variables and run `taskpack worker` "
+    "with the same URL on a host that keeps running (Vercel runs no worker)"
+)
+
+
+def bind_store_queue(registry: Registry, environ: Mapping[str, str]) -> None:
+    """Point ``enqueue_task`` at the PostgreSQL store of ``TASKPACK_DATABASE_URL``,
+    or leave it unbound with :data:`NO_QUEUE` as the reason."""
+    url = environ.get(DATABASE_URL, "").strip()
+    if url.startswith(("postgresql:", "postgres:")):
+        bind_queue(StoreSink(url, registry.root))
+    else:
+        bind_queue(None, missing=NO_QUEUE)
+
+
 def vercel_app(
     registry: Registry,
     routes: Iterable[CronRoute],
@@ -184,6 +209,7 @@ def vercel_app(
     crons = CronDispatcher(
         registry, routes, allow_unauthenticated=allow_unauthenticated_cron, environ=environ
     )
+    bind_store_queue(registry, environ)
 
     async def cron_app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

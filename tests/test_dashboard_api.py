@@ -177,6 +177,7 @@ async def test_runs_filters_detail_and_pages(client: httpx.AsyncClient) -> None:
 async def test_info(client: httpx.AsyncClient) -> None:
     info = (await client.get("/_taskpack/api/info")).json()
     assert info["dev"] is True and info["timezone"] == "UTC"
+    assert (await client.get("/_taskpack/api/job-counts")).status_code == 404  # no queue
 
 
 async def test_dev_policy_refuses_other_hosts_and_origins(tmp_path: Path) -> None:
@@ -289,3 +290,18 @@ async def test_closing_ends_streams(tmp_path: Path) -> None:
     events = await read_events(app, 1, close)
     assert events == [("hello", {"poll": 0.2})]
 
+
+
+async def test_event_stream_sends_job_changes(tmp_path: Path) -> None:
+    from taskpack import events
+    from taskpack.store import Job
+
+    _, app = make_dashboard(tmp_path)
+    job = Job(id="j1", task="echo", payload={"n": 1}, status="running", run_at=1.0,
+              created_at=1.0, updated_at=2.0, attempts=1, max_attempts=3)
+
+    async def change() -> None:
+        events.job_changed(job)
+
+    events_seen = await read_events(app, 2, change)
+    assert events_seen[1] == ("job", job.to_dict())

@@ -9,9 +9,12 @@ and one with a pydantic payload schema), and against a built server with
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,7 +110,8 @@ def test_task_list_renders_the_example(dev: Dev, page: Page) -> None:
     card = page.locator("section.card", has=page.get_by_role("heading", name="report:daily"))
     expect(card).to_contain_text("Build the daily report")
     expect(card).to_contain_text("At 06:00 on Monday through Friday")
-    expect(card.locator("code", has_text="0 6 * * 1-5")).to_be_visible()  # Vercel's digits
+    vercel = card.locator("li", has=page.locator("strong", has_text=re.compile("^vercel$")))
+    expect(vercel.locator("code")).to_have_text("0 6 * * 1-5")  # Vercel's digits
     expect(card).to_contain_text("refused: Cloudflare Pages has no cron triggers")
     greet = page.locator("section.card", has=page.get_by_role("heading", name="greet"))
     expect(greet).to_contain_text("Retries2")
@@ -145,6 +149,27 @@ def test_run_with_payload_shows_result_and_run_arrives_live(dev: Dev, browser: A
     runs.close()
 
 
+def test_keyboard_reaches_everything_in_order(dev: Dev, page: Page) -> None:
+    page.goto(f"{dev.url}/_taskpack/#/run/echo%3Apayload")
+    expect(page.get_by_label("Payload (JSON object)")).to_be_focused()
+    page.keyboard.press("Shift+Tab")  # back up to the start of the page
+    for _ in range(10):
+        if page.evaluate("document.activeElement.textContent") == "Skip to content":
+            break
+        page.keyboard.press("Shift+Tab")
+    order = [page.evaluate("document.activeElement.textContent")]
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("(e => e.id ? '#' + e.id : e.textContent.trim())"
+                                   "(document.activeElement)"))
+    assert order == ["Skip to content", "Tasks", "Runs", "Jobs", "← Tasks", "#payload"]
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type('{"via": "keyboard"}')
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("pre.result")).to_contain_text("keyboard")
+
+
 def test_failing_task_shows_error_and_traceback(dev: Dev, page: Page) -> None:
     page.goto(f"{dev.url}/_taskpack/#/run/fail")
     page.get_by_label("Payload (JSON object)").fill('{"item": "widget"}')
@@ -175,19 +200,46 @@ def test_schema_refusal_shows_field_errors(dev: Dev, page: Page) -> None:
     shot(page, "schema-refusal")
 
 
+def test_sparkline_and_runs_view_after_runs(dev: Dev, page: Page) -> None:
+    for n in range(6):
+        httpx.post(f"{dev.url}/_nitro/tasks/echo:payload", json={"payload": {"n": n}})
+    httpx.post(f"{dev.url}/_nitro/tasks/fail", json={"payload": {"item": "gear"}})
+    page.goto(f"{dev.url}/_taskpack/")
+    echo = page.locator("section.card", has=page.get_by_role("heading", name="echo:payload"))
+    chart = echo.get_by_role("img")
+    expect(chart).to_be_visible()
+    before = int(chart.get_attribute("aria-label").split()[1])  # type: ignore[union-attr]
+    httpx.post(f"{dev.url}/_nitro/tasks/echo:payload", json={"payload": {"n": "live"}})
+    expect(chart).not_to_have_attribute("aria-label", re.compile(rf"^Last {before} runs"))
+    expect(chart).to_have_attribute("aria-label", re.compile(r"^Last ([6-9]|1\d) runs: \d+ ok$"))
+    assert 6 <= echo.locator("svg rect").count() <= 20
+    fail = page.locator("section.card", has=page.get_by_role("heading", name="fail"))
+    expect(fail.get_by_role("img")).to_have_attribute("aria-label",
+                                                      re.compile(r"^Last \d runs: \d error$"))
+    expect(fail).to_contain_text("✗ error")
+    shot(page, "tasks-with-runs")
+    page.goto(f"{dev.url}/_taskpack/#/runs?outcome=error")
+    rows = page.locator("#runs-body tr")
+    expect(rows.first).to_contain_text("ValueError: cannot handle 'gear'")
+    page.goto(f"{dev.url}/_taskpack/#/runs")
+    expect(page.locator("#runs-body tr").first).to_be_visible()
+    shot(page, "runs-all")
+
+
 # -- built servers -----------------------------------------------------------------
 
 
-def built_server(tmp_path: Path, *, dashboard: bool) -> ServerProcess:
+def built_server(tmp_path: Path, *, dashboard: bool, preset: str = "server",
+                 **env: str) -> ServerProcess:
     root = copy_example(tmp_path / "project")
     config = root / "taskpack.toml"
     config.write_text(config.read_text() + f"dashboard = {str(dashboard).lower()}\n")
     taskpack = Path(sys.executable).with_name("taskpack")
-    subprocess.run([str(taskpack), "build", "--root", str(root), "--output",
-                    str(tmp_path / "out")], check=True, capture_output=True)
+    subprocess.run([str(taskpack), "build", "--root", str(root), "--preset", preset,
+                    "--output", str(tmp_path / "out")], check=True, capture_output=True)
     port = free_port()
     server = ServerProcess([sys.executable, str(tmp_path / "out" / "server" / "index.py")],
-                           {"PORT": str(port), "TASKPACK_TASKS_TOKEN": TOKEN},
+                           {"PORT": str(port), "TASKPACK_TASKS_TOKEN": TOKEN, **env},
                            tmp_path / "server.log", cwd=tmp_path)
     server.wait_healthy()
     return server
@@ -227,5 +279,53 @@ def test_built_server_without_dashboard_is_404(tmp_path: Path) -> None:
                                  headers={"authorization": f"Bearer {TOKEN}"})
             assert response.status_code == 404, path
         assert not (tmp_path / "out" / "server" / "taskpack" / "web").exists()
+    finally:
+        server.stop()
+
+
+def test_open_event_streams_do_not_hold_shutdown(tmp_path: Path) -> None:
+    """An open live stream ends when the server is asked to stop; without
+    that, uvicorn would wait the whole grace period (30 s here) for it."""
+    root = copy_example(tmp_path / "basic")
+    config = root / "taskpack.toml"
+    config.write_text(config.read_text() + "shutdown_grace = 30\n")
+    server = Dev(root)
+    opened = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{server.url}/_taskpack/api/events", timeout=60) as stream:
+            for _ in stream.iter_lines():
+                opened.set()
+
+    reader = threading.Thread(target=listen, daemon=True)
+    reader.start()
+    assert opened.wait(10), server.output()
+    started = time.monotonic()
+    assert server.stop(signal.SIGINT) == 0, server.output()
+    assert time.monotonic() - started < 15
+    reader.join(10)
+    assert not reader.is_alive()
+
+
+def test_cluster_workers_serve_it_and_stop_with_streams_open(tmp_path: Path) -> None:
+    server = built_server(tmp_path, dashboard=True, preset="server_cluster", WORKERS="2")
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    try:
+        assert httpx.get(f"{server.url}/_taskpack/").status_code == 200
+        tasks = httpx.get(f"{server.url}/_taskpack/api/tasks", headers=auth).json()
+        assert "echo:payload" in {task["name"] for task in tasks["tasks"]}
+        opened = threading.Event()
+
+        def listen() -> None:
+            with httpx.stream("GET", f"{server.url}/_taskpack/api/events", headers=auth,
+                              timeout=60) as stream:
+                for _ in stream.iter_lines():
+                    opened.set()
+
+        threading.Thread(target=listen, daemon=True).start()
+        assert opened.wait(10), server.logs()
+        started = time.monotonic()
+        assert server.terminate(timeout=25) == 0, server.logs()
+        assert time.monotonic() - started < 20  # not the 30 s grace
     finally:
         server.stop()

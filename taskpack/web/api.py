@@ -1,7 +1,7 @@
 """The dashboard's JSON endpoints for tasks and runs (below ``/_taskpack/api/``).
 
 =====================================  ===========================================
-``GET  info``                          ``{"dev", "version", "timezone", "jobs"}``:
+``GET  info``                          ``{"dev", "version", "timezone"}``:
                                        the page's first call (401 asks for the token)
 ``GET  tasks``                         tasks (options, schedules, last run, recent
                                        outcomes) and schedules (next fire times in
@@ -16,7 +16,11 @@
                                        "result" | "error", "run"}`` with the task
                                        API's status code; the body must be sent as
                                        ``application/json`` (415 otherwise)
+``GET  job-counts``                    ``{"counts": {status: n}}`` (404: no queue)
 =====================================  ===========================================
+
+The queue's own endpoints (``/_taskpack/jobs``, :mod:`taskpack.web.jobs`)
+list, show, retry and cancel jobs; the page calls them directly.
 
 Bad query values are 400 with the API's error shape.
 """
@@ -37,6 +41,7 @@ from ..http import HttpResponse, error_response, json_response
 from ..options import TaskOptions
 from ..registry import Registry
 from ..store import OUTCOMES
+from . import live
 from .app import Router, WebRequest
 
 TRIGGERS = ("manual", "http", "schedule", "spawn", "job")
@@ -53,13 +58,21 @@ def add_routes(router: Router) -> None:
     router.add("GET", "runs", runs)
     router.add("GET", "runs/{id}", run_detail)
     router.add("POST", "tasks/{name}/run", run_task)
+    router.add("GET", "job-counts", job_counts)
 
 
 async def info(request: WebRequest) -> HttpResponse:
     dashboard = request.dashboard
-    jobs = any(route.pattern.pattern.startswith("jobs") for route in dashboard.router.routes)
     return json_response(200, {"dev": dashboard.dev, "version": __version__,
-                                "timezone": dashboard.registry.timezone, "jobs": jobs})
+                                "timezone": dashboard.registry.timezone})
+
+
+async def job_counts(request: WebRequest) -> HttpResponse:
+    """``{"counts": {status: n}}`` from the store; 404 where there is no queue."""
+    counts = await live.job_counts(request.dashboard.registry)
+    if counts is None:
+        return error_response(404, "this server has no job queue")
+    return json_response(200, {"counts": counts})
 
 
 # -- tasks ---------------------------------------------------------------------

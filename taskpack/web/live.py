@@ -4,7 +4,8 @@ Events (``data`` is JSON):
 
 * ``hello`` — ``{"poll": seconds}`` once, when the stream opens;
 * ``run`` — a finished run (a run record);
-* ``job`` — a job that changed (a job record), when the queue reports one;
+* ``job`` — a job this process changed (a job record, from
+  :func:`taskpack.events.on_job_changed`);
 * ``jobs`` — the job counts per status, whenever they change.
 
 Two sources feed the stream, so nothing is missed and nothing waits long:
@@ -67,10 +68,8 @@ async def stream(request: WebRequest, receive: Receive, send: Send) -> None:
         loop.call_soon_threadsafe(put)
 
     unsubscribe: list[Callable[[], None]] = [
-        events.on_run_finished(lambda run: push("run", run))]
-    on_job_changed = getattr(events, "on_job_changed", None)
-    if on_job_changed is not None:
-        unsubscribe.append(on_job_changed(lambda job: push("job", job)))
+        events.on_run_finished(lambda run: push("run", run)),
+        events.on_job_changed(lambda job: push("job", job))]
     gone = asyncio.Event()
 
     async def watch_disconnect() -> None:

@@ -106,6 +106,7 @@ def run_worker(cf_tools: CloudflareTools, tmp_path: Path) -> Callable[..., dict[
         main: str = "entry",
         pythonEnv: Mapping[str, str] | None = None,
         collect: Sequence[str] = (),
+        queues: Sequence[str] = (),
     ) -> dict[str, Any]:
         spec = {
             "tools": str(cf_tools.dir),
@@ -115,6 +116,7 @@ def run_worker(cf_tools: CloudflareTools, tmp_path: Path) -> Callable[..., dict[
             "env": dict(env or {}),
             "pythonEnv": dict(pythonEnv or {}),
             "collect": list(collect),
+            "queues": list(queues),
             "calls": list(calls),
         }
         spec_file = tmp_path / "harness-spec.json"

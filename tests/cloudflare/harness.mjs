@@ -14,13 +14,22 @@
 // unwrapped through `.js_object`.
 //
 // Usage: node harness.mjs SPEC.json   (prints one JSON object on stdout)
-// SPEC: {tools, wheel, src, main?, env?, pythonEnv?, collect?, calls: [
+// SPEC: {tools, wheel, src, main?, env?, queues?, pythonEnv?, collect?, calls: [
 //          {kind: "scheduled", cron, scheduledTime}
-//        | {kind: "fetch", method?, url, headers?, body?}]}   (each may carry its own env)
+//        | {kind: "fetch", method?, url, headers?, body?}
+//        | {kind: "queue", queue, messages: [{id, body, attempts}]}]}
+//        (each may carry its own env)
+// `queues` names env bindings that are Queue producers (class WorkerQueue, as
+// workerd names them, so the SDK wraps them): what each call sends is reported
+// in `sent` ({binding, body, options}). A `queue` call hands the Worker a
+// MessageBatch; what it did to each message is reported in `messages`
+// ({id, action: "ack" | "retry", options}). Both follow Cloudflare's
+// documented JavaScript API (queues/configuration/javascript-apis).
 // `env` is the Worker's env (bindings, secrets); `pythonEnv` goes to os.environ;
 // `collect` names files in Pyodide's file system whose text each call reports
 // (then deletes), so tasks can record what they received.
-// Result: {import, calls: [{kind, returned?, response?, error?, waitUntil, logs, files}]}
+// Result: {import, calls: [{kind, returned?, response?, error?, waitUntil, logs, files,
+//                            sent, messages?}]}
 
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -96,7 +105,53 @@ function patchWaitUntil(ctx) {
   patched.add(ctx);
 }
 
+let sent = [];
+class WorkerQueue {
+  constructor(binding) {
+    this.binding = binding;
+  }
+  async send(body, options) {
+    sent.push({ binding: this.binding, body, options: options ?? null });
+  }
+  async sendBatch(messages, options) {
+    for (const m of messages) sent.push({ binding: this.binding, body: m.body, options: options ?? null });
+  }
+  get [Symbol.toStringTag]() {
+    return "WorkerQueue";
+  }
+}
+
+class Message {
+  constructor(spec, record) {
+    this.id = spec.id;
+    this.timestamp = new Date(spec.timestamp ?? 0);
+    this.body = spec.body;
+    this.attempts = spec.attempts ?? 1;
+    this.record = record;
+  }
+  ack() {
+    this.record.push({ id: this.id, action: "ack", options: null });
+  }
+  retry(options) {
+    this.record.push({ id: this.id, action: "retry", options: options ?? null });
+  }
+}
+
+class MessageBatch {
+  constructor(queue, messages) {
+    this.queue = queue;
+    this.messages = messages;
+  }
+  ackAll() {
+    for (const m of this.messages) m.ack();
+  }
+  retryAll(options) {
+    for (const m of this.messages) m.retry(options);
+  }
+}
+
 const env = { ...(spec.env ?? {}) };
+for (const name of spec.queues ?? []) env[name] = new WorkerQueue(name);
 let currentCtx = null;
 pyodide.registerJsModule("_pyodide_entrypoint_helper", {
   cloudflareWorkersModule: {
@@ -182,6 +237,11 @@ for (const call of main ? spec.calls : []) {
         headers: Object.fromEntries(response.headers.entries()),
         body: await response.text(),
       };
+    } else if (call.kind === "queue") {
+      const record = [];
+      out.messages = record;
+      const batch = new MessageBatch(call.queue, call.messages.map((m) => new Message(m, record)));
+      out.returned = toPlain(await instance.queue(batch, callEnv, ctx));
     } else {
       throw new Error(`unknown call kind ${call.kind}`);
     }
@@ -196,6 +256,8 @@ for (const call of main ? spec.calls : []) {
   );
   instance.destroy();
   out.files = collectFiles();
+  out.sent = sent;
+  sent = [];
   out.logs = logs;
   logs = [];
   result.calls.push(out);

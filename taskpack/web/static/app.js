@@ -66,6 +66,13 @@ function when(epochSeconds) {
             `${date.toLocaleString()} (${age(epochSeconds)})`);
 }
 
+function shortWhen(epochSeconds) {
+  const date = new Date(epochSeconds * 1000);
+  const today = date.toDateString() === new Date().toDateString();
+  return el("time", { datetime: date.toISOString(), title: date.toLocaleString() },
+            today ? date.toLocaleTimeString() : date.toLocaleDateString());
+}
+
 function ms(value) {
   if (value === null || value === undefined) return "–";
   return value < 1000 ? `${value.toFixed(1)} ms` : `${(value / 1000).toFixed(2)} s`;
@@ -81,12 +88,14 @@ function triggerKind(trigger) {
 
 // -- the API ---------------------------------------------------------------------
 
-async function api(path, { method = "GET", body, signal } = {}) {
+// `path` is below api/ (the dashboard's endpoints), or, with `outside`, below
+// this page (the queue's /_taskpack/jobs endpoints).
+async function api(path, { method = "GET", body, signal, outside = false } = {}) {
   const headers = new Headers({ Accept: "application/json" });
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.set("Authorization", `Bearer ${token}`);
   if (body !== undefined) headers.set("Content-Type", "application/json");
-  const response = await fetch(new URL(`api/${path}`, document.baseURI), {
+  const response = await fetch(new URL(outside ? path : `api/${path}`, document.baseURI), {
     method, headers, signal, cache: "no-store", credentials: "omit",
     body: body === undefined ? undefined : JSON.stringify(body),
   });
@@ -96,8 +105,8 @@ async function api(path, { method = "GET", body, signal } = {}) {
   return { status: response.status, ok: response.ok, data };
 }
 
-async function apiData(path) {
-  const { ok, status, data } = await api(path);
+async function apiData(path, options = {}) {
+  const { ok, status, data } = await api(path, options);
   if (!ok) throw new Error((data && data.message) || `HTTP ${status}`);
   return data;
 }
@@ -288,18 +297,24 @@ function scheduleBlock(schedule) {
                        el("ul", {}, deployed)] : null);
 }
 
-function taskCard(task, schedules) {
+// The part of a task's card that new runs change (patched in place, so a
+// live update never moves the reader's focus or scroll position).
+function recentPart(task) {
   const last = task.lastRun;
-  return el("section", { class: "card", "aria-labelledby": `task-${task.name}` },
-    el("header", {}, el("h2", { id: `task-${task.name}` }, task.name),
-       el("a", { href: `#/run/${encodeURIComponent(task.name)}` }, `Run ${task.name}`)),
-    task.description ? el("p", {}, task.description) : el("p", { class: "muted" }, "No description"),
-    el("h3", {}, "Last run"),
+  return el("div", { class: "recent", "data-task": task.name },
     last ? el("p", {}, badge(last.outcome), " ",
               el("a", { href: `#/runs/${last.id}` }, age(last.finished_at)),
               ` · ${ms(last.duration_ms)} · ${triggerKind(last.trigger)}`)
          : el("p", { class: "muted" }, "Never run"),
-    sparkline(task.recent || []),
+    sparkline(task.recent || []));
+}
+
+function taskCard(task, schedules) {
+  return el("section", { class: "card", "aria-labelledby": `task-${task.name}` },
+    el("header", {}, el("h2", { id: `task-${task.name}` }, task.name),
+       el("a", { href: `#/run/${encodeURIComponent(task.name)}` }, `Run ${task.name}`)),
+    task.description ? el("p", {}, task.description) : el("p", { class: "muted" }, "No description"),
+    el("h3", {}, "Last run"), recentPart(task),
     el("h3", {}, "Options"), optionsList(task),
     task.schedules.length
       ? [el("h3", {}, "Schedules"),
@@ -314,11 +329,19 @@ async function tasksView() {
        el("p", { class: "muted" }, `${data.tasks.length} tasks · time zone ${data.timezone}`),
        el("div", { class: "cards" }, data.tasks.map((t) => taskCard(t, data.schedules))));
   let timer = null;
-  state.listeners.add((event) => {
+  const listener = (event) => {
     if (event !== "run" || timer) return;
-    timer = setTimeout(() => { if (location.hash.startsWith("#/tasks") || !location.hash) route(); },
-                       500);
-  });
+    timer = setTimeout(async () => {
+      timer = null;
+      if (!state.listeners.has(listener)) return;
+      const fresh = await apiData("tasks");
+      for (const task of fresh.tasks) {
+        const old = main().querySelector(`.recent[data-task="${CSS.escape(task.name)}"]`);
+        if (old) old.replaceWith(recentPart(task));
+      }
+    }, 1000);
+  };
+  state.listeners.add(listener);
 }
 
 // -- runs ------------------------------------------------------------------------
@@ -335,7 +358,7 @@ function runRow(run, fresh) {
     el("td", {}, el("a", { href: `#/runs/${run.id}` }, run.task)),
     el("td", {}, badge(run.outcome)),
     el("td", {}, triggerKind(run.trigger)),
-    el("td", {}, when(run.started_at)),
+    el("td", {}, shortWhen(run.started_at)),
     el("td", {}, ms(run.duration_ms)),
     el("td", {}, String(run.attempts)),
     el("td", { class: "mono" }, run.error || ""));
@@ -556,12 +579,12 @@ async function runFormView(name) {
 
 // -- jobs ------------------------------------------------------------------------
 
+function noQueue() {
+  show("Jobs", el("p", { class: "muted" },
+    "This server has no job queue: jobs appear here once the queue is available."));
+}
+
 async function jobsView() {
-  if (!state.info.jobs) {
-    show("Jobs", el("p", { class: "muted" },
-      "This server has no job queue yet: jobs appear here once the queue is available."));
-    return;
-  }
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   const filters = { status: params.get("status") || "", task: params.get("task") || "" };
   if (!state.tasks) state.tasks = (await apiData("tasks")).tasks;
@@ -595,18 +618,22 @@ async function jobsView() {
     const query = new URLSearchParams({ limit: "50" });
     for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
     if (cursor) query.set("cursor", cursor);
-    const page = await apiData(`jobs?${query}`);
-    if (page.counts) showCounts(page.counts);
+    const { ok, status, data: page } = await api(`jobs?${query}`, { outside: true });
+    if (status === 404) { noQueue(); return false; }
+    if (!ok) throw new Error(page.message);
     for (const job of page.jobs) {
       const row = jobRow(job);
       rows.set(job.id, row);
       body.append(row);
     }
-    cursor = page.next;
+    cursor = page.next_cursor;
     more.hidden = !cursor;
+    return true;
   }
   more.addEventListener("click", () => load().catch((e) => alert(e.message)));
-  await load();
+  if (!await load()) return;
+  const counted = await api("job-counts");
+  if (counted.ok) showCounts(counted.data.counts);
   state.listeners.add((event, data) => {
     if (event === "jobs") showCounts(data);
     if (event !== "job") return;
@@ -620,12 +647,13 @@ async function jobsView() {
 }
 
 async function jobView(id) {
-  const { ok, data } = await api(`jobs/${encodeURIComponent(id)}`);
+  const { ok, data } = await api(`jobs/${encodeURIComponent(id)}`, { outside: true });
   if (!ok) { show("Job", el("p", { class: "problem", role: "alert" }, data.message)); return; }
-  const job = data.job || data;
+  const job = data;
   const message = el("p", { "aria-live": "polite" });
   async function act(action) {
-    const response = await api(`jobs/${encodeURIComponent(id)}/${action}`, { method: "POST" });
+    const response = await api(`jobs/${encodeURIComponent(id)}/${action}`,
+                                { method: "POST", body: {}, outside: true });
     if (response.ok) route();
     else fill(message, el("span", { class: "problem" }, response.data.message));
   }
