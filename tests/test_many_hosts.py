@@ -183,7 +183,8 @@ def contiguous(seconds: list[int]) -> list[tuple[int, int]]:
 
 def held_by_killed(jobs: list[Job], pid: int) -> set[int]:
     return {job.payload["scheduledTime"] // 1000 for job in jobs
-            if job.status in ("running", "pending") and (job.locked_by or "").endswith(f":{pid}")}
+            if job.status in ("running", "pending")
+            and (job.locked_by or "").split(":")[1:2] == [str(pid)]}
 
 
 def test_three_hosts_on_postgres_fire_once_through_a_kill_and_a_downtime(
