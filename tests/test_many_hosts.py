@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from taskpack.store import Job, backend_for
+from taskpack.store import Job, RunRecord, backend_for
+from tests import netns
 from tests.helpers import write_files
 from tests.pg import throwaway_server
 from tests.servers import ServerProcess, free_port, wait_for
@@ -342,3 +344,79 @@ def test_a_server_keeps_firing_after_its_clock_steps_back_an_hour(
              or None, 15, "a fire at the corrected time")
     hosts.stop_all()
     assert "stepped back" in hosts.logs()
+
+
+def store_runs(url: str, root: Path) -> list[RunRecord]:
+    """Every run the store recorded, through its own API."""
+    async def read() -> list[RunRecord]:
+        store = backend_for(url)(url, root=root)
+        await store.open()
+        try:
+            found: list[RunRecord] = []
+            cursor = None
+            while True:
+                page = await store.list_runs(limit=500, cursor=cursor)
+                found.extend(page.runs)
+                if page.next_cursor is None:
+                    return found
+                cursor = page.next_cursor
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+@pytest.mark.skipif(not netns.available(), reason="needs root and iproute2 (ip netns)")
+def test_three_hosts_in_network_namespaces(tmp_path: Path, hosts_factory: list[Hosts]) -> None:
+    """The three hosts of the test above, each in a network namespace of its
+    own with a copy of the bundle in a folder of its own, reaching a private
+    PostgreSQL over a veth pair (its address exists only on these veths):
+    nothing depends on a shared loopback or folder. Runs are read from the
+    store, where every host records them with its name."""
+    build(make_project(tmp_path / "project"), tmp_path / "out")
+    with netns.hosts_in_namespaces(3) as nets, throwaway_server() as pg:
+        with (pg.data / "pg_hba.conf").open("a") as hba:
+            hba.write("host all all 10.213.0.0/16 trust\n")
+        pg.listen = ",".join(net.gateway for net in nets)
+        pg.restart()
+        hosts = Hosts(tmp_path / "unused", tmp_path, tmp_path / "records.jsonl")
+        hosts_factory.append(hosts)
+        servers = []
+        for number, net in enumerate(nets):
+            folder = tmp_path / f"host{number}"
+            shutil.copytree(tmp_path / "out", folder / "out")
+            url = f"postgresql://postgres@{net.gateway}:{pg.port}/postgres"
+            port = free_port()
+            server = ServerProcess(
+                net.argv([sys.executable, str(folder / "out" / "server" / "index.py")]),
+                {"PORT": str(port), "HOST": "0.0.0.0", "TASKPACK_DATABASE_URL": url,
+                 RECORD_ENV: str(folder / "records.jsonl")},
+                tmp_path / f"host{number}.log", cwd=folder)
+            server.url = f"http://{net.address}:{port}"
+            hosts.all.append(server)
+            servers.append(server)
+        for server in servers:
+            server.wait_healthy(60)
+        url = f"postgresql://postgres@{nets[0].gateway}:{pg.port}/postgres"
+
+        def fired() -> list[int]:
+            return sorted(job.payload["scheduledTime"] // 1000
+                          for job in store_jobs(url, tmp_path) if job.task == "tick")
+
+        wait_for(lambda: len(fired()) >= 4 or None, 30, "four fires")
+        servers[0].process.kill()
+        servers[0].process.wait(10)
+        killed_at = time.time()
+        wait_for(lambda: [s for s in fired() if s > killed_at + 3] or None, 30,
+                 "fires after the kill")
+        hosts.stop_all()
+        jobs = store_jobs(url, tmp_path)
+        records = store_runs(url, tmp_path)
+    claims = claimed_seconds(jobs, "tick")
+    assert set(claims.values()) == {1}, claims
+    assert contiguous(sorted(claims)) == [(min(claims), max(claims))]
+    lost_ok = held_by_killed(jobs, servers[0].process.pid)
+    ran = Counter(r.payload["scheduledTime"] // 1000 for r in records if r.task == "tick")
+    assert set(ran.values()) == {1}, ran
+    assert set(claims) - set(ran) <= lost_ok
+    assert len({r.host for r in records}) == 3, {r.host for r in records}
