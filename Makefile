@@ -23,6 +23,7 @@ lint: venv
 	$(BIN)/python scripts/typecheck.py
 
 test: lint docs tools browser
+	sh scripts/ensure_postgres.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # The documentation site into site/; --strict: a broken link or anchor fails it.

@@ -8,14 +8,16 @@ fails before the rename leaves the previous output byte-identical.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +61,7 @@ def build(root: Path, *, preset: str | None = None, output: Path | None = None,
     if not project.tasks:
         warnings += (f"no tasks: nothing under {project.config.tasks_dir}/ and none in "
                      f"{project.config.label} (is --root the project folder?)",)
-    staging = make_staging(out, "--output" if output is not None else "output_dir")
-    try:
+    with staging_folder(out, "--output" if output is not None else "output_dir") as staging:
         try:
             chosen.emit(project, staging)
         except OSError as exc:
@@ -68,9 +69,6 @@ def build(root: Path, *, preset: str | None = None, output: Path | None = None,
         record = build_record(project, chosen, seal_tree(staging, skip=(BUILD_RECORD,)))
         os.chmod(write_text(staging / BUILD_RECORD, dump_record(record)), FILE_MODE)
         replace_dir(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return BuildResult(project, chosen, out, record, warnings)
 
 
@@ -119,15 +117,60 @@ def _raise(error: TaskpackError) -> Path:
     raise error
 
 
-def make_staging(out: Path, source: str) -> Path:
-    """A fresh folder beside ``out`` (same file system, so the final rename is
-    atomic); :class:`UsageError` when ``out``'s parent cannot be written."""
+@contextlib.contextmanager
+def staging_folder(out: Path, source: str) -> Iterator[Path]:
+    """A fresh staging folder beside ``out`` (same file system, so the final
+    rename is atomic), removed afterwards whatever happens;
+    :class:`UsageError` when ``out``'s parent cannot be written.
+
+    A build killed mid-way (``kill -9``) cannot remove its staging folder,
+    so builds share ``out``'s parent through a ``flock`` on that folder:
+    each live build holds it shared; a build that can take it exclusively
+    is the only one there, so every ``.taskpack-build-*`` folder is stale
+    and it removes them first. The kernel drops a dead build's hold."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out.parent))
+        folder = os.open(out.parent, os.O_RDONLY)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise UsageError(source, f"cannot write the output folder {out}: {reason}") from None
+    try:
+        if _lock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB):
+            remove_stale_staging(out.parent)
+        _lock(folder, fcntl.LOCK_SH)  # held until the build ends
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out.parent))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise UsageError(source, f"cannot write the output folder {out}: {reason}") from None
+        try:
+            yield staging
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        os.close(folder)
+
+
+def _lock(fd: int, how: int) -> bool:
+    """``flock``; False when another process holds it (non-blocking) or the
+    file system does not lock folders (then builds just do not clean up)."""
+    try:
+        fcntl.flock(fd, how)
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale_staging(folder: Path) -> list[str]:
+    """Remove every ``.taskpack-build-*`` folder in ``folder`` (staging
+    folders, and old outputs moved aside, of builds that died); their names."""
+    removed = []
+    for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+        if entry.name.startswith(STAGING_PREFIX) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
 
 
 def build_record(project: Project, preset: Preset, files: Mapping[str, str]) -> dict[str, Any]:

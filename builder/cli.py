@@ -23,11 +23,15 @@ from .errors import TaskpackError
 COMMANDS = {
     "build": "build_command:build_command",
     "cron": "cron_command:cron",
+    "db": "db:db",
     "dev": "dev:dev_command",
+    "enqueue": "queue_command:enqueue_command",
+    "jobs": "queue_command:jobs",
     "init": "init_command:init_command",
     "preview": "preview:preview_command",
     "runs": "runs:runs",
     "task": "task_command:task",
+    "worker": "queue_command:worker_command",
 }
 
 
@@ -58,8 +62,10 @@ class TaskpackGroup(click.Group):
                 raise
             click.echo(f"error: {exc.format_message()}", err=True)
             ctx.exit(exc.exit_code)
-        except click.exceptions.NoArgsIsHelpError:
-            raise  # a group called without its command: click prints its help
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # A group called without its command (`taskpack task`): its help, exit 0.
+            click.echo((exc.ctx or ctx).get_help())
+            ctx.exit(0)
         except click.UsageError as exc:
             # click's own bad-argument errors, as one line like ours.
             command = exc.ctx.command_path if exc.ctx is not None else ctx.command_path

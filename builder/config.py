@@ -80,6 +80,22 @@ def _one_of(*choices: str) -> Check:
     return check
 
 
+def _is_store_url(value: Any) -> str | None:
+    """A store URL a backend takes (``sqlite:///…``, ``postgresql://…``,
+    ``memory://``); the message never shows a password."""
+    problem = _is_str(value)
+    if problem is not None:
+        return problem
+    from taskpack.store import BACKENDS
+    from taskpack.store.urls import redact
+
+    scheme = value.partition("://")[0] if "://" in value else ""
+    if scheme not in BACKENDS:
+        known = ", ".join(sorted({name + "://" for name in BACKENDS}))
+        return f"expected a store URL ({known}), got {redact(value)!r}"
+    return None
+
+
 def _kind(value: Any) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
              list: "a list", dict: "a table", type(None): "nothing"}
@@ -104,6 +120,10 @@ PRESET_TABLES: dict[str, dict[str, Check]] = {
         "queue": _is_str,
         "dead_letter_queue": _is_str,
         "max_retries": _is_int(0),
+    },
+    "store": {
+        "url": _is_store_url,
+        "driver": _one_of("sqlite", "postgres"),
     },
     "vercel": {
         "tasks_api": _is_bool,

@@ -2,7 +2,7 @@
 
 The server answers loopback clients only (:func:`taskpack.http.loopback_only`)
 with tracebacks in 500 responses; its listing (``GET /_nitro/tasks``) gives
-each task's newest run from the project's SQLite history (``"lastRun"``).
+each task's newest run from the project's store (``"lastRun"``).
 A poller watches the config and the project's Python files; on a change the
 project is loaded again and, if it is valid, swapped in: a fresh registry
 (edited modules are imported again), a restarted scheduler. An invalid
@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from taskpack import Registry, set_registry
+from taskpack import Registry, logs, set_registry
 from taskpack.http import (
     Receive,
     Scope,
@@ -38,12 +35,15 @@ from taskpack.http import (
     loopback_only,
 )
 from taskpack.loader import forget_module
-from taskpack.server import closes_dashboard, serve_health, stop_signals_handled_by
+from taskpack.queue.service import QueueService, QueueSettings
+from taskpack.server import closes_dashboard, grace_left, make_server, serve_health
+from taskpack.store import Store
 from taskpack.web.app import Dashboard
 
 from .cli_options import project_root, root_option
 from .config import CANDIDATES
-from .devstate import remove_state, write_state
+from .db import open_store, project_store, run_on_store
+from .devstate import AlreadyRunning, claim, remove_state, write_state
 from .errors import TaskpackError, UsageError
 from .manifest import build_manifest
 from .project import Project, load_project
@@ -141,10 +141,11 @@ def echo_warnings(project: Project) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-def make_registry(project: Project) -> Registry:
+def make_registry(project: Project, store: Store) -> Registry:
     """The registry serving ``project``, made current for ``run_task``; runs
-    are recorded in the project's SQLite history (``taskpack runs``)."""
-    registry = Registry.from_manifest(build_manifest(project), project.root, history="sqlite")
+    are recorded in the project's store (``taskpack runs``), which every
+    reload's registry shares."""
+    registry = Registry.from_manifest(build_manifest(project), project.root, store=store)
     set_registry(registry)
     return registry
 
@@ -158,11 +159,14 @@ def dashboard_schedules(project: Project) -> list[dict[str, Any]]:
 
 def start_scheduler(registry: Registry) -> Scheduler:
     """Start firing ``registry``'s schedules: the one place the dev server
-    touches the scheduler. Imported here: the CLI's other commands do not
-    need croniter."""
+    touches the scheduler. As in a built server, fires are claimed in the
+    project's store and run as jobs by the dev server's worker, so a second
+    process on the same store (another ``taskpack dev``, a server started in
+    the project folder) never runs a fire twice. Imported here: the CLI's
+    other commands do not need croniter."""
     from taskpack.scheduler import Scheduler
 
-    scheduler = Scheduler(registry, timezone=registry.timezone)
+    scheduler = Scheduler(registry, timezone=registry.timezone, store=registry.store)
     scheduler.start()
     return scheduler
 
@@ -170,11 +174,14 @@ def start_scheduler(registry: Registry) -> Scheduler:
 class DevServer:
     """One ``taskpack dev`` session over ``project`` (the last good version)."""
 
-    def __init__(self, project: Project, *, grace: float) -> None:
+    def __init__(self, project: Project, *, grace: float, store: Store | None = None) -> None:
         self.project = project
         self.grace = grace
-        self.api = TaskApi(make_registry(project), policy=loopback_only(), dev=True,
-                           last_runs=True)
+        store = store if store is not None else project_store(project)
+        self.queue = QueueService(lambda: self.registry,
+                                  settings=QueueSettings.from_manifest(build_manifest(project)))
+        self.api = TaskApi(make_registry(project, store), policy=loopback_only(), dev=True,
+                           last_runs=True, extensions=[self.queue.jobs_api()])
         self.schedules = dashboard_schedules(project)
         self.dashboard = Dashboard(self.api, schedules=lambda: self.schedules,
                                    page_policy=self.api.policy, dev=True,
@@ -186,7 +193,9 @@ class DevServer:
         self.watcher = ProjectWatcher(project.root, project.config.output_dir)
         self.scheduler: Scheduler | None = None
         self._watch: asyncio.Task[None] | None = None
-        self._retiring: set[asyncio.Task[None]] = set()
+        self._retiring: set[asyncio.Future[None]] = set()
+        self.on_started: list[Callable[[], object]] = []
+        """Called once serving (the stop signals are then handled)."""
 
     @property
     def registry(self) -> Registry:
@@ -196,11 +205,15 @@ class DevServer:
         """Beside the task API: ``GET /_health``, answered as built servers
         answer it (no access policy: it tells only the number of tasks)."""
         if scope["type"] == "http":
-            await serve_health(self.registry, scope, send)
+            await serve_health(self.registry, scope, send, self.scheduler)
 
     async def startup(self) -> None:
+        await open_store(self.registry.store)
+        self.queue.start()  # the dev server runs a worker: enqueued jobs run here
         self.scheduler = start_scheduler(self.registry)
         self._watch = asyncio.create_task(self._watch_loop(), name="taskpack-dev-watch")
+        for started in self.on_started:
+            started()
 
     async def shutdown(self) -> None:
         if self._watch is not None:
@@ -208,11 +221,12 @@ class DevServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         if self.scheduler is not None:
-            await self.scheduler.stop(self.grace)
+            await self.scheduler.stop(grace_left(self.grace))
         if self._retiring:
-            await asyncio.wait(self._retiring, timeout=self.grace)
-        await self.registry.drain(self.grace)
-        self.registry.close()
+            await asyncio.wait(self._retiring, timeout=grace_left(self.grace))
+        await self.queue.stop(grace_left(self.grace))
+        await self.registry.drain(grace_left(self.grace))
+        await self.registry.close(min(self.grace, 5.0) or 1.0)
 
     async def _watch_loop(self) -> None:
         watcher = self.watcher
@@ -224,6 +238,12 @@ class DevServer:
             await asyncio.sleep(SETTLE_DELAY)  # let an editor finish writing
             changed = sorted({*changed, *await asyncio.to_thread(watcher.changes)})
             await self.reload(changed)
+
+    def _retire(self, work: asyncio.Future[None]) -> None:
+        """Let ``work`` (stopping the old scheduler)
+        finish in the background; shutdown waits for it within the grace."""
+        self._retiring.add(work)
+        work.add_done_callback(self._retiring.discard)
 
     async def reload(self, changed: list[str]) -> None:
         """Load the project again and swap it in if it is valid."""
@@ -244,12 +264,10 @@ class DevServer:
         drop_project_modules(project.root)
         self.project = project
         self.schedules = schedules
-        self.api.registry = make_registry(project)
-        old_registry.close()
+        self.api.registry = make_registry(project, old_registry.store)  # one store
+        self.queue.reloaded()
         if old_scheduler is not None:
-            retiring = asyncio.create_task(old_scheduler.stop(self.grace))
-            self._retiring.add(retiring)
-            retiring.add_done_callback(self._retiring.discard)
+            self._retire(asyncio.ensure_future(old_scheduler.stop(self.grace)))
         self.scheduler = start_scheduler(self.api.registry)
         click.echo(f"taskpack dev: reloaded ({what} changed): {summary(project)}")
         echo_warnings(project)
@@ -268,14 +286,34 @@ def dev_command(root: Path, host: str, port: int) -> None:
 def serve(root: Path, host: str, port: int) -> None:
     """Run ``taskpack dev`` for the project at ``root`` until Ctrl-C/SIGTERM."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (checked before anything starts)
     except ImportError:
         raise TaskpackError("taskpack dev needs uvicorn: pip install 'taskpack[server]'") from None
     project = load_project(root)
     grace = float(project.preset_options("server").get("shutdown_grace", DEFAULT_GRACE))
+    try:
+        owner = claim(project.root)  # held until this process ends
+    except AlreadyRunning as exc:
+        raise TaskpackError(
+            f"taskpack dev is already running for this project ({exc.describe()}); stop it "
+            "first, or use it: `taskpack task run` goes through it"
+        ) from None
+    try:
+        _serve(project, host, port, grace)
+    finally:
+        os.close(owner)
+
+
+def _serve(project: Project, host: str, port: int, grace: float) -> None:
+    """Serve ``project`` on ``host:port`` until Ctrl-C/SIGTERM (the claim on
+    the project is the caller's)."""
+    import uvicorn
+
+    store = project_store(project)
+    run_on_store(store, open_store)  # a store that cannot be used: one line, exit 2
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
-    dev = DevServer(project, grace=grace)
+    dev = DevServer(project, grace=grace, store=store)
     config = uvicorn.Config(
         dev.app, lifespan="on", access_log=False, log_level="info",
         timeout_graceful_shutdown=max(int(grace), 1),
@@ -283,11 +321,12 @@ def serve(root: Path, host: str, port: int) -> None:
         # from X-Forwarded-For, whatever FORWARDED_ALLOW_IPS says.
         proxy_headers=False,
     )
-    server = uvicorn.Server(config)
+    server = make_server(config)
     closes_dashboard(server, dev.dashboard)
     _log_runs()
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
-    state = write_state(project.root, client_host(sock.getsockname()[0]), bound_port)
+    dev.on_started.append(
+        lambda: write_state(project.root, client_host(sock.getsockname()[0]), bound_port))
     click.echo(f"taskpack dev: serving {url}/_nitro/tasks ({summary(project)})")
     click.echo(f"taskpack dev: dashboard {url}/_taskpack/")
     if not is_loopback_address(sock.getsockname()[0]):
@@ -295,11 +334,10 @@ def serve(root: Path, host: str, port: int) -> None:
                    "machine (loopback) are served; others get 403", err=True)
     echo_warnings(project)
     try:
-        with _quiet_signals():
-            server.run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         sock.close()
-        remove_state(project.root, state.pid)
+        remove_state(project.root, os.getpid())
         click.echo("taskpack dev: stopped")
 
 
@@ -332,34 +370,10 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-@contextlib.contextmanager
-def _quiet_signals() -> Iterator[None]:
-    """Let uvicorn own SIGINT/SIGTERM while serving. uvicorn re-raises the
-    signal that stopped it once it is done; these handlers absorb that, so
-    the process can clean up and exit 0 instead of dying mid-cleanup."""
-    def absorb(sig: int, frame: FrameType | None) -> None:
-        pass
-
-    with stop_signals_handled_by(absorb):
-        yield
-
-
 def _log_runs() -> None:
-    """Show the API's one-line-per-run log and task failures on stderr."""
-    logger = logging.getLogger("taskpack")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(_Formatter())
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-
-
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        record.message = record.getMessage()
-        text = f"{stamp} {record.levelname.lower()}: {record.message}"
-        if record.exc_info and record.levelno >= logging.ERROR:
-            text += "\n" + self.formatException(record.exc_info)
-        return text
+    """taskpack's log lines (one per run) on stderr, in the format of every
+    other entry point (:mod:`taskpack.logs`)."""
+    try:
+        logs.setup()
+    except ValueError as exc:
+        raise TaskpackError(str(exc)) from None

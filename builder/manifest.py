@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from taskpack.cron import CronExpr
-from taskpack.history import DEFAULT_LIMIT, DEFAULT_PATH
 from taskpack.registry import MANIFEST_VERSION
+from taskpack.store import DEFAULT_HISTORY_LIMIT
 
 from .cron_describe import describe
 from .dialects import CronPlatform
@@ -22,14 +22,17 @@ from .project import Project, Schedule
 def build_manifest(project: Project, *, dashboard: bool = False) -> dict[str, Any]:
     """The manifest for ``project``: JSON-serialisable, keys sorted.
 
-    ``history`` carries ``[server] history_path``/``history_limit`` (with
-    their defaults) for the registry's run history; ``queue`` the ``[queue]``
-    table (the worker's ``concurrency`` and ``lease``), as written. With ``dashboard``
-    (``taskpack dev``, built servers with ``[server] dashboard = true``)
-    each schedule also carries what the dashboard shows and the runtime
-    cannot compute (it never imports the builder or the presets): its
-    ``description`` and, per cron platform, how the presets using it
-    deploy the schedule (:func:`deployments`).
+    ``store`` carries ``[store] url`` (None: the SQLite default, unless
+    ``$TASKPACK_DATABASE_URL`` says otherwise at runtime), ``[server]
+    history_limit`` and the deprecated ``[server] history_path`` (a SQLite
+    file used when no URL is set; see :func:`taskpack.store.urls.resolve_url`);
+    ``queue`` the ``[queue]`` table (the worker's ``concurrency`` and
+    ``lease``), as written. With ``dashboard`` (``taskpack dev``, built
+    servers with ``[server] dashboard = true``) each schedule also carries
+    what the dashboard shows and the runtime cannot compute (it never
+    imports the builder or the presets): its ``description`` and, per cron
+    platform, how the presets using it deploy the schedule
+    (:func:`deployments`).
     """
     server = project.preset_options("server")
     schedules = [{"cron": s.cron, "tasks": list(s.tasks)} for s in project.schedules]
@@ -49,9 +52,10 @@ def build_manifest(project: Project, *, dashboard: bool = False) -> dict[str, An
             for task in project.tasks
         },
         "schedules": schedules,
-        "history": {
-            "path": server.get("history_path", DEFAULT_PATH),
-            "limit": server.get("history_limit", DEFAULT_LIMIT),
+        "store": {
+            "url": project.preset_options("store").get("url"),
+            "history_path": server.get("history_path"),
+            "history_limit": server.get("history_limit", DEFAULT_HISTORY_LIMIT),
         },
         "queue": dict(project.preset_options("queue")),
     }

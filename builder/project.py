@@ -97,7 +97,8 @@ def load_project(root: Path) -> Project:
     scanned = {task.name: task for task in scan_tasks(root, config.tasks_dir)}
     tasks = dict(_from_scan(task) for task in scanned.values())
     for name, entry in config.tasks.items():
-        tasks[name] = _merge(root, config, name, entry, scanned.get(name))
+        tasks[name] = _merge(root, config, name, entry, scanned.get(name),
+                             [task.path for task in scanned.values()])
     for task in scanned.values():
         if not task.defines_task and tasks[task.name].handler == task.path:
             raise ConfigError(task.path, None, NO_TASK)
@@ -153,7 +154,7 @@ def _from_scan(task: ScannedTask) -> tuple[str, TaskSpec]:
 
 
 def _merge(root: Path, config: Config, name: str, entry: TaskConfig,
-           scanned: ScannedTask | None) -> TaskSpec:
+           scanned: ScannedTask | None, task_files: Sequence[str]) -> TaskSpec:
     """A config-registered task: its handler wins over the scanned file's."""
     if not NAME_RE.match(name):
         raise config.error("not a valid task name (use letters, digits, '_' and '-', "
@@ -161,7 +162,7 @@ def _merge(root: Path, config: Config, name: str, entry: TaskConfig,
     handler = scanned.path if scanned else None
     description = scanned.description if scanned else ""
     if entry.handler is not None:
-        handler = _check_handler(root, config, name, entry.handler)
+        handler = _check_handler(root, config, name, entry.handler, task_files)
         if handler.endswith(".py"):
             info = read_task_file(root, handler)
             if not info.defines_task:
@@ -173,7 +174,8 @@ def _merge(root: Path, config: Config, name: str, entry: TaskConfig,
                     options=_frozen(entry.options))
 
 
-def _check_handler(root: Path, config: Config, name: str, handler: str) -> str:
+def _check_handler(root: Path, config: Config, name: str, handler: str,
+                   task_files: Sequence[str]) -> str:
     """The handler, normalised (POSIX path relative to root, or ``module:attr``)."""
     if handler.endswith(".py"):
         path = (root / handler).resolve()
@@ -181,7 +183,9 @@ def _check_handler(root: Path, config: Config, name: str, handler: str) -> str:
             raise config.error(f"handler {handler!r} is outside the project root",
                                "tasks", name, "handler")
         if not path.is_file():
-            raise config.error(f"handler file {handler!r} does not exist",
+            close = difflib.get_close_matches(handler, list(task_files), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise config.error(f"handler file {handler!r} does not exist{hint}",
                                "tasks", name, "handler")
         return path.relative_to(root).as_posix()
     if not MODULE_HANDLER_RE.match(handler):

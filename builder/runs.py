@@ -1,26 +1,28 @@
-"""``taskpack runs [NAME]``: the run history, read from the SQLite store.
+"""``taskpack runs [NAME]``: the run history, read from the store.
 
-The store is the one ``taskpack task run`` and ``taskpack dev`` write:
-``[server] history_path`` (default ``.taskpack/history.sqlite``) under
-``--root``; or the file given with ``--db``, such as a built server's
-(``$TASKPACK_HISTORY_PATH``, else ``history_path`` relative to the
-directory the server was started in; see :func:`taskpack.server.history_file`).
+The store is the project's, the one ``taskpack task run`` and ``taskpack
+dev`` write (see :mod:`taskpack.builder.db`: ``$TASKPACK_DATABASE_URL``,
+``[store] url``, else ``.taskpack/store.sqlite`` under ``--root``); or the
+SQLite file given with ``--db``, such as a built server's. Reading never
+writes: a SQLite file is opened read-only (no WAL switch, no tables
+created), and a file that is not a taskpack store is one error line, exit
+2. A history file of taskpack 0.1 (``.taskpack/history.sqlite``) reads too.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from taskpack.history import DEFAULT_PATH, RunRecord
-from taskpack.history_sqlite import SQLiteHistory
+from taskpack.store import RunRecord, Store, StoreError, store_for
+from taskpack.store.sqlite import SQLiteStore
+from taskpack.store.urls import sqlite_url
 
 from .cli_options import project_root, root_option
-from .config import load_config
+from .db import StoreProblem, project_store, run_on_store, where
 from .errors import UsageError
 from .project import load_project, task_hint
 
@@ -32,24 +34,31 @@ from .project import load_project, task_hint
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON array.")
 @root_option()
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
-              help="Read this history file instead of the project's.")
+              help="Read this SQLite store (or 0.1 history file) instead of the project's.")
 def runs(name: str | None, limit: int, as_json: bool, root: Path, db: Path | None) -> None:
     """Show recorded runs (of task NAME, or of every task): when, trigger,
     outcome, attempts and time taken."""
-    path = db if db is not None else history_file(root)
-    if not path.is_file():
-        if db is not None:
+    store: Store | None
+    if db is not None:
+        if not db.is_file():
             raise UsageError("--db", f"{db} does not exist")
-        records: list[RunRecord] = []
+        store = read_only(db)
     else:
-        store = SQLiteHistory(path)
+        store = project_store(load_project(project_root(root)))
+        if isinstance(store, SQLiteStore):
+            store = read_only(store.path) if store.path.is_file() else None
+    records: list[RunRecord] = []
+    if store is not None:
+        async def read(s: Store) -> list[RunRecord]:
+            return (await s.list_runs(task=name, limit=limit)).runs
+
         try:
-            records = store.runs(name, limit)
-        except sqlite3.DatabaseError as exc:
-            raise UsageError("--db" if db is not None else "server.history_path",
-                             f"cannot read {path} as a run history: {exc}") from None
-        finally:
-            store.close()
+            records = run_on_store(store, read)
+        except StoreProblem as exc:
+            if db is not None:
+                raise UsageError("--db", str(exc)) from None
+            raise
+    named = where(store) if store is not None else "none yet"
     if as_json:
         click.echo(json.dumps([record.to_dict() for record in records], indent=2,
                               ensure_ascii=False))
@@ -57,9 +66,17 @@ def runs(name: str | None, limit: int, as_json: bool, root: Path, db: Path | Non
     if not records:
         if name is not None and db is None:
             check_task_name(root, name)
-        click.echo(f"No runs recorded{f' for {name}' if name else ''} ({path}).")
+        click.echo(f"No runs recorded{f' for {name}' if name else ''} ({named}).")
         return
     click.echo(format_table(records))
+
+
+def read_only(path: Path) -> Store:
+    """The SQLite store at ``path``, opened read-only."""
+    try:
+        return store_for(sqlite_url(path.resolve()) + "?mode=ro", root=path.parent)
+    except StoreError as exc:
+        raise UsageError("--db", str(exc)) from None
 
 
 def check_task_name(root: Path, name: str) -> None:
@@ -69,12 +86,6 @@ def check_task_name(root: Path, name: str) -> None:
     project = load_project(root)
     if name not in project.task_names:
         raise UsageError("NAME", f"unknown task {name!r}{task_hint(name, project.task_names)}")
-
-
-def history_file(root: Path) -> Path:
-    """The project's history file: ``[server] history_path`` under ``root``."""
-    server = load_config(project_root(root)).preset_options.get("server", {})
-    return root / str(server.get("history_path", DEFAULT_PATH))
 
 
 def format_table(records: list[RunRecord]) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from taskpack.options import make_options
 
 from .errors import ConfigError
+from .paths import check_link, check_loop, check_name, is_dir, real_root
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+(:[A-Za-z0-9_.-]+)*$")
 
@@ -57,7 +58,8 @@ def scan_tasks(root: Path, tasks_dir: str) -> tuple[ScannedTask, ...]:
     prefix = "" if where == "." else where + "/"
     found: dict[str, ScannedTask] = {}
     folded: dict[str, ScannedTask] = {}
-    for path in sorted(_task_files(os.fspath(base), ""), key=lambda path: path.split("/")):
+    files = _task_files(os.fspath(base), prefix, real_root(root), (os.path.realpath(base),))
+    for path in sorted(files, key=lambda path: path.split("/")):
         rel = prefix + path
         name = task_name(path)
         if not NAME_RE.match(name):
@@ -78,15 +80,31 @@ def task_name(relpath: str) -> str:
     return relpath.removesuffix(".py").replace("/", ":")
 
 
-def _task_files(folder: str, prefix: str) -> Iterator[str]:
-    """Task files under ``folder`` as POSIX paths relative to it (with ``prefix``)."""
+def _task_files(folder: str, where: str, root: str, walking: tuple[str, ...],
+                prefix: str = "") -> Iterator[str]:
+    """Task files under ``folder`` as POSIX paths relative to it (with
+    ``prefix``), under the rules of :mod:`builder.paths` (``where`` is the
+    folder's root-relative prefix, for messages; ``walking`` the real paths
+    of the folders walked down to it)."""
     with os.scandir(folder) as entries:
-        for entry in entries:
+        for entry in sorted(entries, key=lambda entry: entry.name):
             if entry.name.startswith(("_", ".")):
                 continue
+            rel = f"{where}{prefix}{entry.name}"
+            if entry.is_symlink():
+                if is_dir(entry.path, rel):
+                    real = check_loop(entry.path, rel, root, walking)
+                    yield from _task_files(entry.path, where, root, (*walking, real),
+                                           f"{prefix}{entry.name}/")
+                    continue
+                check_link(entry.path, rel, root)
             if entry.is_dir():
-                yield from _task_files(entry.path, f"{prefix}{entry.name}/")
+                check_name(rel)
+                yield from _task_files(entry.path, where, root,
+                                       (*walking, os.path.realpath(entry.path)),
+                                       f"{prefix}{entry.name}/")
             elif entry.name.endswith(".py") and entry.is_file():
+                check_name(rel)
                 yield prefix + entry.name
 
 

@@ -1,11 +1,12 @@
 """``taskpack task list`` and ``taskpack task run``: through the running dev
 server when there is one, else in-process on the project's registry (its
-runs recorded in the project's SQLite run history)."""
+runs recorded in the project's store, see :mod:`taskpack.builder.db`)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -14,10 +15,14 @@ from typing import Any, NoReturn
 
 import click
 
-from taskpack import Registry, TaskError, run_task_sync, set_registry
+from taskpack import Registry, TaskError, set_registry
 from taskpack.http import dump_result, json_kind
+from taskpack.logs import RUN_LOGGER, silenced
+from taskpack.store import Store
+from taskpack.store.sqlite import SQLiteStore
 
 from .cli_options import project_root, root_option
+from .db import StoreProblem, open_store, project_store, run_on_store
 from .devclient import DevServerError, DevServerGone, fetch_listing, run_remote
 from .devstate import DevState, live_server
 from .errors import TaskFailedError, TaskpackError, UsageError
@@ -36,8 +41,9 @@ def open_project(root: Path) -> Project:
 
 def local_registry(project: Project) -> Registry:
     """An in-process registry for ``project``, made current for ``run_task``;
-    its runs go to the project's SQLite run history (``taskpack runs``)."""
-    registry = Registry.from_manifest(build_manifest(project), project.root, history="sqlite")
+    its runs go to the project's store (``taskpack runs``)."""
+    registry = Registry.from_manifest(build_manifest(project), project.root,
+                                      store=project_store(project))
     set_registry(registry)
     return registry
 
@@ -131,17 +137,25 @@ def task_list(root: Path, as_json: bool, local: bool) -> None:
 
 def local_listing(project: Project) -> dict[str, Any]:
     """What the dev server's ``GET /_nitro/tasks`` answers, in-process: the
-    listing with each task's ``"lastRun"`` read from the project's SQLite
-    history (the store ``taskpack dev`` and ``task run`` write; not created
-    when it does not exist yet)."""
-    manifest = build_manifest(project)
-    stored = (project.root / manifest["history"]["path"]).is_file()
-    registry = Registry.from_manifest(manifest, project.root,
-                                      history="sqlite" if stored else "none")
-    try:
-        return registry.listing(last_runs=True)
-    finally:
-        registry.close()
+    listing with each task's ``"lastRun"`` read from the project's store
+    (the one ``taskpack dev`` and ``task run`` write; a SQLite store is not
+    created when it does not exist yet)."""
+    store = project_store(project)
+    registry = Registry.from_manifest(build_manifest(project), project.root, store=store)
+    if isinstance(store, SQLiteStore) and not store.path.exists():
+        listing = registry.listing()
+        for info in listing["tasks"].values():
+            info["lastRun"] = None
+        return listing
+
+    async def read(store: Store) -> dict[str, Any]:
+        try:
+            await open_store(store)
+        except StoreProblem as exc:  # like a failed write, it never fails the listing
+            logging.getLogger("taskpack.store").error("%s", exc)
+        return await registry.listing_with_last_runs()
+
+    return run_on_store(store, read)
 
 
 def echo_listing(listing: dict[str, Any], as_json: bool) -> None:
@@ -197,14 +211,24 @@ def task_run(ctx: click.Context, name: str, root: Path, payload: str | None,
             echo_result(name, result)
             return
     registry = local_registry(project)
+
+    async def main(store: Store) -> Any:
+        await open_store(store)
+        try:
+            return await registry.run(name, data)
+        finally:
+            await registry.drain()
+
     try:
-        # The result is the only thing on stdout; what the task prints goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
-            result = run_task_sync(name, data)
+        # The result is the only thing on stdout; what the task prints goes to
+        # stderr. The command reports the run itself (its result or one error
+        # line), as for a run on the dev server, so the run's log line is not shown.
+        with contextlib.redirect_stdout(sys.stderr), silenced(RUN_LOGGER):
+            result = run_on_store(registry.store, main)
+    except TaskpackError:
+        raise
     except Exception as exc:
         fail_task(ctx, name, exc)
-    finally:
-        registry.close()
     echo_result(name, result)
 
 

@@ -20,9 +20,12 @@ Schedules (``[kubernetes] scheduler``):
   limits, ``backoffLimit: 0``. Its container runs that schedule's fire once
   (:mod:`taskpack.platforms.kubernetes`). The Deployment's servers run with
   ``TASKPACK_SCHEDULER=off``.
-* ``"in-process"``: no CronJobs; the servers schedule, and with more than
-  one replica each fire is claimed in the store (DESIGN §11), so the
-  Secret must carry a shared ``TASKPACK_DATABASE_URL`` (PostgreSQL).
+* ``"in-process"``: no CronJobs; every replica schedules and claims each
+  fire in the store (DESIGN §11), so the project must declare a PostgreSQL
+  store (``[store] url = "postgresql://..."``, or ``[store] driver =
+  "postgres"`` with ``TASKPACK_DATABASE_URL`` in the Secret); the build
+  refuses otherwise. The same holds for ``worker_replicas`` (jobs travel
+  from web pods to worker pods through the store).
 
 ``[kubernetes]``: ``name`` (default: the project folder's), ``image``
 (default ``<name>:latest``), ``namespace`` (default ``default``),
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,8 @@ UID = 10001
 SECRET_SUFFIX = "-env"
 CRONJOB_NAME_LIMIT = 52  # the controller appends 11 characters; Job names are <= 63
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # DNS-1035: starts with a letter
+NAME_LIMIT = 45  # "<name>-worker" and the Service stay within 63 characters
 ENTRY_MODULE = "taskpack.platforms.kubernetes"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 HISTORY_LIMITS = {"successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3}
@@ -90,8 +95,7 @@ class Options:
         table = dict(project.preset_options("kubernetes"))
         app = table.get("name") or _slug(project.root.name)
         table.setdefault("image", f"{app}:latest")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in table.items() if k in known} | {"name": app})
+        return cls(**table | {"name": app})
 
 
 def validate(project: Project) -> list[str]:
@@ -99,24 +103,36 @@ def validate(project: Project) -> list[str]:
     run the same way; warnings to print."""
     options = Options.of(project)
     config = project.config
-    for key, value in (("name", options.name), ("namespace", options.namespace)):
-        if not DNS_LABEL.match(value) or len(value) > 63:
-            raise config.error(f"{value!r} is not a DNS label (lower-case letters, digits and "
-                               "'-', at most 63, starting and ending alphanumeric)",
-                               "kubernetes", key)
+    if not SERVICE_NAME.match(options.name) or len(options.name) > NAME_LIMIT:
+        raise config.error(f"{options.name!r} is not a DNS label for a Service (lower-case "
+                           f"letters, digits and '-', at most {NAME_LIMIT}, starting with a "
+                           "letter, ending alphanumeric)", "kubernetes", "name")
+    if not DNS_LABEL.match(options.namespace) or len(options.namespace) > 63:
+        raise config.error(f"{options.namespace!r} is not a DNS label (lower-case letters, "
+                           "digits and '-', at most 63, starting and ending alphanumeric)",
+                           "kubernetes", "namespace")
     if not re.search(r":[\w.-]*\d", options.base_image) or options.base_image.endswith(":latest"):
         raise config.error(f"{options.base_image!r} is not pinned: name a versioned tag such "
                            "as 'python:3.13.9-slim-bookworm'", "kubernetes", "base_image")
     schedules(project)
-    warnings = []
-    if options.scheduler == "in-process" and options.replicas > 1 and project.schedules:
-        warnings.append(
-            "kubernetes: scheduler = \"in-process\" with several replicas: each fire runs once "
-            "only if every replica claims fires in one shared store; put "
-            "TASKPACK_DATABASE_URL=postgresql://... in the Secret "
-            f"{options.name}{SECRET_SUFFIX}"
-        )
-    return warnings
+    shared = _needs_shared_store(options, project)
+    if shared is not None and not bundle.uses_postgres(project):
+        raise config.error(
+            f"{shared} needs one store shared by every pod: set [store] url to a "
+            "postgresql:// URL, or [store] driver = \"postgres\" and put "
+            f"TASKPACK_DATABASE_URL in the Secret {options.name}{SECRET_SUFFIX}",
+            "kubernetes", "scheduler" if shared.startswith("scheduler") else "worker_replicas")
+    return []
+
+
+def _needs_shared_store(options: Options, project: Project) -> str | None:
+    """What in the options makes pods share work through the store (each
+    fire claimed once, jobs enqueued by one pod and run by another), or None."""
+    if options.scheduler == "in-process" and project.schedules:
+        return 'scheduler = "in-process" (every replica schedules; each fire is claimed once)'
+    if options.worker_replicas > 0:
+        return "worker_replicas (web pods enqueue, worker pods run the jobs)"
+    return None
 
 
 def schedules(project: Project) -> tuple[Trigger, ...]:
@@ -309,5 +325,8 @@ def _container_security() -> dict[str, Any]:
 
 
 def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63].strip("-")
-    return slug or "taskpack"
+    """A default name from the project folder's: a DNS-1035 label."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    if not slug[:1].isalpha():
+        slug = f"taskpack-{slug}"
+    return slug[:NAME_LIMIT].strip("-")

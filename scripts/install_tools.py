@@ -44,6 +44,19 @@ def _pins_digest(pins: Path) -> str:
     return digest.hexdigest()
 
 
+def _pinned(pins: Path) -> str:
+    """What a tool set downloads, for the line printed before it does:
+    ``pyodide@0.28.2, wrangler@4.86.0, workers-runtime-sdk==1.9.5``."""
+    names: list[str] = []
+    if (pins / "package.json").is_file():
+        dependencies = json.loads((pins / "package.json").read_text())["dependencies"]
+        names += [f"{name}@{version}" for name, version in sorted(dependencies.items())]
+    if (pins / "wheels.txt").is_file():
+        names += [line.split()[0] for line in (pins / "wheels.txt").read_text().splitlines()
+                  if line.strip() and not line.startswith("#")]
+    return ", ".join(names)
+
+
 def _run(cmd: list[str], cwd: Path) -> None:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -67,9 +80,8 @@ def install(name: str) -> dict[str, object]:
         if installed and (pins / "package.json").is_file():
             installed = (target / "node_modules" / ".package-lock.json").is_file()
         if not installed:
-            print(f"install_tools: installing the pinned {name} tools into {target} "
-                  "(downloads on the first run; this can take a few minutes)",
-                  file=sys.stderr, flush=True)
+            print(f"install_tools: downloading {_pinned(pins)} into {target} "
+                  "(first run only; this can take a few minutes)", file=sys.stderr, flush=True)
             if target.exists():
                 shutil.rmtree(target)
             target.mkdir()

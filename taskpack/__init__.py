@@ -18,19 +18,16 @@ from .errors import (
     TaskNotImplementedError,
     TaskTimeoutError,
 )
-from .history import HistoryStore, MemoryHistory, NoHistory, RunRecord
 from .options import RetryPolicy
 from .queue import QueueUnavailableError, SpawnHandle, enqueue_task, enqueue_task_sync, spawn_task
 from .registry import Registry, get_registry, run_task, run_task_sync, set_registry
+from .store import RunRecord, Store, StoreError, StoreUnavailable
 from .task import JobInfo, Task, TaskContext, TaskEvent, define_task
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "HistoryStore",
     "JobInfo",
-    "MemoryHistory",
-    "NoHistory",
     "NonRetryableError",
     "PayloadValidationError",
     "QueueUnavailableError",
@@ -38,6 +35,9 @@ __all__ = [
     "RetryPolicy",
     "RunRecord",
     "SpawnHandle",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
     "Task",
     "TaskAbortedError",
     "TaskContext",

@@ -35,9 +35,11 @@ from typing import Any
 
 from .fire import Outcome, run_fire
 from .http import (
+    PREFIX,
     HttpRequest,
     HttpResponse,
     TaskApi,
+    api_off,
     bearer_token,
     configured_secret,
     error_response,
@@ -104,7 +106,8 @@ class Worker:
         declared size is within the API's limit. Runs get a context with
         ``env``, ``ctx`` and ``wait_until`` as scheduled runs do."""
         if not self.tasks_api:
-            return error_response(404, "not found")
+            on_api = request.path == PREFIX or request.path.startswith(PREFIX + "/")
+            return api_off("cloudflare") if on_api else error_response(404, "not found")
         bind_env(env)
         token = configured_secret(getattr(env, TOKEN_SECRET, None))
         if token is None:

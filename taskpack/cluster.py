@@ -10,6 +10,10 @@ no fail-over. Nothing the scheduler needs lives inside the bundle, so a
 rebuild in place under a running cluster neither stops nor doubles
 scheduling.
 
+All workers record their runs in the same store (see
+:func:`taskpack.server.bundle_store`; the SQLite default's WAL mode and
+write lock keep every row).
+
 SIGTERM/SIGINT to the supervisor: every worker gets SIGTERM and shuts down
 gracefully (stops accepting, finishes requests, stops the scheduler and
 waits for running tasks, up to ``shutdown_grace`` seconds); the supervisor
@@ -18,6 +22,7 @@ exits 0 once they are gone.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import multiprocessing
@@ -35,10 +40,11 @@ from .server import (
     ServerConfigError,
     ServerOptions,
     address_from_env,
+    check_store,
     closes_dashboard,
-    configure_logging,
     exit_on_config_error,
     make_server,
+    setup_logs,
     uvicorn_config,
 )
 
@@ -61,11 +67,12 @@ def workers_from_env(env: Mapping[str, str]) -> int:
 def serve_cluster(base: Path, options: ServerOptions) -> None:
     """Run the bundle at ``base`` as a cluster until SIGTERM (its ``index.py``)."""
     env = os.environ
-    configure_logging()
     with exit_on_config_error():
+        setup_logs()
         host, port = address_from_env(env)
         count = workers_from_env(env)
         bundle = BundleApp.load(base, options)
+        asyncio.run(check_store(bundle.registry.store))
     sock = bind(host, port)
     config = uvicorn_config(bundle.app, host, port, options.shutdown_grace)
 

@@ -4,9 +4,9 @@
 >>> unsubscribe = events.on_run_finished(lambda run: statsd.timing(run.task, run.duration_ms))
 >>> events.on_job_changed(lambda job: print(job.id, job.status))
 
-A run callback receives the run's :class:`~taskpack.history.RunRecord` once
+A run callback receives the run's :class:`~taskpack.store.RunRecord` once
 per run (joined calls are not runs of their own), in the process that ran
-it, right after the run is recorded in the history and before its callers
+it, right after the run is handed to the store's run history and before its callers
 resume.
 
 A job callback receives a :class:`~taskpack.store.Job` each time this
@@ -33,7 +33,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .history import RunRecord
+from .store import RunRecord
 
 if TYPE_CHECKING:
     from .store import Job

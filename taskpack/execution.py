@@ -14,8 +14,9 @@ The registry loads a task and hands it, with its merged options, to a
    (``event.attempt`` counts from 1) and at most ``timeout`` seconds;
 4. ``on_success(event, result)`` or ``on_error(event, exc)`` once, with the
    last attempt's event;
-5. one :class:`~taskpack.history.RunRecord` to the ``record`` callback (the
-   registry's history and :mod:`taskpack.events`).
+5. one :class:`~taskpack.store.RunRecord` to the ``record`` callback (the
+   registry's store and :mod:`taskpack.events`), with the payload, the
+   result or the failure's traceback, and the host that ran it.
 
 A queued job's attempt (:meth:`Runner.run_job`, called by the worker of
 :mod:`taskpack.queue`) goes through the same steps with one attempt per
@@ -36,20 +37,23 @@ as under Pyodide) blocks the loop, so nothing can interrupt it; when it
 returns after its deadline its result is discarded and the attempt counts as
 timed out, so the outcome is the same on every platform.
 
-Every attempt writes one ``key=value`` line to the ``taskpack.execution``
-logger (the fields are also on the record as ``record.taskpack``): WARNING
-for a failed attempt that will be retried, INFO for the attempt that ends
-the run (a failure is then the caller's to report: it gets the exception).
+Logging (see :mod:`taskpack.logs`): each run is one ``key=value`` line on
+the ``taskpack.run`` logger when it ends (the fields are also on the record
+as ``record.taskpack``): INFO when it succeeded, WARNING when the payload was
+refused or the run was cancelled, ERROR when it failed or timed out (a failure carries its
+traceback). A failed attempt that will be retried is a WARNING line on
+``taskpack.execution``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import inspect
-import json
 import logging
 import os
+import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -58,12 +62,23 @@ from typing import Any
 
 from .concurrency import DirectGate, LimitGate, canonical_json, make_gate
 from .errors import PayloadValidationError, TaskAbortedError, TaskTimeoutError
-from .history import Outcome, RunRecord
+from .logs import FIELDS, RUN_LOGGER, logfmt
 from .options import TaskOptions
 from .schema import SchemaError
+from .store import Outcome, RunRecord
 from .task import JobInfo, Task, TaskContext, TaskEvent
+from .threads import DaemonThreadPool
 
 logger = logging.getLogger(__name__)
+run_logger = logging.getLogger(RUN_LOGGER)
+_LEVELS: dict[Outcome, int] = {"ok": logging.INFO, "invalid": logging.WARNING,
+                               "cancelled": logging.WARNING, "error": logging.ERROR,
+                               "timeout": logging.ERROR}
+
+TASK_THREADS = DaemonThreadPool(min(32, (os.cpu_count() or 1) + 4), "taskpack-task")
+"""The threads sync tasks run in (as many as asyncio's default executor).
+Daemon threads: a task that never returns cannot keep the process alive
+once the server has given up waiting for it (``shutdown_grace``)."""
 
 MakeContext = Callable[[Any], TaskContext]
 Record = Callable[[RunRecord], None]
@@ -120,6 +135,7 @@ class Runner:
         attempt = 0
         outcome: Outcome = "error"
         error: BaseException | None = None
+        result: Any = None
         try:
             value: Any = payload
             if options.validate is not None:
@@ -143,32 +159,35 @@ class Runner:
                     outcome = "timeout" if isinstance(exc, TaskTimeoutError) else "error"
                     retry = options.retry
                     if attempt >= retry.max_attempts or not retry.retries(exc):
-                        self._log(event, began, outcome, exc)
                         if options.on_error is not None:
                             await _call_hook(self.name, "on_error", options.on_error, event, exc)
                         raise
                     delay = retry.delay(attempt)
-                    self._log(event, began, outcome, exc, delay)
+                    self._log_retry(event, began, outcome, exc, delay)
                     await asyncio.sleep(delay)
                     event = replace(event, payload=dict(value) if fresh else value,
                                     attempt=attempt + 1)
                     continue
                 outcome, error = "ok", None
-                self._log(event, began, "ok")
                 if options.on_success is not None:
                     await _call_hook(self.name, "on_success", options.on_success, event, result)
                 return result
-        except BaseException as exc:  # cancellation, or anything the loop did not see
-            if error is None or isinstance(exc, asyncio.CancelledError):
+        except asyncio.CancelledError as exc:  # the server stopped waiting (shutdown)
+            error, outcome = exc, "cancelled"
+            raise
+        except BaseException as exc:  # anything the loop did not see
+            if error is None:
                 error, outcome = exc, "error"
             raise
         finally:
             duration = time.perf_counter() - clock
-            self._record(RunRecord(
-                run_id, self.name, ctx.trigger, payload_hash(payload), started,
-                started + duration, duration * 1000, attempt, outcome,
-                None if error is None else describe(error),
-            ))
+            run = run_record(run_id, self.name, ctx.trigger, payload, started, duration,
+                             attempt, outcome, error, result, None)
+            self._record(run)
+            level = _LEVELS[outcome]
+            if run_logger.isEnabledFor(level):
+                traced = outcome == "error" and isinstance(error, Exception)
+                log_run(run, level, error if traced else None)
 
     async def run_job(self, payload: dict[str, Any], context: Any, job: JobInfo) -> JobAttempt:
         """Carry out attempt ``job.attempt`` of a queued job (see the module
@@ -185,6 +204,8 @@ class Runner:
         attempts = 0
         outcome: Outcome = "error"
         error: BaseException | None = None
+        result: Any = None
+        retry_in: float | None = None
         try:
             value: Any = payload
             if options.validate is not None:
@@ -198,7 +219,6 @@ class Runner:
             event = TaskEvent(self.name, value, ctx, job.attempt, run_id, job)
             if job.attempt == 1 and options.on_start is not None:
                 await _call_hook(self.name, "on_start", options.on_start, event)
-            began = time.perf_counter()
             try:
                 result = await self._attempt(event)
             except Exception as exc:
@@ -206,14 +226,12 @@ class Runner:
                 outcome = "timeout" if isinstance(exc, TaskTimeoutError) else "error"
                 final = job.attempt >= job.max_attempts or not options.retry.retries(exc)
                 retry_in = None if final else options.retry.delay(job.attempt)
-                self._log(event, began, outcome, exc, retry_in, job.max_attempts)
                 if final and options.on_error is not None:
                     await _call_hook(self.name, "on_error", options.on_error, event, exc)
                 return JobAttempt(False, error=describe(exc),
                                   traceback="".join(traceback.format_exception(exc)),
                                   retry_in=retry_in)
             outcome = "ok"
-            self._log(event, began, "ok", max_attempts=job.max_attempts)
             if options.on_success is not None:
                 await _call_hook(self.name, "on_success", options.on_success, event, result)
             return JobAttempt(True, result=result)
@@ -223,11 +241,18 @@ class Runner:
             raise
         finally:
             duration = time.perf_counter() - clock
-            self._record(RunRecord(
-                run_id, self.name, ctx.trigger, payload_hash(payload), started,
-                started + duration, duration * 1000, attempts, outcome,
-                None if error is None else describe(error),
-            ))
+            run = run_record(run_id, self.name, ctx.trigger, payload, started, duration,
+                             attempts, outcome, error, result, job.id)
+            self._record(run)
+            # One line per job attempt (each is a run): a failure that will be
+            # retried is a WARNING with the delay, the last one an ERROR.
+            level = _LEVELS[outcome] if retry_in is None else logging.WARNING
+            if run_logger.isEnabledFor(level):
+                traced = outcome == "error" and isinstance(error, Exception)
+                more: dict[str, Any] = {"job": job.id, "max_attempts": job.max_attempts}
+                if retry_in is not None:
+                    more["retry_in_s"] = round(retry_in, 3)
+                log_run(run, level, error if traced and retry_in is None else None, more)
 
     async def _attempt(self, event: TaskEvent) -> Any:
         """One attempt, limited to ``timeout`` seconds. Whatever the task
@@ -248,9 +273,8 @@ class Runner:
             return await self._limited(self._fn(event), event, timeout)
         if self.threads:
             if timeout is None:
-                return await asyncio.to_thread(_in_thread, self._fn, event)
-            return await self._limited(asyncio.to_thread(_in_thread, self._fn, event), event,
-                                       timeout)
+                return await in_task_thread(self._fn, event)
+            return await self._limited(in_task_thread(self._fn, event), event, timeout)
         began = time.perf_counter()
         result = self._fn(event)
         if inspect.isawaitable(result):
@@ -264,37 +288,67 @@ class Runner:
 
     async def _limited(self, awaitable: Awaitable[Any], event: TaskEvent, timeout: float,
                        reported: float | None = None) -> Any:
+        """``awaitable`` within ``timeout`` seconds. An async task that blocks
+        the loop keeps the timer from firing; when it returns after its
+        deadline its result is discarded and the attempt timed out, as for
+        an inline sync task."""
         limit = asyncio.timeout(timeout)
+        began = time.perf_counter()
         try:
             async with limit:
-                return await awaitable
+                result = await awaitable
         except TimeoutError:
             if limit.expired():
                 raise TaskTimeoutError(self.name, reported or timeout, event.attempt) from None
             raise
+        if time.perf_counter() - began > timeout:
+            raise TaskTimeoutError(self.name, reported or timeout, event.attempt)
+        return result
 
-    def _log(self, event: TaskEvent, began: float, outcome: Outcome,
-             exc: BaseException | None = None, retry_in: float | None = None,
-             max_attempts: int | None = None) -> None:
-        level = logging.INFO if retry_in is None else logging.WARNING
-        if not logger.isEnabledFor(level):
+    def _log_retry(self, event: TaskEvent, began: float, outcome: Outcome,
+                   exc: BaseException, retry_in: float, max_attempts: int | None = None) -> None:
+        if not logger.isEnabledFor(logging.WARNING):
             return
         fields: dict[str, Any] = {
             "task": self.name,
-            "run": event.run_id,
+            "run_id": event.run_id,
             "attempt": event.attempt,
             "max_attempts": max_attempts or self.options.retry.max_attempts,
             "trigger": event.context.trigger,
             **({"job": event.job.id} if event.job is not None else {}),
             "outcome": outcome,
             "duration_ms": round((time.perf_counter() - began) * 1000, 3),
+            "error": describe(exc),
+            "retry_in_s": round(retry_in, 3),
         }
-        if exc is not None:
-            fields["error"] = describe(exc)
-        if retry_in is not None:
-            fields["retry_in_s"] = round(retry_in, 3)
-        line = " ".join(f"{key}={_logfmt(value)}" for key, value in fields.items())
-        logger.log(level, line, extra={"taskpack": fields})
+        logger.warning("attempt failed, retrying: %s", logfmt(fields), extra={FIELDS: fields})
+
+
+def log_run(run: RunRecord, level: int, exc: BaseException | None = None,
+            more: dict[str, Any] | None = None) -> None:
+    """The run's one line on ``taskpack.run`` (``exc`` adds its traceback;
+    ``more`` adds fields after the run's own, e.g. a queued job's id)."""
+    fields: dict[str, Any] = {
+        "task": run.task,
+        "trigger": run.trigger,
+        "outcome": run.outcome,
+        "attempts": run.attempts,
+        "duration_ms": round(run.duration_ms, 3),
+        "run_id": run.id,
+    }
+    if more:
+        fields.update(more)
+    if run.error is not None:
+        fields["error"] = run.error
+    run_logger.log(level, logfmt(fields), exc_info=exc, extra={FIELDS: fields})
+
+
+def in_task_thread(fn: Callable[[TaskEvent], Any], event: TaskEvent) -> Awaitable[Any]:
+    """``fn(event)`` in one of :data:`TASK_THREADS` (the caller's context
+    variables copied, as :func:`asyncio.to_thread` does)."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    return loop.run_in_executor(TASK_THREADS, context.run, _in_thread, fn, event)
 
 
 def _in_thread(fn: Callable[[TaskEvent], Any], event: TaskEvent) -> Any:
@@ -334,6 +388,30 @@ def payload_hash(payload: Any) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
+def run_record(run_id: str, task: str, trigger: str, payload: Any, started: float,
+               duration: float, attempts: int, outcome: Outcome, error: BaseException | None,
+               result: Any, job_id: str | None) -> RunRecord:
+    """The history record of a finished run (a failure's traceback and no
+    result; a success's result)."""
+    return RunRecord(
+        run_id, task, trigger, payload_hash(payload), started, started + duration,
+        duration * 1000, attempts, outcome, None if error is None else describe(error),
+        host_name(), payload, None if error is not None else result,
+        None if error is None else "".join(traceback.format_exception(error)), job_id)
+
+
+_host: tuple[int, str] = (0, "")
+
+
+def host_name() -> str:
+    """``hostname:pid`` of this process (a run's ``host``)."""
+    global _host
+    pid = os.getpid()
+    if _host[0] != pid:
+        _host = (pid, f"{socket.gethostname()}:{pid}")
+    return _host[1]
+
+
 def describe(exc: BaseException) -> str:
     """``"TypeName: message"`` for the history and the logs (for a
     :class:`TaskAbortedError`, of what the task raised)."""
@@ -342,10 +420,3 @@ def describe(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc)
     name = type(exc).__name__
     return f"{name}: {message}" if message else name
-
-
-def _logfmt(value: Any) -> str:
-    text = str(value)
-    if not text or any(ch in text for ch in ' "=\n'):
-        return json.dumps(text, ensure_ascii=False)
-    return text

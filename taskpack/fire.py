@@ -6,21 +6,23 @@ parallel through the registry with ``payload={"scheduledTime": <fire time,
 epoch ms>}`` and a context whose trigger is ``schedule:<cron>``. One task
 failing never stops the others (Nitro lets one failure reject the whole
 batch, anonymously). A task still running from an earlier call is joined
-(the registry's dedupe) and logged as overlapping. Each task's run is one
-log line: fire time, cron, task, outcome, duration; a failure carries its
-traceback.
+(the registry's dedupe) and logged as overlapping. Each task's run is
+logged as one line by the execution layer (``taskpack.run``, trigger
+``schedule:<cron>``); the fire itself logs only what is not a run: a join
+of a running call, and a task that could not start (unknown, not
+implemented, not importable).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
-from .execution import describe
+from .errors import TaskLoadError, TaskNotFoundError, TaskNotImplementedError
+from .logs import logfmt
 from .registry import Registry
 from .task import TaskContext
 
@@ -45,33 +47,28 @@ async def run_fire(
     """Run one fire: ``runs`` maps each task name to the cron it was listed
     under (as written; it names the trigger). Returns each task's outcome.
 
-    Cancelling the fire cancels its runs (each is logged as cancelled).
+    Cancelling the fire cancels its runs (each run's line says so).
     """
     when = datetime.fromtimestamp(scheduled_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     payload = {"scheduledTime": scheduled_ms}
 
     async def one(name: str, cron: str) -> Outcome:
         overlapping = registry.is_running(name)
-        started = time.perf_counter()
 
-        def log(level: int, outcome: str, exc: BaseException | None = None) -> None:
-            duration = (time.perf_counter() - started) * 1000
-            logger.log(level, "%s cron=%r task=%s outcome=%s duration=%.1fms", when, cron,
-                       name, outcome, duration, exc_info=exc)
+        def log(level: int, what: str) -> None:
+            logger.log(level, "%s %s", logfmt({"fire": when, "cron": cron, "task": name}), what)
 
         try:
             await registry.run(name, payload, context(f"schedule:{cron}"))
-        except asyncio.CancelledError:
-            log(logging.WARNING, "cancelled")
-            raise
-        except Exception as exc:
-            joined = " (overlapping: joined the running call)" if overlapping else ""
-            log(logging.ERROR, f"error{joined}: {describe(exc)}", exc)
+        except (TaskNotFoundError, TaskNotImplementedError, TaskLoadError) as exc:
+            log(logging.ERROR, f"not run: {exc}")  # no run, so no run line
             return "error"
+        except Exception:
+            if overlapping:
+                log(logging.WARNING, "overlapping: joined the running call, which failed")
+            return "error"  # the run's own line (taskpack.run) has the error
         if overlapping:
             log(logging.WARNING, "overlapping: joined the running call")
-        else:
-            log(logging.INFO, "ok")
         return "ok"
 
     names = list(runs)

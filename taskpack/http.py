@@ -48,10 +48,12 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import TaskAbortedError, TaskError, TaskNotFoundError
+from .logs import ACCESS_LOGGER, FIELDS, access_log_enabled, logfmt
 from .registry import Registry
 from .task import TaskContext
 
 logger = logging.getLogger("taskpack.http")
+access_logger = logging.getLogger(ACCESS_LOGGER)
 
 PREFIX = "/_nitro/tasks"
 DEFAULT_BODY_LIMIT = 1024 * 1024
@@ -61,6 +63,7 @@ RUN_METHODS = ("GET", "POST")
 RUNS_SUFFIX = "/runs"
 DEFAULT_RUNS_LIMIT = 20
 MAX_RUNS_LIMIT = 1000
+STORE_READ_TIMEOUT = 5.0
 LIST_METHODS = ("GET",)
 
 
@@ -171,6 +174,12 @@ def error_response(
     return json_response(
         status, {"error": True, "statusCode": status, "message": message, **extra}, headers
     )
+
+
+def api_off(table: str) -> HttpResponse:
+    """The 404 of a task API that the config leaves off, on every platform:
+    it names the ``[table] tasks_api`` key that turns it on."""
+    return error_response(404, f"the task API is off; enable it with [{table}] tasks_api = true")
 
 
 # -- access policies ----------------------------------------------------------
@@ -415,11 +424,9 @@ class TaskApi:
         """``GET /_nitro/tasks``: tasks with descriptions (and, with
         ``last_runs``, their newest run), and the schedules."""
         registry = self.registry
-        if self.last_runs and registry.threads:  # a SQLite read must not block the loop
-            listing = await asyncio.to_thread(registry.listing, last_runs=True)
-        else:
-            listing = registry.listing(last_runs=self.last_runs)
-        return json_response(200, listing)
+        if self.last_runs:
+            return json_response(200, await registry.listing_with_last_runs())
+        return json_response(200, registry.listing())
 
     async def run(self, name: str, request: HttpRequest) -> HttpResponse:
         """Run ``name`` with the request's payload; every outcome is a response.
@@ -435,8 +442,7 @@ class TaskApi:
             result = await self.registry.run(name, payload, self.context())
         except TaskError as exc:
             return error_response(exc.status_code, exc.message, **exc.details())
-        except Exception as exc:
-            logger.error("task %s failed", name, exc_info=exc)
+        except Exception as exc:  # logged with its traceback by the run's line
             return self.failure(exc)
         try:
             body = dump_result(name, result)
@@ -456,10 +462,13 @@ class TaskApi:
         return error_response(500, text, exception=type(shown).__name__, traceback=trace)
 
     async def runs(self, name: str, request: HttpRequest) -> HttpResponse:
-        """``GET /_nitro/tasks/{name}/runs?limit=N``: the task's recorded runs,
-        newest first (``{"runs": [...]}``, see :class:`taskpack.RunRecord`).
-        ``limit`` defaults to 20 and must be 1 to 1000 (else 400); an
-        unknown task is 404."""
+        """``GET /_nitro/tasks/{name}/runs?limit=N&cursor=C``: the task's
+        recorded runs, newest first (``{"runs": [...], "next_cursor": ...}``,
+        see :class:`taskpack.RunRecord`; ``next_cursor`` is the ``cursor`` of
+        the next, older page, ``null`` on the last). ``limit`` defaults to 20
+        and must be 1 to 1000, and a cursor must be one this API gave (else
+        400); an unknown task is 404; a store that cannot be read within
+        :data:`STORE_READ_TIMEOUT` seconds is 503."""
         values = [value for key, value in request.query if key == "limit"]
         limit = DEFAULT_RUNS_LIMIT
         if values:
@@ -473,16 +482,21 @@ class TaskApi:
                 )
         if name not in self.registry:
             return error_response(404, TaskNotFoundError(name, self.registry.entries).message)
-        history = self.registry.history
+        cursors = [value for key, value in request.query if key == "cursor"]
         try:
-            if self.registry.threads:  # a SQLite read must not block the loop
-                runs = await asyncio.to_thread(history.runs, name, limit)
-            else:
-                runs = history.runs(name, limit)
-        except Exception as exc:  # any store's failure, e.g. a corrupt SQLite file
-            logger.error("history: cannot read the runs of %s: %s", name, exc)
-            return self.failure(exc, f"cannot read the run history: {exc}")
-        return json_response(200, {"runs": [run.to_dict() for run in runs]})
+            page = await asyncio.wait_for(
+                self.registry.store.list_runs(task=name, limit=limit,
+                                              cursor=cursors[-1] if cursors else None),
+                STORE_READ_TIMEOUT)
+        except ValueError as exc:  # a cursor no page gave
+            return error_response(400, str(exc))
+        except Exception as exc:  # the store is down, refuses, or does not answer in time
+            logger.error("store: cannot read the runs of %s: %s", name,
+                         str(exc) or type(exc).__name__)
+            return error_response(503, f"the run history cannot be read now: "
+                                       f"{str(exc) or 'no answer in time'}")
+        return json_response(200, {"runs": [run.to_dict() for run in page.runs],
+                                   "next_cursor": page.next_cursor})
 
 
 def _http_context() -> TaskContext:
@@ -647,16 +661,7 @@ async def _answer(api: TaskApi, route: Route, request: HttpRequest) -> HttpRespo
         return await api.listing()
     if route.history:
         return await api.runs(route.name, request)
-    started = time.perf_counter()
-    response = api.too_large(len(request.body)) or await api.run(route.name, request)
-    logger.info(
-        "%s %s %d %.1fms",
-        request.method,
-        route.name,
-        response.status,
-        (time.perf_counter() - started) * 1000,
-    )
-    return response
+    return api.too_large(len(request.body)) or await api.run(route.name, request)
 
 
 # -- ASGI ---------------------------------------------------------------------
@@ -683,6 +688,7 @@ def asgi_app(
     fallback: ASGIApp | None = None,
     on_startup: Iterable[Hook] = (),
     on_shutdown: Iterable[Hook] = (),
+    access_log: bool | None = None,
 ) -> ASGIApp:
     """An ASGI 3 application serving ``api``.
 
@@ -695,7 +701,8 @@ def asgi_app(
     a failing startup hook reports ``lifespan.startup.failed``. With a
     ``fallback``, the fallback's own lifespan runs inside ours (our startup
     hooks first, our shutdown hooks last); a fallback without lifespan
-    support is tolerated.
+    support is tolerated. ``access_log`` (default: ``TASKPACK_ACCESS_LOG``,
+    see :mod:`taskpack.logs`) logs one line per HTTP request.
     """
     startup = tuple(on_startup)
     shutdown = tuple(on_shutdown)
@@ -731,7 +738,44 @@ def asgi_app(
         assert response is not None
         await send_response(send, response)
 
+    if access_log if access_log is not None else access_log_enabled():
+        return access_logged(app)
     return app
+
+
+def access_logged(app: ASGIApp) -> ASGIApp:
+    """``app`` writing one ``taskpack.access`` line per HTTP request:
+    method, path (with the raw query string), status (0 when no response
+    was sent), duration and client address."""
+
+    async def logged(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_status)
+        finally:
+            query = scope.get("query_string", b"").decode("latin-1")
+            client = scope.get("client")
+            fields = {
+                "method": scope["method"],
+                "path": scope["path"] + (f"?{query}" if query else ""),
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "client": client[0] if client else "-",
+            }
+            access_logger.info(logfmt(fields), extra={FIELDS: fields})
+
+    return logged
 
 
 def app_path(scope: Scope) -> str:

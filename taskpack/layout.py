@@ -52,8 +52,10 @@ def load_registry(base: Path, manifest: dict[str, Any] | None = None,
 
     ``manifest`` is the bundle's (default: read from ``base``); ``kwargs``
     go to :meth:`Registry.from_manifest` (``threads=False`` under Pyodide,
-    the run history). A relative ``history_path`` would land inside the
-    bundle, which every build replaces: callers pass an absolute one.
+    the ``store``). A relative SQLite path is relative to the registry's
+    root, inside the bundle, which every build replaces: callers pass a
+    :class:`~taskpack.store.Store` made for the working directory
+    (:func:`taskpack.server.bundle_store`) or ``memory://``.
     """
     registry = Registry.from_manifest(manifest if manifest is not None else read_manifest(base),
                                       base / PROJECT_DIR, **kwargs)

@@ -24,7 +24,16 @@ from types import ModuleType
 
 from .task import Task, as_task
 
-_import_lock = threading.Lock()
+_module_locks: dict[str, threading.RLock] = {}
+"""One lock per module a handler names: loading and unloading one module
+never interleave, while different tasks' modules import in parallel (a
+slow import holds up only the callers of that task)."""
+
+
+def _module_lock(root: Path, handler: str) -> threading.RLock:
+    name = (handler.partition(":")[0] if ":" in handler and not handler.endswith(".py")
+            else private_module_name(root, handler))
+    return _module_locks.setdefault(name, threading.RLock())
 
 
 class HandlerError(Exception):
@@ -58,7 +67,7 @@ def load_handler(root: Path, handler: str, task_name: str | None = None) -> Task
     ``define_task`` errors name the task rather than the private module.
     """
     add_root_to_path(root)
-    with _import_lock:
+    with _module_lock(root, handler):
         if ":" in handler and not handler.endswith(".py"):
             return _load_attr(handler)
         return _load_path(root, handler, task_name)
@@ -85,7 +94,7 @@ def unload_handler(root: Path, handler: str) -> None:
     the file again (the dev server's reload). A ``module:attr`` handler's
     module is dropped only when its file lies inside ``root``: installed
     packages are never unloaded. Modules already running keep working."""
-    with _import_lock:
+    with _module_lock(root, handler):
         if ":" in handler and not handler.endswith(".py"):
             name = handler.partition(":")[0]
             module = sys.modules.get(name)

@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -54,12 +52,13 @@ from typing import Any, Protocol, TypeVar
 from .backfill import COUNT_LIMIT, describe, fires_between, plan_missed, to_ms
 from .clock import STEP_TOLERANCE, StepWatch, wall_clock
 from .cron import CronError, CronExpr, zone
+from .execution import host_name
 from .fire import Outcome, run_fire
 from .options import parse_duration
 from .registry import Registry
 from .store import FireClaim, NewJob, Store, StoreUnavailable, schedule_id
 
-__all__ = ["MAX_BACKOFF", "MISFIRE_GRACE", "RECHECK_SECONDS", "Scheduler", "host_id"]
+__all__ = ["MAX_BACKOFF", "MISFIRE_GRACE", "RECHECK_SECONDS", "Scheduler"]
 
 RECHECK_SECONDS = 30.0
 """The longest single sleep: how soon a step of the wall clock is noticed."""
@@ -73,11 +72,6 @@ MAX_BACKOFF = 10.0
 """Retry delays while the store is unavailable (doubling from the first)."""
 
 T = TypeVar("T")
-
-
-def host_id() -> str:
-    """This process as runs and claims name it: ``hostname:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class _Timer:
@@ -108,7 +102,7 @@ class Scheduler:
     POSIX seconds (:func:`taskpack.clock.wall_clock`, the default); ``logger``
     defaults to ``logging.getLogger("taskpack.scheduler")``. ``store``
     (opened by the caller) makes fires claims with jobs; ``host`` names this
-    process in its claims (default :func:`host_id`).
+    process in its claims (default ``hostname:pid``, as runs name it).
     """
 
     def __init__(
@@ -128,7 +122,7 @@ class Scheduler:
         self.logger = logger or logging.getLogger("taskpack.scheduler")
         self.clock = clock
         self.store = store
-        self.host = host or host_id()
+        self.host = host or host_name()
         self.misfire_grace = misfire_grace
         timers: dict[CronExpr, _Timer] = {}
         for schedule in registry.schedules:

@@ -17,13 +17,15 @@ tested here as code:
   lets running requests finish, stops the scheduler and waits for running
   tasks, each up to ``shutdown_grace`` seconds, and exits 0.
 
-Runs are recorded in a SQLite run history (:func:`history_file`): the
-file ``$TASKPACK_HISTORY_PATH``, else ``[server] history_path`` (default
-``.taskpack/history.sqlite``); a relative path is relative to the working
-directory the server starts in, never to the bundle, which every build
-replaces. Cluster workers share the file (WAL mode, no row lost). The store
-is closed, its queued runs written, at shutdown. ``taskpack runs --db FILE``
-reads it.
+Runs are recorded in the store (:mod:`taskpack.store`, :func:`store_url`):
+``$TASKPACK_DATABASE_URL``, else ``[store] url``, else the SQLite file
+``.taskpack/store.sqlite``; a relative SQLite path is relative to the
+working directory the server starts in, never to the bundle, which every
+build replaces. Cluster workers share it (WAL mode, no row lost). The store
+is opened at startup (a store that cannot be used is one error line, exit
+2) and closed, its buffered runs written within a bound, at shutdown.
+``/_health`` reports it (``store``). ``taskpack runs --db FILE`` reads a
+SQLite store.
 
 ``uvicorn`` is imported only by :func:`serve`, so ``app.py`` works under any
 ASGI server. Settings that are wrong (a missing token, a bad port) raise
@@ -33,19 +35,21 @@ exit code 2.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .history import DEFAULT_PATH
+from . import logs
 from .http import (
     ASGIApp,
     HttpRequest,
@@ -54,6 +58,7 @@ from .http import (
     Scope,
     Send,
     TaskApi,
+    api_off,
     app_path,
     asgi_app,
     bearer_token,
@@ -63,7 +68,11 @@ from .http import (
     send_response,
 )
 from .layout import load_registry, read_manifest
+from .queue.roles import Role, RoleError, role_from_env, runs_worker, serves_web
+from .queue.service import QueueService, QueueSettings
 from .registry import Registry
+from .store import Store, StoreError, store_for
+from .store.urls import describe, resolve_url
 
 if TYPE_CHECKING:
     import uvicorn
@@ -73,20 +82,27 @@ if TYPE_CHECKING:
 logger = logging.getLogger("taskpack.server")
 
 TOKEN_ENV = "TASKPACK_TASKS_TOKEN"
-HISTORY_PATH_ENV = "TASKPACK_HISTORY_PATH"
+HEALTH_STORE_TIMEOUT = 2.0
 SCHEDULER_ENV = "TASKPACK_SCHEDULER"
 HEALTH_PATH = "/_health"
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 3000
 
 
-async def serve_health(registry: Registry, scope: Scope, send: Send) -> None:
+async def serve_health(registry: Registry, scope: Scope, send: Send,
+                       scheduler: SchedulerHandle | None = None) -> None:
     """``GET``/``HEAD /_health`` (below the mount point) answers
-    ``{"status": "ok", "tasks": N}``; any other path a 404 JSON error.
-    Built servers and ``taskpack dev`` answer it the same way."""
+    ``{"status": "ok", "tasks": N, "store": {"ok", "backend", "error",
+    "lost_runs"}}`` (200 while the store is down: its field says so), plus
+    ``"scheduler"`` (:meth:`taskpack.scheduler.Scheduler.status`) while one
+    runs; any other path a 404 JSON error. Built servers and ``taskpack
+    dev`` answer it the same way."""
     path = app_path(scope)
     if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
-        body = {"status": "ok", "tasks": len(registry.entries)}
+        body: dict[str, Any] = {"status": "ok", "tasks": len(registry.entries),
+                                "store": await store_health(registry.store)}
+        if scheduler is not None:
+            body["scheduler"] = scheduler.status()
         await send_response(send, json_response(200, body))
     else:
         await send_response(send, error_response(404, f"no route for {path}"))
@@ -111,6 +127,8 @@ class SchedulerHandle(Protocol):
     def start(self) -> None: ...
 
     async def stop(self, grace: float) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
 
 
 def address_from_env(env: Mapping[str, str]) -> tuple[str, int]:
@@ -140,27 +158,40 @@ def token_from_env(options: ServerOptions, env: Mapping[str, str]) -> str | None
     return token
 
 
-def history_file(manifest: Mapping[str, Any], env: Mapping[str, str],
-                 cwd: Path | None = None) -> Path:
-    """The bundle's SQLite run history: ``$TASKPACK_HISTORY_PATH``, else the
-    manifest's ``[server] history_path``; relative to ``cwd`` (default: the
-    working directory). Its folder is created here, so a path that cannot
-    be written is a :class:`ServerConfigError` at start, not a lost history."""
-    from_env = env.get(HISTORY_PATH_ENV, "").strip()
-    source = HISTORY_PATH_ENV if from_env else "[server] history_path"
-    text = from_env or str((manifest.get("history") or {}).get("path", DEFAULT_PATH))
-    path = Path(text).expanduser()
-    if not path.is_absolute():
-        path = (cwd or Path.cwd()) / path
-    if path.is_dir():
-        raise ServerConfigError(f"{source}: {path} is a folder; give the history file's path")
+def bundle_store(manifest: Mapping[str, Any], env: Mapping[str, str],
+                 cwd: Path | None = None) -> Store:
+    """The bundle's store (not opened): its URL from ``env`` and the
+    manifest (:func:`taskpack.store.urls.resolve_url`), a relative SQLite
+    path under ``cwd`` (default: the working directory). A URL no backend
+    takes is a :class:`ServerConfigError`."""
+    url, source = resolve_url(env, manifest.get("store"))
+    settings = manifest.get("store") or {}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ServerConfigError(
-            f"{source}: cannot create {path.parent} for the run history: {exc.strerror}"
-        ) from None
-    return path
+        return store_for(url, root=cwd or Path.cwd(),
+                         history_limit=int(settings.get("history_limit", 1000)))
+    except StoreError as exc:
+        raise ServerConfigError(f"{source}: {exc}") from None
+
+
+async def check_store(store: Store) -> None:
+    """Open and close ``store`` once before serving, so a store that cannot
+    be used (bad URL, unreachable, auth refused, newer schema) is one
+    :class:`ServerConfigError` at start (exit 2), naming the host but never
+    the password. A SQLite file on a disk that refuses writes is not an
+    error: runs are lost and counted, ``/_health`` says so."""
+    from .store import StoreUnavailable
+
+    try:
+        await store.open()
+    except StoreUnavailable as exc:
+        if store.scheme != "sqlite":
+            raise ServerConfigError(f"store {describe(getattr(store, 'url', ''))}: "
+                                    f"{exc}") from None
+        logger.error("%s; runs are not recorded until it can be written", exc)
+    except StoreError as exc:
+        raise ServerConfigError(str(exc)) from None
+    finally:
+        await store.close(1.0)
 
 
 def scheduling_on(env: Mapping[str, str]) -> bool:
@@ -173,20 +204,10 @@ def scheduling_on(env: Mapping[str, str]) -> bool:
     return value == "on"
 
 
-class SchedulingOff:
-    """The :class:`SchedulerGate` of a process that must not schedule."""
-
-    async def start(self, begin: Callable[[], None]) -> None:
-        logger.info("scheduler off (%s=off): the platform runs the schedules", SCHEDULER_ENV)
-
-    async def stop(self, end: Callable[[], Any]) -> None:
-        return None
-
-
 def api_disabled(request: HttpRequest) -> HttpResponse | None:
     """The access policy of a server whose task API is off: every API path
     answers 404, as if it did not exist."""
-    return error_response(404, "the task API is off; enable it with [server] tasks_api = true")
+    return api_off("server")
 
 
 class BundleApp:
@@ -195,11 +216,16 @@ class BundleApp:
     ``registry`` holds the bundle's tasks; ``token`` turns the task API on
     (``None``: off). ``make_scheduler`` builds the scheduler for the
     registry's schedules (default: :class:`taskpack.scheduler.Scheduler`).
-    Every server process runs one: fires are claimed (DESIGN §11), so each
-    runs once however many processes and hosts serve the bundle.
+    Every server process runs one (unless ``scheduling`` is false:
+    ``TASKPACK_SCHEDULER=off``): fires are claimed (DESIGN §11), so each runs
+    once however many processes and hosts serve the bundle.
     ``dashboard`` serves ``/_taskpack/`` (:mod:`taskpack.web`) behind the
     task API's token, with ``schedules`` (the manifest's) for its task view;
-    without it ``/_taskpack/`` is 404 like any unknown path.
+    without it ``/_taskpack/`` is 404 like any unknown path. ``role``
+    (``TASKPACK_ROLE``, :mod:`taskpack.queue.roles`) says what the process
+    does besides ``/_health``: ``all`` serves the task and job APIs and runs
+    a worker (``queue``: its concurrency and lease), ``web`` only serves,
+    ``worker`` only runs jobs.
     """
 
     def __init__(
@@ -209,18 +235,26 @@ class BundleApp:
         token: str | None,
         shutdown_grace: float = 30.0,
         make_scheduler: Callable[[Registry], SchedulerHandle] | None = None,
+        scheduling: bool = True,
         dashboard: bool = False,
         schedules: Sequence[Mapping[str, Any]] | None = None,
+        role: Role = "all",
+        queue: QueueSettings | None = None,
     ) -> None:
         self.registry = registry
+        self.role = role
+        self.queue = QueueService(lambda: self.registry, role=role, settings=queue)
         self.shutdown_grace = shutdown_grace
         self.scheduler: SchedulerHandle | None = None
-        self._make_scheduler = make_scheduler or default_scheduler
-        policy = bearer_token(token) if token is not None else api_disabled
-        self.api = TaskApi(registry, policy=policy)
+        self.scheduling = scheduling
+        self._make_scheduler = make_scheduler or self.default_scheduler
+        web = serves_web(role)
+        policy = bearer_token(token) if token is not None and web else api_disabled
+        self.api = TaskApi(registry, policy=policy,
+                           extensions=[self.queue.jobs_api()] if web else ())
         self.dashboard: Dashboard | None = None
         routes: ASGIApp = self._routes
-        if dashboard:
+        if dashboard and web:
             if token is None:
                 raise ServerConfigError("the dashboard needs the task API's token")
             from .web.app import Dashboard
@@ -237,28 +271,40 @@ class BundleApp:
     def load(cls, base: Path, options: ServerOptions,
              env: Mapping[str, str] | None = None, **kwargs: Any) -> BundleApp:
         """The app of the bundle at ``base`` with the baked-in ``options``;
-        the token and the history file (:func:`history_file`) come from
-        ``env`` (default ``os.environ``)."""
+        the token and the store (:func:`bundle_store`) come from ``env``
+        (default ``os.environ``)."""
         env = os.environ if env is None else env
         token = token_from_env(options, env)
-        if not scheduling_on(env):
-            kwargs["gate"] = SchedulingOff()
+        kwargs.setdefault("scheduling", scheduling_on(env))
+        try:
+            role = role_from_env(env)
+        except RoleError as exc:
+            raise ServerConfigError(str(exc)) from None
         manifest = read_manifest(base)
-        registry = load_registry(base, manifest, history="sqlite",
-                                 history_path=str(history_file(manifest, env)))
+        registry = load_registry(base, manifest, store=bundle_store(manifest, env))
         return cls(registry, token=token, shutdown_grace=options.shutdown_grace,
-                   dashboard=options.dashboard, schedules=manifest["schedules"], **kwargs)
+                   dashboard=options.dashboard, schedules=manifest["schedules"], role=role,
+                   queue=QueueSettings.from_manifest(manifest), **kwargs)
 
     async def _routes(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         # Below the mount point, as the task API routes (a Starlette Mount,
         # uvicorn --root-path).
-        await serve_health(self.registry, scope, send)
+        await serve_health(self.registry, scope, send, self.scheduler)
 
     async def startup(self) -> None:
-        """Start scheduling when there are schedules."""
-        if self.registry.schedules:
+        """Open the store, start the queue (a worker, by role), then start
+        scheduling when there are schedules."""
+        try:
+            await self.registry.open()
+        except StoreError as exc:
+            logger.error("%s", exc)
+            raise
+        self.queue.start()
+        if not self.scheduling:
+            logger.info("scheduler off (%s=off): the platform runs the schedules", SCHEDULER_ENV)
+        elif self.registry.schedules:
             self._begin()
 
     def _begin(self) -> None:
@@ -268,18 +314,35 @@ class BundleApp:
                     len(self.registry.schedules))
 
     async def shutdown(self) -> None:
-        """Stop scheduling, wait for running scheduled tasks and background
-        work (``wait_until``) up to ``shutdown_grace`` seconds each, then
-        close the run history (its queued runs are written)."""
+        """Stop scheduling, stop the worker (its running jobs get the grace),
+        wait for running scheduled tasks and background
+        work (``wait_until``, spawned runs) within what is left of ``shutdown_grace``
+        (:func:`grace_left`; runs still going then are cancelled and
+        recorded so), then close the store (its buffered runs are written,
+        within a bound). Sync tasks still running in their threads are
+        abandoned: they do not keep the process alive."""
         await self._end()
-        await self.registry.drain(self.shutdown_grace)
-        self.registry.close()
+        await self.queue.stop(grace_left(self.shutdown_grace))
+        await self.registry.drain(grace_left(self.shutdown_grace))
+        await self.registry.close(min(self.shutdown_grace, 5.0) or 1.0)
 
     async def _end(self) -> None:
         scheduler, self.scheduler = self.scheduler, None
         if scheduler is not None:
-            await scheduler.stop(self.shutdown_grace)
+            await scheduler.stop(grace_left(self.shutdown_grace))
             logger.info("scheduler stopped in process %d", os.getpid())
+
+    def default_scheduler(self, registry: Registry) -> SchedulerHandle:
+        """taskpack's own scheduler over ``registry``'s schedules and time
+        zone, claiming fires in the registry's store, whose jobs the queue's
+        workers run. A ``memory://`` store with no worker in this process
+        has no worker anywhere: its fires then run here, unclaimed."""
+        from .scheduler import Scheduler
+
+        store: Store | None = registry.store
+        if registry.store.scheme == "memory" and not runs_worker(self.role):
+            store = None
+        return Scheduler(registry, timezone=registry.timezone, store=store)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[None]:
@@ -292,11 +355,14 @@ class BundleApp:
             await self.shutdown()
 
 
-def default_scheduler(registry: Registry) -> SchedulerHandle:
-    """taskpack's own scheduler over ``registry``'s schedules and time zone."""
-    from .scheduler import Scheduler
-
-    return Scheduler(registry, timezone=registry.timezone)
+async def store_health(store: Store) -> dict[str, Any]:
+    """``store.health()`` within :data:`HEALTH_STORE_TIMEOUT` seconds (a
+    store that does not answer in time is reported down)."""
+    try:
+        return await asyncio.wait_for(store.health(), HEALTH_STORE_TIMEOUT)
+    except Exception as exc:
+        return {"ok": False, "backend": store.scheme,
+                "error": str(exc) or "no answer in time", "lost_runs": None}
 
 
 # -- running under uvicorn ------------------------------------------------------
@@ -308,7 +374,8 @@ def uvicorn_config(app: ASGIApp, host: str, port: int, grace: float) -> uvicorn.
     import uvicorn
 
     return uvicorn.Config(app, host=host, port=port, lifespan="on",
-                          timeout_graceful_shutdown=max(1, round(grace)), log_level="info")
+                          timeout_graceful_shutdown=max(1, round(grace)), log_level="info",
+                          access_log=False)
 
 
 def make_server(config: uvicorn.Config) -> uvicorn.Server:
@@ -328,6 +395,22 @@ def make_server(config: uvicorn.Config) -> uvicorn.Server:
     return Server(config)
 
 
+_stop_signalled: float | None = None
+"""When (``time.monotonic()``) the first SIGTERM/SIGINT of this process
+arrived through :func:`stop_signals_handled_by`."""
+
+
+def grace_left(grace: float) -> float:
+    """Seconds left of a shutdown grace period of ``grace`` seconds, counted
+    from the first stop signal: uvicorn spends part of it letting requests
+    finish before the lifespan shutdown runs, and the whole shutdown must
+    fit in one grace period. All of ``grace`` when no signal was seen (a
+    host app's own lifespan)."""
+    if _stop_signalled is None:
+        return grace
+    return max(0.0, grace - (time.monotonic() - _stop_signalled))
+
+
 def closes_dashboard(server: uvicorn.Server, dashboard: Dashboard | None) -> None:
     """End the dashboard's live streams as soon as ``server`` is asked to
     stop, so they do not hold its graceful shutdown for the grace period."""
@@ -344,9 +427,17 @@ def closes_dashboard(server: uvicorn.Server, dashboard: Dashboard | None) -> Non
 
 @contextlib.contextmanager
 def stop_signals_handled_by(handler: Callable[[int, FrameType | None], Any]) -> Iterator[None]:
-    """SIGINT and SIGTERM go to ``handler`` inside the block; the previous
-    handlers are back afterwards. Main thread only (as for ``signal.signal``)."""
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    """SIGINT and SIGTERM go to ``handler`` inside the block (the first one's
+    time is noted for :func:`grace_left`); the previous handlers are back
+    afterwards. Main thread only (as for ``signal.signal``)."""
+
+    def noted(sig: int, frame: FrameType | None) -> Any:
+        global _stop_signalled
+        if _stop_signalled is None:
+            _stop_signalled = time.monotonic()
+        return handler(sig, frame)
+
+    previous = {sig: signal.signal(sig, noted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
@@ -354,22 +445,22 @@ def stop_signals_handled_by(handler: Callable[[int, FrameType | None], Any]) -> 
             signal.signal(sig, old)
 
 
-def configure_logging() -> None:
-    """Show taskpack's own log lines (INFO and up) on stderr, in uvicorn's style."""
-    root = logging.getLogger("taskpack")
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)-9s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
+def setup_logs() -> None:
+    """taskpack's log lines on stderr (:func:`taskpack.logs.setup`); an
+    unknown ``TASKPACK_LOG_FORMAT`` is a :class:`ServerConfigError`."""
+    try:
+        logs.setup()
+    except ValueError as exc:
+        raise ServerConfigError(str(exc)) from None
 
 
 def serve(base: Path, options: ServerOptions) -> None:
     """Run the bundle at ``base`` in this process until SIGTERM (``index.py``)."""
-    configure_logging()
     with exit_on_config_error():
+        setup_logs()
         host, port = address_from_env(os.environ)
         bundle = BundleApp.load(base, options)
+        asyncio.run(check_store(bundle.registry.store))
     server = make_server(uvicorn_config(bundle.app, host, port, options.shutdown_grace))
     closes_dashboard(server, bundle.dashboard)
     server.run()

@@ -55,6 +55,7 @@ from .http import (
     Scope,
     Send,
     TaskApi,
+    api_off,
     asgi_app,
     bearer_token,
     configured_secret,
@@ -170,9 +171,7 @@ def tasks_api_policy(
 
     def policy(request: HttpRequest) -> HttpResponse | None:
         if not enabled:
-            return error_response(
-                404, "the task API is disabled (enable it with [vercel] tasks_api = true)"
-            )
+            return api_off("vercel")
         return token(request)
 
     return policy

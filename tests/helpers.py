@@ -6,6 +6,7 @@ import shutil
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -44,3 +45,32 @@ async def run(event):
 def task_source(description: str = "") -> str:
     """Source of a minimal async task module echoing its payload."""
     return TASK.format(description=description)
+
+
+def recorded_runs(registry: Any, task: str | None = None, limit: int = 20) -> list[Any]:
+    """The runs ``registry`` stored (of ``task``), newest first, read from
+    outside any event loop (its buffered runs stored first)."""
+    import asyncio
+
+    async def read() -> list[Any]:
+        await registry.store.flush(10)
+        return list((await registry.store.list_runs(task=task, limit=limit)).runs)
+
+    return asyncio.run(read())
+
+
+def stored_runs(path: Path, task: str | None = None, limit: int = 1000) -> list[Any]:
+    """The runs in the SQLite store file ``path`` (read-only), newest first."""
+    import asyncio
+
+    from taskpack.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(f"sqlite:///{path.resolve()}?mode=ro", root=path.parent)
+
+    async def read() -> list[Any]:
+        try:
+            return list((await store.list_runs(task=task, limit=limit)).runs)
+        finally:
+            await store.close()
+
+    return asyncio.run(read())

@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from taskpack import set_registry
 from taskpack.builder.cli import main
-from taskpack.history_sqlite import SQLiteHistory
+from tests.helpers import stored_runs
 
 TOKEN = "mount-token"
 
@@ -34,7 +34,7 @@ def bundle_app(basic_example: Path, tmp_path: Path,
                                        "node_middleware", "--output", str(out)])
     assert result.exit_code == 0, result.output
     monkeypatch.setenv("TASKPACK_TASKS_TOKEN", TOKEN)
-    monkeypatch.setenv("TASKPACK_HISTORY_PATH", str(tmp_path / "history.sqlite"))
+    monkeypatch.setenv("TASKPACK_DATABASE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
     path, modules = list(sys.path), set(sys.modules)
     spec = importlib.util.spec_from_file_location("bundle_app_under_test",
                                                   out / "server" / "app.py")
@@ -58,7 +58,10 @@ def test_mounted_in_starlette(bundle_app: ModuleType) -> None:
     with TestClient(host) as client:
         assert bundle_app.bundle.scheduler is not None  # the host's lifespan started it
         assert client.get("/").text == "home"
-        assert client.get("/jobs/_health").json() == {"status": "ok", "tasks": 4}
+        health = client.get("/jobs/_health").json()
+        assert {k: health[k] for k in ("status", "tasks")} == {"status": "ok", "tasks": 4}
+        assert health["store"] == {"ok": True, "backend": "sqlite", "error": None,
+                                   "lost_runs": 0}
         response = client.post("/jobs/_nitro/tasks/echo:payload", json={"payload": {"a": 1}},
                                headers=auth)
         assert (response.status_code, response.json()) == (200, {"result": {"a": 1}})
@@ -67,15 +70,14 @@ def test_mounted_in_starlette(bundle_app: ModuleType) -> None:
         assert "cms:update" in listing["tasks"]
         assert client.get("/_nitro/tasks", headers=auth).status_code == 404  # only below /jobs
     assert bundle_app.bundle.scheduler is None  # and its shutdown stopped it
-    # The run went to $TASKPACK_HISTORY_PATH, closed (written) at shutdown.
-    store = SQLiteHistory(Path(os.environ["TASKPACK_HISTORY_PATH"]))
-    (run,) = store.runs("echo:payload")
+    # The run went to $TASKPACK_DATABASE_URL, written at shutdown at the latest.
+    (run,) = stored_runs(Path(os.environ["TASKPACK_DATABASE_URL"][len("sqlite:///"):]),
+                         "echo:payload")
     assert (run.trigger, run.outcome, run.attempts) == ("http", "ok", 1)
-    store.close()
 
 
 def test_standalone_app_is_the_same_bundle(bundle_app: ModuleType) -> None:
     with TestClient(bundle_app.app) as client:
         assert bundle_app.bundle.scheduler is not None
-        assert client.get("/_health").json() == {"status": "ok", "tasks": 4}
+        assert client.get("/_health").json()["tasks"] == 4
     assert bundle_app.bundle.scheduler is None

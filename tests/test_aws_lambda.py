@@ -3,8 +3,8 @@
 The cloud cannot exist here. What is tested is AWS's documented contract:
 the cron syntax of the EventBridge "Cron expressions reference" (our own
 checker, :mod:`taskpack.builder.aws_cron`, since no offline tool checks a
-Scheduler cron), the template through ``cfn-lint`` of the line the SAM CLI
-pins (it applies the SAM transform offline), and the handler in a fresh
+Scheduler cron), the template through ``cfn-lint`` below 1.54 (the last
+line that applies the SAM transform offline), and the handler in a fresh
 virtualenv holding only the bundle's ``requirements.txt``, invoked with
 the Scheduler's ``Input`` (context attributes substituted as the
 Scheduler documents) and Function URL events in payload format 2.0 (the

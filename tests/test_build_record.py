@@ -16,8 +16,8 @@ from taskpack.presets import known_presets
 from tests.helpers import MakeProject, task_source
 
 # Digits for weekdays, a nickname and two spellings of one time: Cloudflare
-# deploys weekday names, Vercel digits, and both merge the three Sunday
-# schedules into one trigger.
+# deploys weekday names, Vercel and Kubernetes digits, AWS names in its
+# six-field form, and all merge the three Sunday schedules into one trigger.
 CONFIG = """
 [scheduled_tasks]
 "0 0 * * 0" = "a"
@@ -34,6 +34,18 @@ DEPLOYED = {
         {"cron": "30 * * * *", "tasks": ["d"], "written": ["30 * * * *"]},
     ],
     "vercel": [
+        {"cron": "0 0 * * 0", "tasks": ["a", "c", "b"],
+         "written": ["0 0 * * 0", "0 0 * * SUN", "@weekly"]},
+        {"cron": "0 12 * * 1-5", "tasks": ["d"], "written": ["0 12 * * 1-5"]},
+        {"cron": "30 * * * *", "tasks": ["d"], "written": ["30 * * * *"]},
+    ],
+    "aws_lambda": [
+        {"cron": "cron(0 0 ? * SUN *)", "tasks": ["a", "c", "b"],
+         "written": ["0 0 * * 0", "0 0 * * SUN", "@weekly"]},
+        {"cron": "cron(0 12 ? * MON-FRI *)", "tasks": ["d"], "written": ["0 12 * * 1-5"]},
+        {"cron": "cron(30 * * * ? *)", "tasks": ["d"], "written": ["30 * * * *"]},
+    ],
+    "kubernetes": [
         {"cron": "0 0 * * 0", "tasks": ["a", "c", "b"],
          "written": ["0 0 * * 0", "0 0 * * SUN", "@weekly"]},
         {"cron": "0 12 * * 1-5", "tasks": ["d"], "written": ["0 12 * * 1-5"]},

@@ -177,7 +177,8 @@ async def test_runs_filters_detail_and_pages(client: httpx.AsyncClient) -> None:
 async def test_info(client: httpx.AsyncClient) -> None:
     info = (await client.get("/_taskpack/api/info")).json()
     assert info["dev"] is True and info["timezone"] == "UTC"
-    assert (await client.get("/_taskpack/api/job-counts")).status_code == 404  # no queue
+    counts = await client.get("/_taskpack/api/job-counts")  # every registry has a store
+    assert (counts.status_code, counts.json()["counts"]["pending"]) == (200, 0)
 
 
 async def test_dev_policy_refuses_other_hosts_and_origins(tmp_path: Path) -> None:
@@ -269,12 +270,12 @@ async def test_event_stream_sends_new_runs_once(tmp_path: Path) -> None:
 
 async def test_event_stream_polls_runs_of_other_processes(tmp_path: Path) -> None:
     dashboard, app = make_dashboard(tmp_path)
-    history = dashboard.registry.history
+    store = dashboard.registry.store
 
     async def elsewhere() -> None:  # a run recorded into the store, no event here
-        from taskpack.history import RunRecord
+        from taskpack.store import RunRecord
 
-        history.record(RunRecord("f" * 32, "echo", "schedule:* * * * *", "0" * 16, 1.0, 2.0,
+        store.record_run(RunRecord("f" * 32, "echo", "schedule:* * * * *", "0" * 16, 1.0, 2.0,
                                  1000.0, 1, "ok"))
 
     events = await read_events(app, 2, elsewhere)

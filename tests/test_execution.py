@@ -27,6 +27,7 @@ from taskpack import (
     define_task,
     events,
 )
+from tests.helpers import recorded_runs
 
 FAST = RetryPolicy(max_attempts=3, min_delay=0.001, max_delay=0.002)
 
@@ -67,7 +68,7 @@ def test_retries_wait_growing_delays() -> None:
     for gap, expected in zip(gaps, (0.05, 0.1, 0.2), strict=True):
         assert expected <= gap < expected + 0.5
     assert gaps[0] < gaps[1] < gaps[2]
-    (record,) = reg.history.runs("t0")
+    (record,) = recorded_runs(reg, "t0")
     assert (record.outcome, record.attempts, record.error) == ("ok", 4, None)
 
 
@@ -77,7 +78,7 @@ def test_retries_give_up_with_the_last_error() -> None:
     with pytest.raises(RuntimeError, match="failure 3"):
         run(reg)
     assert len(starts) == 3
-    (record,) = reg.history.runs("t0")
+    (record,) = recorded_runs(reg, "t0")
     assert (record.outcome, record.attempts) == ("error", 3)
     assert record.error == "RuntimeError: failure 3"
 
@@ -93,7 +94,7 @@ def test_non_retryable_error_stops_at_once() -> None:
     with pytest.raises(NonRetryableError, match="bad input"):
         run(reg)
     assert calls == [1]
-    assert reg.history.runs("t0")[0].attempts == 1
+    assert recorded_runs(reg, "t0")[0].attempts == 1
 
 
 def test_only_retry_on_exceptions_are_retried() -> None:
@@ -138,7 +139,7 @@ def test_timeout_cancels_an_async_attempt_and_the_next_one_starts() -> None:
     assert run(reg) == "second"
     assert time.perf_counter() - began < 5
     assert log == ["cancelled 1", "ran 2"]
-    assert reg.history.runs("t0")[0].attempts == 2
+    assert recorded_runs(reg, "t0")[0].attempts == 2
 
 
 def test_a_run_whose_last_attempt_timed_out_is_a_timeout() -> None:
@@ -150,7 +151,7 @@ def test_a_run_whose_last_attempt_timed_out_is_a_timeout() -> None:
         run(reg)
     assert info.value.status_code == 504
     assert info.value.message == "Task `t0` timed out after 0.05s (attempt 1)"
-    (record,) = reg.history.runs("t0")
+    (record,) = recorded_runs(reg, "t0")
     assert (record.outcome, record.attempts) == ("timeout", 1)
     assert 40 <= record.duration_ms < 5000
 
@@ -162,7 +163,7 @@ def test_a_timeout_error_raised_by_the_task_is_not_a_timeout() -> None:
     reg = registry(define_task(body, timeout=10))
     with pytest.raises(TimeoutError, match="upstream"):
         run(reg)
-    assert reg.history.runs("t0")[0].outcome == "error"
+    assert recorded_runs(reg, "t0")[0].outcome == "error"
 
 
 def test_sync_task_timeout_stops_waiting_for_the_thread() -> None:
@@ -245,7 +246,7 @@ def test_dedupe_joins_same_tick_calls_with_options_set() -> None:
     results = asyncio.run(gather_calls(reg, [{"i": n} for n in range(100)]))
     assert gauge.order == [0]
     assert results == [{"i": 0}] * 100
-    assert len(reg.history.runs("t0")) == 1
+    assert len(recorded_runs(reg, "t0")) == 1
 
 
 def test_dedupe_payload_joins_only_equal_payloads() -> None:
@@ -267,7 +268,7 @@ def test_parallel_never_exceeds_max_concurrency() -> None:
     assert gauge.peak == 3
     assert gauge.order == list(range(50))  # FIFO
     assert results == [{"i": n} for n in range(50)]
-    assert len(reg.history.runs("t0", limit=100)) == 50
+    assert len(recorded_runs(reg, "t0", limit=100)) == 50
 
 
 def test_parallel_without_limit_runs_everything_at_once() -> None:
@@ -370,7 +371,7 @@ def test_hook_errors_are_logged_and_never_change_the_outcome(
     _, bad_body = flaky(10)
     with pytest.raises(RuntimeError, match="failure 1"):
         run(registry(define_task(bad_body, **hooks.options())))
-    failed = [r.getMessage() for r in caplog.records]
+    failed = [r.getMessage() for r in caplog.records if r.name == "taskpack.execution"]
     assert failed == [
         "task=t0 hook=on_start failed (the run's outcome is unchanged)",
         "task=t0 hook=on_success failed (the run's outcome is unchanged)",
@@ -405,7 +406,7 @@ def test_pydantic_schema_rejects_before_any_attempt() -> None:
     assert exc.details() == {"errors": exc.errors}
     assert exc.message.startswith("Task `t0`: invalid payload: id: Input should be a valid integer")
     assert calls == [] and hooks.calls == []
-    (record,) = reg.history.runs("t0")
+    (record,) = recorded_runs(reg, "t0")
     assert (record.outcome, record.attempts) == ("invalid", 0)
 
 
@@ -444,7 +445,7 @@ def test_records_carry_trigger_hash_and_duration() -> None:
     before = time.time()
     run(reg, payload={"b": 1, "a": 2}, context=TaskContext(trigger="schedule:* * * * *"))
     run(reg, payload={"a": 2, "b": 1}, context={"trigger": "http"})
-    newest, oldest = reg.history.runs("t0")
+    newest, oldest = recorded_runs(reg, "t0")
     assert (oldest.trigger, newest.trigger) == ("schedule:* * * * *", "http")
     assert oldest.payload_hash == newest.payload_hash and len(oldest.payload_hash) == 16
     assert oldest.id != newest.id
@@ -453,24 +454,28 @@ def test_records_carry_trigger_hash_and_duration() -> None:
     assert abs((oldest.finished_at - oldest.started_at) * 1000 - oldest.duration_ms) < 1
 
 
-def test_one_log_line_per_attempt(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "taskpack.execution")
+def test_one_log_line_per_run_and_one_per_retried_attempt(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "taskpack")
     _, body = flaky(1)
     policy = RetryPolicy(max_attempts=2, min_delay=0.001, jitter=False)
     run(registry(define_task(body, retries=policy)), context={"trigger": "http"})
     with pytest.raises(RuntimeError):
         run(registry(define_task(flaky(5)[1])))
-    first, second, third = caplog.records
-    assert first.levelno == logging.WARNING and second.levelno == logging.INFO
-    assert first.getMessage().startswith("task=t0 run=")
+    retried, first, second = caplog.records
+    assert (retried.name, retried.levelno) == ("taskpack.execution", logging.WARNING)
+    assert retried.getMessage().startswith("attempt failed, retrying: task=t0 run_id=")
     assert ("attempt=1 max_attempts=2 trigger=http outcome=error duration_ms="
-            in first.getMessage())
-    assert first.getMessage().endswith('error="RuntimeError: failure 1" retry_in_s=0.001')
-    assert "attempt=2 max_attempts=2 trigger=http outcome=ok" in second.getMessage()
-    fields = second.taskpack  # type: ignore[attr-defined]
-    assert fields["outcome"] == "ok" and fields["attempt"] == 2
-    assert third.levelno == logging.INFO  # the caller gets (and reports) the final error
-    assert "attempt=1 max_attempts=1 trigger=manual outcome=error" in third.getMessage()
+            in retried.getMessage())
+    assert retried.getMessage().endswith('error="RuntimeError: failure 1" retry_in_s=0.001')
+    assert (first.name, first.levelno) == ("taskpack.run", logging.INFO)
+    assert first.getMessage().startswith("task=t0 trigger=http outcome=ok attempts=2 ")
+    fields = first.taskpack  # type: ignore[attr-defined]
+    assert fields["outcome"] == "ok" and fields["attempts"] == 2
+    assert (second.name, second.levelno) == ("taskpack.run", logging.ERROR)
+    assert second.getMessage().startswith("task=t0 trigger=manual outcome=error attempts=1 ")
+    assert second.getMessage().endswith('error="RuntimeError: failure 1"')
+    assert second.exc_info and isinstance(second.exc_info[1], RuntimeError)
 
 
 @pytest.fixture
@@ -488,7 +493,7 @@ def test_run_finished_subscribers_see_every_run(subscription: list[RunRecord]) -
     with pytest.raises(PayloadValidationError):
         run(registry(define_task(gauge.body, payload_schema=Order)))
     assert [(r.task, r.outcome) for r in subscription] == [("t0", "ok"), ("t0", "invalid")]
-    assert subscription[0] == reg.history.runs("t0")[0]
+    assert subscription[0] == recorded_runs(reg, "t0")[0]
 
 
 def test_subscriber_errors_are_logged_and_unsubscribe_works(
@@ -521,7 +526,7 @@ def test_subscriber_errors_are_logged_and_unsubscribe_works(
         events.on_run_finished("nope")  # type: ignore[arg-type]
 
 
-def test_cancelled_run_is_recorded_as_an_error() -> None:
+def test_cancelled_run_is_recorded_as_cancelled() -> None:
     async def body(event: TaskEvent) -> None:
         await asyncio.sleep(30)
 
@@ -535,8 +540,8 @@ def test_cancelled_run_is_recorded_as_an_error() -> None:
             await call
 
     asyncio.run(main())
-    (record,) = reg.history.runs("t0")
-    assert (record.outcome, record.error) == ("error", "CancelledError")
+    (record,) = recorded_runs(reg, "t0")
+    assert (record.outcome, record.error) == ("cancelled", "CancelledError")
 
 
 @pytest.mark.parametrize("options", [

@@ -5,6 +5,7 @@ server lives on. docs/faults.md lists which test covers which item."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -136,7 +137,7 @@ class DevProcess:
             data: dict[str, Any] = json.loads((self.root / ".taskpack/dev.json").read_text())
         except (OSError, ValueError):
             return None
-        return data
+        return data if data.get("pid") == self.proc.pid else None  # not a stale one
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -228,19 +229,38 @@ def test_surrogates_from_a_task_are_json_not_a_plain_500(tmp_path: Path) -> None
         server.stop()
 
 
-def test_an_unreadable_history_is_a_json_500(tmp_path: Path) -> None:
+def test_an_unreadable_history_is_a_json_error(tmp_path: Path) -> None:
+    """A store file that is not a database: ``taskpack dev`` refuses to
+    start with one line naming it; an API whose store fails to read answers
+    /runs with the JSON error shape (503), and its tasks still run."""
+    from taskpack import Registry, define_task
+    from taskpack.http import HttpRequest, TaskApi, handle, loopback_only
+
     root = write_files(tmp_path / "project", {"tasks/echo.py": FILES["tasks/echo.py"]})
-    history = root / ".taskpack" / "history.sqlite"
+    history = root / ".taskpack" / "store.sqlite"
     history.parent.mkdir()
     history.write_bytes(b"this is not a database\n" * 200)
-    server = DevProcess(root)
-    try:
-        response = httpx.get(f"{server.url}/_nitro/tasks/echo/runs", timeout=30)
-        assert_error(response, 500)
-        assert server.alive()
-        assert httpx.get(f"{server.url}/_nitro/tasks/echo?x=1", timeout=30).json() == {"x": "1"}
-    finally:
-        server.stop()
+    done = subprocess.run([TASKPACK, "dev", "--root", str(root), "--port", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: store {history}: file is not a database")
+
+    registry = Registry.of({"echo": define_task(lambda e: e.payload)}, root=root,
+                           store="sqlite:///.taskpack/store.sqlite")
+    api = TaskApi(registry, policy=loopback_only())
+
+    async def ask(path: str) -> tuple[int, dict[str, Any]]:
+        response = await handle(api, HttpRequest("GET", path, query=(("x", "1"),),
+                                                 client_host="127.0.0.1"))
+        assert response is not None
+        assert response.headers["content-type"].startswith("application/json")
+        return response.status, json.loads(response.body)
+
+    status, body = asyncio.run(ask("/_nitro/tasks/echo/runs"))
+    assert (status, body["error"]) == (503, True)
+    assert "file is not a database" in body["message"]
+    assert asyncio.run(ask("/_nitro/tasks/echo")) == (200, {"x": "1"})
 
 
 # -- item 3: no task runs from another site, nor on a browser's GET ---------------------
@@ -335,6 +355,7 @@ def test_a_scheduled_system_exit_does_not_stop_the_server(tmp_path: Path) -> Non
                  "three scheduled runs that each raise SystemExit")
         assert server.alive(), server.output()
         assert httpx.get(f"{server.url}/_nitro/tasks", timeout=30).status_code == 200
-        assert "error: SystemExit: scheduled exit" in server.output()
+        assert 'outcome=error attempts=1' in server.output()
+        assert 'error="SystemExit: scheduled exit"' in server.output()  # the run's line
     finally:
         assert server.stop() == 0, server.output()

@@ -1,31 +1,36 @@
-"""The run history stores, concurrent SQLite writers, and ``taskpack runs``."""
+"""The run history on the store: what the registry records, concurrent
+writer processes, ``taskpack runs``, history files of taskpack 0.1, and
+the faults of issue 11 (items 1 and 14): a history that cannot be written
+never hangs or fails anything, and reading one never writes it."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
+import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
-from taskpack import (
-    MemoryHistory,
-    NoHistory,
-    Registry,
-    RunRecord,
-    define_task,
-    set_registry,
-)
+from taskpack import Registry, RunRecord, define_task, set_registry
 from taskpack.builder.cli import main
-from taskpack.history import HistoryStore, open_history
-from taskpack.history_sqlite import SQLiteHistory
-from tests.helpers import REPO, MakeProject
+from taskpack.store.sqlite import SQLiteStore
+from tests.helpers import REPO, MakeProject, recorded_runs
+from tests.servers import free_port, wait_for
+
+LEGACY = REPO / "tests" / "data" / "history-0.1.sqlite"
+TASKPACK = str(Path(sys.executable).parent / "taskpack")
 
 
 @pytest.fixture(autouse=True)
@@ -39,68 +44,17 @@ def record(task: str, n: int, outcome: str = "ok") -> RunRecord:
                      1, outcome, None if outcome == "ok" else f"RuntimeError: {n}")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-unthreaded"])
-def test_store_contract(tmp_path: Path, kind: str) -> None:
-    if kind == "sqlite-unthreaded":
-        store: HistoryStore = SQLiteHistory(tmp_path / "h.sqlite", limit=5, threaded=False)
-    else:
-        store = open_history(kind, tmp_path, limit=5)  # type: ignore[arg-type]
-    for n in range(8):
-        store.record(record("a", n))
-    store.record(record("b", 0, "error"))
-    assert [r.id for r in store.runs("a")] == ["a-7", "a-6", "a-5", "a-4", "a-3"]
-    assert [r.id for r in store.runs("a", limit=2)] == ["a-7", "a-6"]
-    assert [r.id for r in store.runs(limit=3)] == ["b-0", "a-7", "a-6"]
-    assert store.runs("nope") == []
-    assert store.last_runs() == {"a": record("a", 7), "b": record("b", 0, "error")}
-    store.close()
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
 
 
-def test_no_history_records_nothing(tmp_path: Path) -> None:
-    store = open_history("none", tmp_path)
-    store.record(record("a", 1))
-    assert (store.runs(), store.last_runs()) == ([], {})
-    assert isinstance(store, NoHistory)
-    with pytest.raises(ValueError, match="unknown history kind 'disk'"):
-        open_history("disk", tmp_path)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="history limit must be an integer >= 1, got 0"):
-        MemoryHistory(limit=0)
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_sqlite_survives_reopening_and_uses_wal(tmp_path: Path) -> None:
-    path = tmp_path / "nested" / "history.sqlite"
-    first = SQLiteHistory(path)
-    first.record(record("a", 1))
-    first.close()
-    second = SQLiteHistory(path)
-    assert second.runs() == [record("a", 1)]
-    second.record(record("a", 2))
-    assert [r.id for r in second.runs()] == ["a-2", "a-1"]
-    second.close()
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-
-
-@pytest.mark.parametrize("threaded", [True, False])
-def test_sqlite_storage_errors_never_fail_the_run(tmp_path: Path, threaded: bool,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
-    store = SQLiteHistory(tmp_path, threaded=threaded)  # a folder: cannot be opened as a file
-    store.record(record("a", 1))
-    store.flush()
-    assert "history: cannot record 1 run(s) (first: a-1 of task a)" in caplog.text
-    store.close()
-
-
-def test_unthreaded_sqlite_writes_at_once(tmp_path: Path) -> None:
-    store = SQLiteHistory(tmp_path / "h.sqlite", threaded=False)
-    store.record(record("a", 1))
-    store.record(record("a", 1))  # a run is stored once, even if recorded twice
-    assert store.runs() == [record("a", 1)]
-    assert store._writer is None
-    store.close()
-
-
-def test_registry_records_every_outcome(tmp_path: Path) -> None:
+def test_registry_records_every_outcome_with_payload_result_and_traceback(
+        tmp_path: Path) -> None:
     async def ok(event: object) -> str:
         await asyncio.sleep(0.02)
         return "fine"
@@ -109,17 +63,23 @@ def test_registry_records_every_outcome(tmp_path: Path) -> None:
         raise ValueError("nope")
 
     reg = Registry.of({"ok": define_task(ok), "bad": define_task(bad)}, root=tmp_path,
-                      history="sqlite")
-    asyncio.run(reg.run("ok", context={"trigger": "schedule:*/5 * * * *"}))
+                      store="sqlite:///.taskpack/store.sqlite")
+    asyncio.run(reg.run("ok", {"a": [1, 2]}, context={"trigger": "schedule:*/5 * * * *"}))
     with pytest.raises(ValueError):
         asyncio.run(reg.run("bad", {"x": 1}, context={"trigger": "http"}))
-    reg.history.close()
-    runs = SQLiteHistory(tmp_path / ".taskpack" / "history.sqlite").runs()
+    runs = recorded_runs(reg)
     assert [(r.task, r.trigger, r.outcome, r.attempts, r.error) for r in runs] == [
         ("bad", "http", "error", 1, "ValueError: nope"),
         ("ok", "schedule:*/5 * * * *", "ok", 1, None),
     ]
     assert runs[1].duration_ms >= 20
+    assert (runs[1].payload, runs[1].result, runs[1].traceback) == ({"a": [1, 2]}, "fine", None)
+    assert runs[0].payload == {"x": 1} and runs[0].result is None
+    assert runs[0].traceback is not None and "ValueError: nope" in runs[0].traceback
+    assert runs[0].host.endswith(f":{os.getpid()}")
+    asyncio.run(reg.close())
+    with sqlite3.connect(tmp_path / ".taskpack" / "store.sqlite") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 WRITER = """
@@ -133,10 +93,11 @@ async def body(event):
 
 async def main():
     reg = Registry.of({"work": define_task(body, concurrency="parallel")},
-                      root=Path(sys.argv[1]), history="sqlite")
+                      root=Path(sys.argv[1]), store="sqlite:///.taskpack/store.sqlite")
+    await reg.open()
     results = await asyncio.gather(*(reg.run("work", {"n": n}) for n in range(100)))
     assert results == list(range(100))
-    reg.history.close()
+    await reg.close()
 
 asyncio.run(main())
 """
@@ -148,11 +109,40 @@ def test_concurrent_writer_processes_lose_no_rows(tmp_path: Path) -> None:
     procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path)], cwd=REPO)
              for _ in range(3)]
     assert [proc.wait(timeout=120) for proc in procs] == [0, 0, 0]
-    with sqlite3.connect(tmp_path / ".taskpack" / "history.sqlite") as conn:
+    with sqlite3.connect(tmp_path / ".taskpack" / "store.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM runs").fetchone() == (300,
                                                                                            300)
         assert conn.execute("SELECT outcome, COUNT(*) FROM runs GROUP BY outcome").fetchall() == [
             ("ok", 300)]
+
+
+def _record_in_child(store: SQLiteStore) -> None:
+    store.record_run(record("child", 1))
+    asyncio.run(store.close())
+
+
+def test_sqlite_store_is_usable_after_fork(tmp_path: Path) -> None:
+    import multiprocessing
+
+    store = SQLiteStore("sqlite:///h.sqlite", root=tmp_path)
+
+    async def parent_first() -> None:
+        store.record_run(record("parent", 1))
+        assert await store.flush(10)  # the thread and connection exist before the fork
+
+    asyncio.run(parent_first())
+    child = multiprocessing.get_context("fork").Process(target=_record_in_child, args=(store,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+
+    async def parent_again() -> list[str]:
+        store.record_run(record("parent", 2))
+        await store.flush(10)
+        return sorted(r.id for r in (await store.list_runs()).runs)
+
+    assert asyncio.run(parent_again()) == ["child-1", "parent-1", "parent-2"]
+    asyncio.run(store.close())
 
 
 # -- config, manifest and CLI ----------------------------------------------------
@@ -178,10 +168,7 @@ def run(event):
     raise RuntimeError("always")
 """
 
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
+OK = "from taskpack import define_task\n\n@define_task\ndef run(e):\n    return 1\n"
 
 
 def test_config_options_win_and_runs_are_listed(make_project: MakeProject) -> None:
@@ -215,15 +202,14 @@ def test_config_options_win_and_runs_are_listed(make_project: MakeProject) -> No
     assert len(out.splitlines()) == 2 and "broken" in out
 
 
-def test_history_path_from_config_and_db_option(make_project: MakeProject) -> None:
+def test_store_url_from_config_history_path_and_db_option(make_project: MakeProject) -> None:
     root = make_project({
         "taskpack.toml": '[server]\nhistory_path = "var/runs.db"\n',
-        "tasks/ok.py": "from taskpack import define_task\n\n@define_task\ndef run(e):\n"
-                       "    return 1\n",
+        "tasks/ok.py": OK,
     })
     assert invoke("runs", "--root", str(root))[1].startswith("No runs recorded (")
     assert invoke("task", "run", "ok", "--root", str(root))[0] == 0
-    assert (root / "var" / "runs.db").is_file()
+    assert (root / "var" / "runs.db").is_file()  # the deprecated key still names the file
     code, out, _ = invoke("runs", "--json", "--db", str(root / "var" / "runs.db"))
     assert code == 0 and json.loads(out)[0]["task"] == "ok"
     code, _, err = invoke("runs", "--db", str(root / "missing.db"))
@@ -231,73 +217,44 @@ def test_history_path_from_config_and_db_option(make_project: MakeProject) -> No
     (root / "notes.txt").write_text("not a database\n" * 100)
     code, out, err = invoke("runs", "--db", str(root / "notes.txt"))
     assert (code, out) == (2, "")
-    assert err == (f"error: --db: cannot read {root / 'notes.txt'} as a run history: "
+    assert err == (f"error: --db: {root / 'notes.txt'} is not a taskpack store: "
                    "file is not a database\n")
+    (root / "taskpack.toml").write_text('[store]\nurl = "sqlite:///db/tp.sqlite"\n')
+    assert invoke("task", "run", "ok", "--root", str(root))[0] == 0
+    assert (root / "db" / "tp.sqlite").is_file()
 
 
-@pytest.mark.parametrize(("table", "message"), [
-    ("retry = 3", "tasks.x.retry: unknown key (did you mean 'retries'?)"),
-    ("retries = -1", "tasks.x.retries: must be at least 0, got -1"),
-    ("timeout = 0", "tasks.x.timeout: must be more than 0, got 0"),
-    ('timeout = "30s"', "tasks.x.timeout: expected a number, got a string"),
-    ('concurrency = "queue"', "tasks.x.concurrency: expected one of 'dedupe', "
-                              "'dedupe_payload', 'serial', 'parallel', got 'queue'"),
-    ('concurrency = "serial"\nmax_concurrency = 3',
-     "tasks.x.max_concurrency: only applies to concurrency = 'parallel', not 'serial'"),
-    ("on_start = 1", "tasks.x.on_start: unknown key (known: handler, description, retries, "
-                     "timeout, concurrency, max_concurrency)"),
-])
-def test_bad_task_options_in_config(make_project: MakeProject, table: str, message: str) -> None:
-    root = make_project({"taskpack.toml": f'[tasks."x"]\n{table}\n', "tasks/x.py": BROKEN})
-    code, _, err = invoke("task", "list", "--root", str(root))
-    assert code == 2
-    assert err == f"error: taskpack.toml: {message}\n"
-
-
-def test_bad_history_settings(make_project: MakeProject) -> None:
+def test_bad_store_settings(make_project: MakeProject) -> None:
     root = make_project({"taskpack.toml": "[server]\nhistory_limit = 0\n"})
     code, _, err = invoke("task", "list", "--root", str(root))
     assert (code, err) == (2, "error: taskpack.toml: server.history_limit: must be at least 1, "
                               "got 0\n")
+    (root / "taskpack.toml").write_text('[store]\nurl = "mysql://me:hunter2@db/x"\n')
+    code, _, err = invoke("task", "list", "--root", str(root))
+    assert code == 2
+    assert err.startswith("error: taskpack.toml: store.url: expected a store URL (")
+    assert "hunter2" not in err and "me:***@db" in err
 
 
-def test_manifest_carries_options_and_history(make_project: MakeProject) -> None:
+def test_manifest_carries_options_and_store(make_project: MakeProject) -> None:
     from taskpack.builder.manifest import build_manifest
     from taskpack.builder.project import load_project
+    from taskpack.store.memory import MemoryStore
 
     root = make_project({
         "taskpack.toml": '[tasks."x"]\nmax_concurrency = 3\ntimeout = 2.5\n'
-                         '[server]\nhistory_path = "/var/lib/app/runs.db"\n',
+                         '[store]\nurl = "postgresql:///app?host=/run/postgresql"\n',
         "tasks/x.py": BROKEN,
     })
     manifest = build_manifest(load_project(root))
     assert manifest["tasks"]["x"]["options"] == {"max_concurrency": 3, "timeout": 2.5}
-    assert manifest["history"] == {"path": "/var/lib/app/runs.db", "limit": 1000}
+    assert manifest["store"] == {"url": "postgresql:///app?host=/run/postgresql",
+                                 "history_path": None, "history_limit": 1000}
     reg = Registry.from_manifest(manifest, root)
     options = reg.runner("x").options
     assert (options.concurrency, options.max_concurrency, options.timeout) == ("parallel", 3, 2.5)
-    assert isinstance(reg.history, MemoryHistory)
-    assert reg.history.limit == 1000
-
-
-def _record_in_child(store: SQLiteHistory) -> None:
-    store.record(record("child", 1))
-    store.close()
-
-
-def test_sqlite_store_is_usable_after_fork(tmp_path: Path) -> None:
-    import multiprocessing
-
-    store = SQLiteHistory(tmp_path / "h.sqlite")
-    store.record(record("parent", 1))
-    store.flush()  # the parent's writer thread and connection exist before the fork
-    child = multiprocessing.get_context("fork").Process(target=_record_in_child, args=(store,))
-    child.start()
-    child.join(30)
-    assert child.exitcode == 0
-    store.record(record("parent", 2))
-    assert sorted(r.id for r in store.runs()) == ["child-1", "parent-1", "parent-2"]
-    store.close()
+    assert isinstance(reg.store, MemoryStore)  # the caller chooses the store
+    assert reg.store.history_limit == 1000
 
 
 def test_runs_table_aligns_the_error_column() -> None:
@@ -311,16 +268,242 @@ def test_runs_table_aligns_the_error_column() -> None:
     assert lines[3] == lines[3].rstrip() and "RuntimeError" not in lines[3]
 
 
-def test_an_unreadable_history_does_not_break_the_task_list(
+def test_an_unreadable_store_does_not_break_the_task_list(
         make_project: MakeProject, caplog: pytest.LogCaptureFixture) -> None:
-    """Like a failed write, a history that cannot be read never fails the
+    """Like a failed write, a store that cannot be read never fails the
     listing: its last runs are unknown (null) and the error is logged."""
     root = make_project({
-        ".taskpack/history.sqlite": "not a database\n" * 100,
-        "tasks/ok.py": "from taskpack import define_task\n\n@define_task\ndef run(e):\n"
-                       "    return 1\n",
+        ".taskpack/store.sqlite": "not a database\n" * 100,
+        "tasks/ok.py": OK,
     })
     code, out, err = invoke("task", "list", "--json", "--root", str(root))
     assert code == 0, err
     assert json.loads(out)["tasks"] == {"ok": {"description": "", "lastRun": None}}
-    assert "history: cannot read the last runs: file is not a database" in caplog.text
+    assert "is not a database" in caplog.text
+
+
+# -- history files of taskpack 0.1 -----------------------------------------------
+
+
+LEGACY_RUNS = [("broken", "error", "ValueError: it broke", "schedule:*/5 * * * *"),
+               ("hello", "ok", None, "http"), ("hello", "ok", None, "http")]
+
+
+def test_a_01_history_file_is_read_without_being_written(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite"
+    shutil.copy(LEGACY, path)
+    before = digest(path)
+    code, out, err = invoke("runs", "--json", "--db", str(path))
+    assert code == 0, err
+    assert [(r["task"], r["outcome"], r["error"], r["trigger"]) for r in json.loads(out)] == \
+        LEGACY_RUNS
+    assert digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.sqlite"]
+
+
+def test_a_01_history_next_to_a_new_store_is_imported(make_project: MakeProject) -> None:
+    """The default store moved from .taskpack/history.sqlite to
+    .taskpack/store.sqlite: the new store takes the old file's runs once."""
+    root = make_project({"tasks/ok.py": OK})
+    (root / ".taskpack").mkdir()
+    shutil.copy(LEGACY, root / ".taskpack" / "history.sqlite")
+    assert invoke("task", "run", "ok", "--root", str(root))[0] == 0
+    assert invoke("task", "run", "ok", "--root", str(root))[0] == 0  # imported once only
+    code, out, _ = invoke("runs", "--json", "--root", str(root))
+    assert code == 0
+    runs = [(r["task"], r["outcome"], r["error"], r["trigger"]) for r in json.loads(out)]
+    assert runs == [("ok", "ok", None, "manual")] * 2 + LEGACY_RUNS
+
+
+def test_a_01_history_file_as_the_store_is_upgraded_in_place(make_project: MakeProject) -> None:
+    root = make_project({"taskpack.toml": '[server]\nhistory_path = "old.sqlite"\n',
+                         "tasks/ok.py": OK})
+    shutil.copy(LEGACY, root / "old.sqlite")
+    assert invoke("task", "run", "ok", "--root", str(root))[0] == 0
+    code, out, _ = invoke("runs", "--json", "--root", str(root))
+    runs = [(r["task"], r["outcome"], r["error"], r["trigger"]) for r in json.loads(out)]
+    assert code == 0 and runs == [("ok", "ok", None, "manual"), *LEGACY_RUNS]
+    code, out, _ = invoke("db", "status", "--json", "--root", str(root))
+    assert code == 0
+    assert json.loads(out)["current"] == json.loads(out)["latest"] == 1
+
+
+# -- issue 11, item 14: reading a history never writes it -------------------------
+
+
+def test_runs_db_refuses_an_unrelated_sqlite_file_and_leaves_it_alone(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO users (name) VALUES ('ada')")
+    conn.close()
+    before = digest(path)
+    code, out, err = invoke("runs", "--db", str(path))
+    assert (code, out) == (2, "")
+    assert err == f"error: --db: {path} is not a taskpack store (no taskpack tables)\n"
+    assert digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]  # no -wal, no -shm
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["users"]
+    conn.close()
+
+
+def test_runs_db_reads_a_store_without_writing_it(make_project: MakeProject) -> None:
+    root = make_project({"tasks/ok.py": OK})
+    assert invoke("task", "run", "ok", "--root", str(root))[0] == 0
+    path = root / ".taskpack" / "store.sqlite"
+    before = digest(path)
+    code, out, _ = invoke("runs", "--json", "--db", str(path))
+    assert code == 0 and [r["task"] for r in json.loads(out)] == ["ok"]
+    assert digest(path) == before
+
+
+# -- issue 11, item 1: a history that cannot be written never hangs anything ----------
+
+SURROGATE = """
+import os
+from taskpack import define_task
+
+@define_task
+def run(event):
+    raise ValueError("unexpected file: " + os.fsdecode(b"caf\\xff.txt"))
+"""
+
+
+def cli(root: Path, *args: str, env: dict[str, str] | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``taskpack ARGS --root ROOT`` in a child process (it must end: the old
+    history writer hung it forever)."""
+    return subprocess.run([TASKPACK, *args, "--root", str(root)], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_an_error_message_with_a_lone_surrogate_is_stored_with_a_replacement(
+        make_project: MakeProject) -> None:
+    root = make_project({"tasks/listdir.py": SURROGATE})
+    done = cli(root, "task", "run", "listdir")
+    assert done.returncode == 1, done.stderr
+    assert "unexpected file: caf" in done.stderr
+    runs = json.loads(cli(root, "runs", "--json").stdout)
+    assert [(r["task"], r["error"]) for r in runs] == [
+        ("listdir", "ValueError: unexpected file: caf\ufffd.txt")]
+    assert "caf\ufffd.txt" in runs[0]["traceback"]
+
+
+def test_a_store_path_under_a_regular_file_loses_runs_but_never_blocks(
+        make_project: MakeProject) -> None:
+    root = make_project({"taskpack.toml": '[server]\nhistory_path = "blocker/h.sqlite"\n',
+                         "tasks/ok.py": OK, "blocker": "a file, not a folder\n"})
+    started = time.monotonic()
+    done = cli(root, "task", "run", "ok")
+    assert (done.returncode, done.stdout) == (0, "1\n"), done.stderr
+    assert "blocker is not a folder" in done.stderr
+    assert time.monotonic() - started < 30
+    listing = cli(root, "task", "list", "--json")
+    assert listing.returncode == 0
+    assert json.loads(listing.stdout)["tasks"]["ok"]["lastRun"] is None
+
+
+def test_a_read_only_file_system_loses_runs_but_never_blocks(make_project: MakeProject) -> None:
+    """EROFS for real: the project folder bind-mounted read-only in a
+    private mount namespace (``unshare``)."""
+    root = make_project({"tasks/ok.py": OK, "tasks/listdir.py": SURROGATE})
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare is not allowed here: {probe.stderr.decode().strip()}")
+    script = (f"mount -o bind,ro {root} {root} && {TASKPACK} task run ok --root {root}; "
+              f"echo exit=$?; {TASKPACK} task run listdir --root {root}; echo exit=$?")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.splitlines() == ["1", "exit=0", "exit=1"], done.stderr
+    assert "Read-only file system" in done.stderr
+    assert not (root / ".taskpack").exists()
+
+
+def test_health_reports_a_store_that_cannot_be_written(tmp_path: Path) -> None:
+    from taskpack.server import BundleApp
+    from tests.asgi_driver import call
+
+    (tmp_path / "blocker").write_text("a file\n")
+
+    def boom(event: object) -> None:
+        raise ValueError("unexpected file: caf\udcff")
+
+    registry = Registry.of({"ok": define_task(lambda e: 1), "boom": define_task(boom)},
+                           root=tmp_path, store="sqlite:///blocker/store.sqlite")
+    bundle = BundleApp(registry, token=None)
+
+    async def main() -> dict[str, object]:
+        await bundle.startup()
+        await registry.run("ok")
+        with pytest.raises(ValueError):
+            await registry.run("boom")
+        await registry.store.flush(10)
+        status, _, body = await call(bundle.app, "GET", "/_health")
+        assert status == 200
+        await asyncio.wait_for(bundle.shutdown(), 15)
+        return body  # type: ignore[no-any-return]
+
+    body = asyncio.run(main())
+    store = body["store"]
+    assert isinstance(store, dict)
+    assert (store["ok"], store["backend"], store["lost_runs"]) == (False, "sqlite", 2)
+    assert "blocker is not a folder" in str(store["error"])
+
+
+DEV_PROJECT = {
+    "taskpack.toml": '[server]\nhistory_path = "blocker/h.sqlite"\nshutdown_grace = 2\n',
+    "blocker": "a file, not a folder\n",
+    "tasks/listdir.py": SURROGATE,
+    "tasks/ok.py": OK,
+}
+
+
+@pytest.mark.parametrize("broken", ["under-a-file", "surrogates"])
+def test_dev_server_answers_and_stops_whatever_the_history_does(
+        make_project: MakeProject, broken: str) -> None:
+    """The dev server runs tasks, lists them, serves /runs and stops on
+    SIGTERM within its grace, whether the store cannot be written (a path
+    under a regular file) or a task's error holds a lone surrogate."""
+    files = dict(DEV_PROJECT)
+    if broken == "surrogates":
+        files["taskpack.toml"] = "[server]\nshutdown_grace = 2\n"
+    root = make_project(files)
+    port = free_port()
+    proc = subprocess.Popen([TASKPACK, "dev", "--root", str(root), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}/_nitro/tasks"
+    try:
+        wait_for(lambda: _answers(base), what="the dev server", timeout=30)
+        with httpx.Client(timeout=10) as client:
+            assert client.post(f"{base}/ok").json() == 1
+            assert client.post(f"{base}/listdir").status_code == 500
+            for _ in range(3):  # the old history writer hung here (and then every request)
+                runs = client.get(f"{base}/listdir/runs")
+                assert runs.status_code == (503 if broken == "under-a-file" else 200)
+                listing = client.get(base)
+                assert listing.status_code == 200
+                if broken == "under-a-file":
+                    assert "is not a folder" in runs.json()["message"]
+                    assert listing.json()["tasks"]["ok"]["lastRun"] is None
+            assert client.post(f"{base}/ok").json() == 1
+            if broken == "surrogates":
+                runs = client.get(f"{base}/listdir/runs").json()["runs"]
+                assert runs[0]["error"] == "ValueError: unexpected file: caf\ufffd.txt"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("taskpack dev did not stop within 20 s of SIGTERM") from None
+    assert code == 0
+
+
+def _answers(base: str) -> bool | None:
+    try:
+        return httpx.get(base, timeout=2).status_code == 200 or None
+    except httpx.HTTPError:
+        return None

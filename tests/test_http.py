@@ -396,15 +396,22 @@ def test_concurrent_requests_join_one_run(registry: Registry) -> None:
     }
 
 
-def test_one_log_line_per_run(registry: Registry, caplog: pytest.LogCaptureFixture) -> None:
-    app = make_app(registry)
-    with caplog.at_level(logging.INFO, logger="taskpack.http"):
-        run(call(app, "POST", "/_nitro/tasks/echo:payload"))
-        run(call(app, "GET", "/_nitro/tasks/missing"))
-    lines = [r.getMessage() for r in caplog.records if r.name == "taskpack.http"]
-    assert len(lines) == 2
-    assert lines[0].startswith("POST echo:payload 200 ") and lines[0].endswith("ms")
-    assert lines[1].startswith("GET missing 404 ")
+def test_one_log_line_per_run_and_the_access_log_when_asked(
+        registry: Registry, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="taskpack"):
+        run(call(make_app(registry), "POST", "/_nitro/tasks/echo:payload"))
+        run(call(make_app(registry), "GET", "/_nitro/tasks/missing"))  # not a run: no line
+    lines = [(r.name, r.getMessage()) for r in caplog.records]
+    assert len(lines) == 1 and lines[0][0] == "taskpack.run"
+    assert lines[0][1].startswith("task=echo:payload trigger=http outcome=ok attempts=1 ")
+    caplog.clear()
+    api = TaskApi(registry, policy=loopback_only())
+    with caplog.at_level(logging.INFO, logger="taskpack"):
+        run(call(asgi_app(api, access_log=True), "GET", "/_nitro/tasks/missing?x=%0A"))
+    (access,) = [r for r in caplog.records if r.name == "taskpack.access"]
+    assert access.taskpack["path"] == "/_nitro/tasks/missing?x=%0A"  # type: ignore[attr-defined]
+    assert access.getMessage().startswith('method=GET path="/_nitro/tasks/missing?x=%0A" '
+                                          "status=404 duration_ms=")
 
 
 def test_registry_can_be_swapped(registry: Registry, tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def make_registry(tmp_path: Path) -> Registry:
     return Registry.of({
         "signup": define_task(greet, payload_schema=Signup),
         "slow": define_task(slow, timeout=0.05),
-    }, root=tmp_path, history="sqlite")
+    }, root=tmp_path, store="sqlite:///.taskpack/store.sqlite")
 
 
 def app(registry: Registry, **kwargs: Any) -> Any:
@@ -63,7 +63,7 @@ def test_schema_errors_are_422_with_field_errors(tmp_path: Path) -> None:
         assert (status, data) == (200, "hello a@b, 41")
 
     asyncio.run(main())
-    registry.close()
+    asyncio.run(registry.close())
 
 
 def test_timeouts_are_504(tmp_path: Path) -> None:
@@ -85,10 +85,14 @@ def test_runs_endpoint(tmp_path: Path) -> None:
         assert [(r["outcome"], r["attempts"], r["trigger"]) for r in runs] == [
             ("ok", 1, "http"), ("ok", 1, "http"), ("invalid", 0, "http")]
         assert set(runs[0]) == {"id", "task", "trigger", "payload_hash", "started_at",
-                                "finished_at", "duration_ms", "attempts", "outcome", "error"}
+                                "finished_at", "duration_ms", "attempts", "outcome", "error",
+                                "host", "payload", "result", "traceback", "job_id"}
+        assert runs[0]["payload"] == {"email": "y", "age": "2"}
+        assert runs[0]["result"] == "hello y, 2"
         status, data = await get(application, "/_nitro/tasks/signup/runs", "limit=1")
         assert status == 200 and len(data["runs"]) == 1
-        assert (await get(application, "/_nitro/tasks/slow/runs"))[1] == {"runs": []}
+        assert (await get(application, "/_nitro/tasks/slow/runs"))[1] == {
+            "runs": [], "next_cursor": None}
         for bad in ("limit=0", "limit=x", "limit=1001"):
             status, data = await get(application, "/_nitro/tasks/signup/runs", bad)
             assert status == 400 and "limit must be an integer from 1 to 1000" in data["message"]
@@ -98,7 +102,7 @@ def test_runs_endpoint(tmp_path: Path) -> None:
         assert status == 405
 
     asyncio.run(main())
-    registry.close()
+    asyncio.run(registry.close())
 
 
 @pytest.mark.parametrize(("headers", "status"), [

@@ -226,6 +226,13 @@ def test_kubernetes_validate_catches_a_misspelt_field(tmp_path: Path) -> None:
         kubernetes_validate.validate(job, KUBE_VERSIONS[-1], strict=True)
 
 
+def test_default_name_is_a_service_name(tmp_path: Path) -> None:
+    root = k8s_project(tmp_path / "2024 Shop!", extra="")
+    assert build_cli(root).exit_code == 0
+    names = {doc["metadata"]["name"] for doc in manifests(root / ".output")}
+    assert "taskpack-2024-shop" in names
+
+
 def test_output_is_deterministic(tmp_path: Path) -> None:
     root = k8s_project(tmp_path / "shop")
     first = build(root, preset="k8s", output=tmp_path / "a").record
@@ -234,11 +241,16 @@ def test_output_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_worker_role_and_in_process_scheduling(tmp_path: Path) -> None:
-    root = k8s_project(tmp_path / "shop",
-                       extra='worker_replicas = 2\nreplicas = 3\nscheduler = "in-process"')
+    extra = 'worker_replicas = 2\nreplicas = 3\nscheduler = "in-process"'
+    result = build_cli(k8s_project(tmp_path / "alone", extra=extra))
+    assert result.exit_code == 2  # the claims and the jobs need one shared store
+    assert result.stderr.startswith(
+        'error: taskpack.toml: kubernetes.scheduler: scheduler = "in-process" (every replica '
+        "schedules; each fire is claimed once) needs one store shared by every pod")
+    root = k8s_project(tmp_path / "shop", extra=extra + '\n[store]\ndriver = "postgres"')
     result = build_cli(root)
     assert result.exit_code == 0, result.output
-    assert "TASKPACK_DATABASE_URL=postgresql://" in result.stderr  # the claims need one store
+    assert "psycopg" in (root / ".output" / "server" / "requirements.txt").read_text()
     docs = manifests(root / ".output")
     assert sorted(doc["kind"] for doc in docs) == ["Deployment", "Deployment", "Service"]
     for doc in docs:
@@ -265,7 +277,9 @@ def test_worker_role_and_in_process_scheduling(tmp_path: Path) -> None:
      "error: taskpack.toml: kubernetes.scheduler: expected one of 'cronjob', 'in-process', "
      "got 'cron'"),
     ("", 'name = "Shop_1"',
-     "error: taskpack.toml: kubernetes.name: 'Shop_1' is not a DNS label"),
+     "error: taskpack.toml: kubernetes.name: 'Shop_1' is not a DNS label for a Service"),
+    ("", 'name = "1shop"',
+     "error: taskpack.toml: kubernetes.name: '1shop' is not a DNS label for a Service"),
     ("", 'base_image = "python:latest"',
      "error: taskpack.toml: kubernetes.base_image: 'python:latest' is not pinned"),
 ])

@@ -4,6 +4,7 @@ mistakes that must be loud at `task list` and `build` (issue 16)."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import re
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from taskpack.builder.cli import COMMANDS, main
 from taskpack.builder.init_command import CONFIG, TASK
 from taskpack.builder.preview import preview_env
 from taskpack.http import HttpRequest, TaskApi, handle, loopback_only
-from tests.helpers import MakeProject, task_source, write_files
+from tests.helpers import REPO, MakeProject, task_source, write_files
 
 
 @pytest.fixture(autouse=True)
@@ -143,7 +144,7 @@ def test_http_404_suggests_the_closest_task(basic_example: Path) -> None:
     from taskpack.builder.project import load_project
 
     registry = Registry.from_manifest(build_manifest(load_project(basic_example)),
-                                      basic_example, history="none")
+                                      basic_example)
     api = TaskApi(registry, policy=loopback_only())
     for path in ("/_nitro/tasks/echo:paylod", "/_nitro/tasks/echo:paylod/runs"):
         request = HttpRequest("GET", path, client_host="127.0.0.1")
@@ -159,6 +160,15 @@ def test_a_schedule_naming_a_typo_gets_a_suggestion(make_project: MakeProject) -
     code, _, err = run("task", "list", "--root", str(root))
     assert (code, err) == (2, 'error: taskpack.toml: scheduled_tasks."@daily": unknown task '
                               "'db:migrat' (did you mean 'db:migrate'?)\n")
+
+
+def test_a_missing_handler_file_gets_a_suggestion(make_project: MakeProject) -> None:
+    root = make_project({"tasks/db/migrate.py": task_source(),
+                         "taskpack.toml": '[tasks.x]\nhandler = "tasks/db/migrat.py"\n'})
+    code, _, err = run("task", "list", "--root", str(root))
+    assert (code, err) == (2, "error: taskpack.toml: tasks.x.handler: handler file "
+                              "'tasks/db/migrat.py' does not exist (did you mean "
+                              "'tasks/db/migrate.py'?)\n")
 
 
 # -- loud mistakes ----------------------------------------------------------------------
@@ -273,3 +283,27 @@ def test_cron_uses_the_projects_timezone(make_project: MakeProject) -> None:
     assert json.loads(out)["next"][0]["utc"] == "2026-07-01T12:00:00+00:00"
     code, out, _ = run("cron", "0 12 * * *", "--root", str(root.parent), *after)
     assert json.loads(out)["timezone"] == "UTC"  # no project there
+
+
+# -- make test's first run ----------------------------------------------------------------
+
+
+def test_the_tool_download_line_names_what_it_downloads() -> None:
+    spec = importlib.util.spec_from_file_location("install_tools", REPO / "scripts" /
+                                                  "install_tools.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    line = module._pinned(REPO / "tools" / "cloudflare")
+    assert re.fullmatch(r"pyodide@[\d.]+, wrangler@[\d.]+, workers-runtime-sdk==[\d.]+", line)
+
+
+def test_readme_stays_small_and_its_links_resolve() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.encode()) <= 20 * 1024
+    links = re.findall(r"\]\(((?:docs/)[^)#]*)", readme)
+    assert links and [link for link in links if not (REPO / link).exists()] == []
+    anchors = re.findall(r"\]\(#([^)]+)\)", readme)
+    headings = {re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+                for line in readme.splitlines() if line.startswith("## ")}
+    assert set(anchors) <= headings

@@ -91,16 +91,20 @@ def test_a_raising_task_does_not_stop_the_next_tick_or_its_neighbours(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     registry = make_registry(tmp_path, {"* * * * * *": ["boom", "fine"]},
                              {"boom": {"fail": True}, "fine": {}})
-    with caplog.at_level(logging.INFO, logger="taskpack.scheduler"):
+    with caplog.at_level(logging.INFO, logger="taskpack"):
         asyncio.run(run_for(Scheduler(registry), 2.6))
     assert len(starts(tmp_path, "boom")) >= 2
     assert len([r for r in records(tmp_path, "fine") if "done" in r]) >= 2
+    # One line per run (taskpack.run), the failure with its traceback.
     errors = [r for r in caplog.records if "task=boom" in r.getMessage()]
     assert len(errors) >= 2
     assert all(r.levelno == logging.ERROR and r.exc_info for r in errors)
-    assert "outcome=error: RuntimeError: boom at" in errors[0].getMessage()
+    assert all(r.name == "taskpack.run" for r in errors)
+    assert 'outcome=error attempts=1' in errors[0].getMessage()
+    assert 'error="RuntimeError: boom at' in errors[0].getMessage()
     fine = [r.getMessage() for r in caplog.records if "task=fine" in r.getMessage()]
-    assert fine and all("outcome=ok duration=" in m and "cron='* * * * * *'" in m for m in fine)
+    assert len(fine) == len([r for r in records(tmp_path, "fine") if "done" in r])
+    assert all('trigger="schedule:* * * * * *" outcome=ok' in m for m in fine)
 
 
 def seconds_to_stop_while_slow_runs(tmp_path: Path, sleep: float, grace: float) -> float:
@@ -129,21 +133,23 @@ def test_stop_waits_for_a_running_task(tmp_path: Path) -> None:
 
 def test_stop_cancels_after_the_grace_period(tmp_path: Path,
                                              caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="taskpack.scheduler"):
+    with caplog.at_level(logging.INFO, logger="taskpack"):
         waited = seconds_to_stop_while_slow_runs(tmp_path, sleep=30, grace=0.3)
     assert 0.2 < waited < 3
     assert not [r for r in records(tmp_path, "slow") if "done" in r]
-    assert any("outcome=cancelled" in r.getMessage() for r in caplog.records)
+    assert any("task=slow" in r.getMessage() and "outcome=cancelled" in r.getMessage()
+               for r in caplog.records if r.name == "taskpack.run")
 
 
 def test_an_overlapping_tick_joins_the_running_call(tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     registry = make_registry(tmp_path, {"* * * * * *": ["slow"]}, {"slow": {"sleep": 1.6}})
-    with caplog.at_level(logging.INFO, logger="taskpack.scheduler"):
+    with caplog.at_level(logging.INFO, logger="taskpack"):
         asyncio.run(run_for(Scheduler(registry), 3.3))
-    assert any("task=slow outcome=overlapping" in r.getMessage() for r in caplog.records)
-    ticks = [r for r in caplog.records if "task=slow" in r.getMessage()]
-    assert len(starts(tmp_path, "slow")) < len(ticks)
+    joins = [r for r in caplog.records if r.name == "taskpack.scheduler"
+             and "task=slow overlapping: joined the running call" in r.getMessage()]
+    runs = [r for r in caplog.records if r.name == "taskpack.run"]
+    assert joins and len(runs) == len(starts(tmp_path, "slow"))
 
 
 def test_equal_schedules_share_one_timer(tmp_path: Path) -> None:

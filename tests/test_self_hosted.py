@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,7 +36,8 @@ TICK = "e2e:tick"
 TICK_TRIGGER = "schedule:* * * * * *"
 TASK_COUNT = 11  # examples/basic's 4, EXTRA_TASKS' 2, the option tasks' 5
 RUNS = 300  # HTTP runs the cluster test sends
-HISTORY = Path(".taskpack") / "history.sqlite"  # under the server's working directory
+HISTORY = Path(".taskpack") / "store.sqlite"  # under the server's working directory
+HEALTHY_STORE = {"ok": True, "backend": "sqlite", "error": None, "lost_runs": 0}
 
 EXTRA_TASKS = {
     "tasks/e2e/tick.py": '''
@@ -155,6 +157,20 @@ def api(server: ServerProcess, name: str, payload: dict[str, Any] | None = None,
                       headers=headers, timeout=30)
 
 
+TASKPACK_LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+
+
+def assert_taskpack_lines(logs: str) -> None:
+    """taskpack's own lines are in its format whichever server runs the app:
+    the scheduler's start and one line per run (the HTTP run and the ticks)."""
+    assert re.search(TASKPACK_LINE + r"info +server: scheduler started in process \d+ ", logs,
+                     re.M), logs
+    assert re.search(TASKPACK_LINE + r"info +run: task=echo:payload trigger=http outcome=ok "
+                     r"attempts=1 duration_ms=[\d.]+ run_id=[0-9a-f]{32}$", logs, re.M), logs
+    assert re.search(TASKPACK_LINE + r'info +run: task=e2e:tick trigger="schedule:\* \* \* \* '
+                     r'\* \*" outcome=ok', logs, re.M), logs
+
+
 def children(pid: int) -> set[int]:
     """The pids of a process's children (the cluster's workers)."""
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
@@ -180,7 +196,8 @@ def history(db: Path, task: str | None = None) -> list[dict[str, Any]]:
 def test_single_process_presets(preset: str, e2e_project: Path, bundle_venv: Path,
                                 tmp_path: Path, started: list[ServerProcess]) -> None:
     server, records = start(preset, e2e_project, bundle_venv, tmp_path, started)
-    assert server.wait_healthy() == {"status": "ok", "tasks": TASK_COUNT}
+    assert server.wait_healthy() == {"status": "ok", "tasks": TASK_COUNT,
+                                     "store": HEALTHY_STORE}
 
     unauthorised = api(server, "echo:payload", {"a": 1}, token=None)
     assert unauthorised.status_code == 401
@@ -212,9 +229,10 @@ def test_single_process_presets(preset: str, e2e_project: Path, bundle_venv: Pat
     # handled gracefully, as it does for any app.
     assert status == (0 if preset == "server" else -signal.SIGTERM), server.logs()
     assert "Application shutdown complete" in server.logs()
+    assert_taskpack_lines(server.logs())
 
     # Every run is in the history file under the working directory (the
-    # default `.taskpack/history.sqlite`), written by the shutdown at the latest.
+    # default `.taskpack/store.sqlite`), written by the shutdown at the latest.
     runs = history(tmp_path / HISTORY)
     ticks = [r for r in runs if r["task"] == TICK]
     assert len(ticks) == len(tick_times(records)) >= 3
@@ -306,7 +324,7 @@ def test_cluster_fires_each_tick_once_through_a_killed_worker(e2e_project: Path,
                                                      started: list[ServerProcess]) -> None:
     db = tmp_path / "shared" / "runs.sqlite"
     server, records = start("server_cluster", e2e_project, bundle_venv, tmp_path, started,
-                            WORKERS="3", TASKPACK_HISTORY_PATH=str(db))
+                            WORKERS="3", TASKPACK_DATABASE_URL=f"sqlite:///{db}")
     server.wait_healthy()
     workers = children(server.process.pid)
     assert len(workers) == 3  # each runs the scheduler; claims make each fire run once
@@ -396,6 +414,19 @@ def test_preview_runs_the_built_server(e2e_project: Path, tmp_path: Path,
     assert server.wait_healthy()["tasks"] == TASK_COUNT
     assert api(server, "echo:payload", {"b": 2}).json() == {"result": {"b": 2}}
     assert server.terminate() == 0
+    # Loopback unless told (production's default is 0.0.0.0); --port wins over $PORT.
+    assert f"(on 127.0.0.1:{port})" in server.logs()
+    assert f"Uvicorn running on http://127.0.0.1:{port} " in server.logs()
+    flagged = free_port()
+    server = ServerProcess([str(taskpack), "preview", "--output", str(output),
+                            "--port", str(flagged), "--host", "127.0.0.1"],
+                           {"PORT": str(port), "TASKPACK_TASKS_TOKEN": TOKEN,
+                            "PATH": os.environ["PATH"]},
+                           tmp_path / "preview2.log", cwd=tmp_path)
+    server.port, server.url = flagged, f"http://127.0.0.1:{flagged}"
+    started.append(server)
+    assert server.wait_healthy()["tasks"] == TASK_COUNT
+    assert server.terminate() == 0
 
 
 ASGI_SERVERS = {
@@ -421,7 +452,8 @@ def test_asgi_bundle_under_other_servers(server_name: str, e2e_project: Path,
          "TASKPACK_TASKS_TOKEN": TOKEN, "TASKPACK_EXAMPLE_RECORD": str(records)},
         tmp_path / "server.log", cwd=tmp_path)
     started.append(server)
-    assert server.wait_healthy() == {"status": "ok", "tasks": TASK_COUNT}
+    assert server.wait_healthy() == {"status": "ok", "tasks": TASK_COUNT,
+                                     "store": HEALTHY_STORE}
     response = api(server, "echo:payload", {"via": server_name})
     assert (response.status_code, response.json()) == (200, {"result": {"via": server_name}})
     assert api(server, "echo:payload", token=None).status_code == 401
@@ -433,3 +465,4 @@ def test_asgi_bundle_under_other_servers(server_name: str, e2e_project: Path,
     # history, which writes every run still queued.
     ticks = [r for r in history(tmp_path / HISTORY) if r["task"] == TICK]
     assert len(ticks) == len(tick_times(records)) >= 2
+    assert_taskpack_lines(server.logs())

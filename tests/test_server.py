@@ -7,24 +7,24 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from taskpack import set_registry
 from taskpack.builder.build import build
 from taskpack.cluster import workers_from_env
-from taskpack.history_sqlite import SQLiteHistory
 from taskpack.registry import Registry, ScheduleEntry, TaskEntry
 from taskpack.server import (
     BundleApp,
     ServerConfigError,
     ServerOptions,
     address_from_env,
-    history_file,
+    bundle_store,
     token_from_env,
 )
 from tests.asgi_driver import call
-from tests.helpers import write_files
+from tests.helpers import stored_runs, write_files
 
 
 def registry(tmp_path: Path, schedules: tuple[ScheduleEntry, ...] = ()) -> Registry:
@@ -60,21 +60,32 @@ def test_token_from_env() -> None:
         token_from_env(ServerOptions(tasks_api=True), {"TASKPACK_TASKS_TOKEN": "  "})
 
 
-def test_history_file(tmp_path: Path) -> None:
-    """Relative paths resolve against the working directory (never the
-    bundle); the env var wins over the config; the folder is made."""
-    manifest = {"history": {"path": "state/runs.sqlite", "limit": 5}}
-    assert history_file(manifest, {}, cwd=tmp_path) == tmp_path / "state" / "runs.sqlite"
-    assert (tmp_path / "state").is_dir()
-    assert history_file({}, {}, cwd=tmp_path) == tmp_path / ".taskpack" / "history.sqlite"
+def test_bundle_store(tmp_path: Path) -> None:
+    """Relative SQLite paths resolve against the working directory (never
+    the bundle); $TASKPACK_DATABASE_URL wins over [store] url, which wins
+    over the deprecated history_path; nothing is opened or created here."""
+    from taskpack.store.memory import MemoryStore
+    from taskpack.store.sqlite import SQLiteStore
+
+    def path_of(manifest: dict[str, object], env: dict[str, str]) -> Path:
+        store = bundle_store(manifest, env, cwd=tmp_path)
+        assert isinstance(store, SQLiteStore)
+        return store.path
+
+    legacy = {"store": {"history_path": "state/runs.sqlite", "history_limit": 5}}
+    assert path_of(legacy, {}) == tmp_path / "state" / "runs.sqlite"
+    assert bundle_store(legacy, {}, cwd=tmp_path).history_limit == 5
+    assert path_of({}, {}) == tmp_path / ".taskpack" / "store.sqlite"
+    configured = {"store": {"url": "sqlite:///db/x.sqlite", "history_path": "state/runs.sqlite"}}
+    assert path_of(configured, {}) == tmp_path / "db" / "x.sqlite"
     absolute = tmp_path / "abs" / "h.sqlite"
-    assert history_file(manifest, {"TASKPACK_HISTORY_PATH": str(absolute)}) == absolute
-    assert history_file(manifest, {"TASKPACK_HISTORY_PATH": "env.sqlite"},
-                        cwd=tmp_path) == tmp_path / "env.sqlite"
-    with pytest.raises(ServerConfigError, match=r"^TASKPACK_HISTORY_PATH: cannot create /proc/x"):
-        history_file(manifest, {"TASKPACK_HISTORY_PATH": "/proc/x/h.sqlite"})
-    with pytest.raises(ServerConfigError, match=r"^\[server\] history_path: .* is a folder"):
-        history_file({"history": {"path": str(tmp_path)}}, {})
+    assert path_of(configured, {"TASKPACK_DATABASE_URL": f"sqlite:///{absolute}"}) == absolute
+    assert path_of(legacy, {"TASKPACK_HISTORY_PATH": "env.sqlite"}) == tmp_path / "env.sqlite"
+    assert isinstance(bundle_store({}, {"TASKPACK_DATABASE_URL": "memory://"}), MemoryStore)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ServerConfigError, match=r"^TASKPACK_DATABASE_URL: store URL "
+                                                r"'redis://u:\*\*\*@h/0': unknown scheme"):
+        bundle_store({}, {"TASKPACK_DATABASE_URL": "redis://u:pw@h/0"})
 
 
 def test_workers_from_env() -> None:
@@ -86,7 +97,9 @@ def test_workers_from_env() -> None:
 
 def test_health_and_api_off(tmp_path: Path) -> None:
     app = BundleApp(registry(tmp_path), token=None).app
-    assert asyncio.run(call(app, "GET", "/_health"))[::2] == (200, {"status": "ok", "tasks": 1})
+    assert asyncio.run(call(app, "GET", "/_health"))[::2] == (200, {
+        "status": "ok", "tasks": 1,
+        "store": {"ok": True, "backend": "memory", "error": None, "lost_runs": 0}})
     status, _, body = asyncio.run(call(app, "POST", "/_nitro/tasks/echo"))
     assert status == 404 and "tasks_api" in body["message"]
     assert asyncio.run(call(app, "GET", "/elsewhere"))[0] == 404
@@ -136,6 +149,9 @@ class RecordingScheduler:
 
     async def stop(self, grace: float) -> None:
         self.log.append(f"stop {grace}")
+
+    def status(self) -> dict[str, Any]:
+        return {"recording": True}
 
 
 def test_lifespan_starts_and_stops_the_scheduler(tmp_path: Path) -> None:
@@ -187,9 +203,6 @@ def test_built_bundle_records_runs_outside_itself(basic_example: Path, tmp_path:
         asyncio.run(main())
     finally:
         set_registry(None)
-    store = SQLiteHistory(cwd / "state" / "runs.sqlite")
-    try:
-        assert [(r.task, r.outcome) for r in store.runs()] == [("echo:payload", "ok")] * 2
-    finally:
-        store.close()
+    runs = stored_runs(cwd / "state" / "runs.sqlite")
+    assert [(r.task, r.outcome) for r in runs] == [("echo:payload", "ok")] * 2
     assert not list(base.rglob("*.sqlite"))

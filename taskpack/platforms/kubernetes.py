@@ -39,6 +39,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from .. import logs
 from ..cron import CronError, CronExpr
 from ..fire import Outcome, run_fire
 from ..layout import load_registry
@@ -129,16 +130,16 @@ async def fire_once(registry: Registry, schedule: str, env: Mapping[str, str],
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """``python -m taskpack.platforms.kubernetes SCHEDULE``: the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)-9s %(name)s: %(message)s"))
-    root = logging.getLogger("taskpack")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    try:
+        logs.setup(env)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if len(args) != 1:
         print("usage: python -m taskpack.platforms.kubernetes SCHEDULE", file=sys.stderr)
         return 2
     base = Path(__file__).resolve().parent.parent.parent  # the bundle: <base>/taskpack/platforms
-    registry = load_registry(base, history="memory")
+    registry = load_registry(base, store="memory://")
     try:
         outcomes = asyncio.run(fire_once(registry, args[0], os.environ if env is None else env,
                                          datetime.now(UTC)))

@@ -343,15 +343,27 @@ BACKENDS: dict[str, str] = {
 def backend_for(url: str) -> type[Store]:
     """The :class:`Store` class for ``url``'s scheme; :class:`StoreError`
     (naming the scheme, never the password) for an unknown one."""
-    scheme = urlsplit(url).scheme
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        scheme = ""
     target = BACKENDS.get(scheme)
     if target is None:
+        from .urls import redact
+
         known = ", ".join(sorted({name + "://" for name in BACKENDS}))
-        raise StoreError(f"store URL: unknown scheme {scheme + '://' if scheme else repr(url)}"
+        raise StoreError(f"store URL {redact(url)!r}: "
+                         f"{'unknown scheme ' + scheme + '://' if scheme else 'no scheme'}"
                          f" (use {known})")
     module, _, name = target.partition(":")
     cls: type[Store] = getattr(importlib.import_module(module), name)
     return cls
+
+
+def store_for(url: str, *, root: Path, history_limit: int = DEFAULT_HISTORY_LIMIT) -> Store:
+    """A store for ``url`` (not opened yet: no I/O); :class:`StoreError` for
+    a URL no backend takes."""
+    return backend_for(url)(url, root=root, history_limit=history_limit)
 
 
 def schedule_id(cron: str, timezone: str, tasks: Sequence[str]) -> str:

@@ -52,15 +52,18 @@ class BadRequest(ValueError):
 
 
 class JobsApi:
-    """The job API over ``store``; ``registry`` returns the registry current
+    """The job API over the store of the registry ``registry()`` returns
     when a request arrives (the dev server replaces it on reload)."""
 
     prefix = PREFIX
     methods = ("GET", "POST")
 
-    def __init__(self, store: Store, registry: Callable[[], Registry]) -> None:
-        self.store = store
+    def __init__(self, registry: Callable[[], Registry]) -> None:
         self.registry = registry
+
+    @property
+    def store(self) -> Store:
+        return self.registry().store
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         rest = request.path[len(PREFIX):].strip("/")

@@ -81,7 +81,8 @@ def test_options_in_pyodide_scheduled_and_fetch(tmp_path: Path, run_worker: RunW
         {"attempt": n, **fired} for n in (1, 2, 3)]
     assert [p for t, p in seen if t == "opts:busy"] == [fired]
     message = f"Task `opts:busy` timed out after {BUSY_TIMEOUT:g}s (attempt 1)"
-    assert any("task=opts:busy outcome=error: TaskTimeoutError" in line for line in lines(tick))
+    assert any(" run: task=opts:busy " in line and " outcome=timeout " in line
+               and 'error="TaskTimeoutError: ' in line for line in lines(tick))
     assert any(message in line for line in lines(tick))
 
     # fetch: the same options over the task API.

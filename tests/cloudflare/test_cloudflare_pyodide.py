@@ -208,9 +208,9 @@ def test_failures_parallel_tasks_wait_until_and_the_guarded_api(
     # The task's own context.wait_until went to ctx.waitUntil too.
     assert tick["waitUntil"][1] == {"status": "fulfilled", "value": "afterwards done"}
     stderr = lines(tick, "stderr")
-    assert any(f"cron={every_five!r} task=boom outcome=error: RuntimeError" in line
-               for line in stderr)
-    assert "RuntimeError: boom went the task" in stderr
+    assert any(f' run: task=boom trigger="schedule:{every_five}" outcome=error attempts=1 '
+               in line and 'error="RuntimeError: boom went the task"' in line for line in stderr)
+    assert "    RuntimeError: boom went the task" in stderr  # its traceback follows
     got = {r["task"]: r for r in records(tick)}
     payload = {"scheduledTime": BASE_TIME}
     assert got["ok"] == {

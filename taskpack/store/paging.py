@@ -1,0 +1,65 @@
+"""Opaque page cursors (``list_runs``, ``list_jobs``) and the in-process
+wake-up of waiting workers, shared by every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import threading
+
+
+def encode_cursor(position: int) -> str:
+    """The cursor of the page that starts below ``position`` (a row's
+    sequence number): opaque, URL-safe."""
+    return base64.urlsafe_b64encode(f"tp1:{position}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The position in ``cursor`` (None: the first page); ``ValueError``
+    for a cursor no backend made."""
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, number = text.partition(":")
+        if prefix != "tp1" or not number.isdigit():
+            raise ValueError
+        return int(number)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"invalid cursor {cursor[:40]!r}") from None
+
+
+class Wakeup:
+    """Wakes coroutines waiting for jobs in this process; :meth:`notify` is
+    safe from any thread, :meth:`wait` from any event loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+
+    def notify(self) -> None:
+        with self._lock:
+            waiters, self._waiters = self._waiters, set()
+        for loop, future in waiters:
+            with contextlib.suppress(RuntimeError):  # its loop is closed
+                loop.call_soon_threadsafe(_wake, future)
+
+    async def wait(self, timeout: float) -> None:
+        """Return on :meth:`notify` or after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        item = (loop, loop.create_future())
+        with self._lock:
+            self._waiters.add(item)
+        try:
+            await asyncio.wait_for(asyncio.shield(item[1]), max(timeout, 0.0))
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.discard(item)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,0 +1,55 @@
+"""Rows of the SQL backends (SQLite, PostgreSQL) as contract objects: the
+column lists and conversions both share."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from . import Job, NewJob, RunRecord
+from .buffer import clean_text, from_json, json_text
+
+RUN_COLUMNS = ("id", "task", "trigger", "payload_hash", "started_at", "finished_at",
+               "duration_ms", "attempts", "outcome", "error", "host", "payload", "result",
+               "traceback", "job_id")
+"""In :class:`RunRecord` order; ``payload``/``result`` are JSON text."""
+
+JOB_COLUMNS = ("id", "task", "payload", "status", "run_at", "created_at", "updated_at",
+               "attempts", "max_attempts", "queue", "key", "priority", "trigger", "locked_by",
+               "locked_until", "last_error", "traceback", "result")
+"""In :class:`Job` order; ``payload``/``result`` are JSON text."""
+
+
+def run_values(run: RunRecord) -> tuple[Any, ...]:
+    """A run as column values: strings cleaned (:func:`clean_text`: lone
+    surrogates and NUL replaced), payload and result as bounded JSON text."""
+    return (clean_text(run.id), clean_text(run.task), clean_text(run.trigger),
+            clean_text(run.payload_hash), run.started_at, run.finished_at, run.duration_ms,
+            run.attempts, run.outcome, _opt(run.error), clean_text(run.host),
+            json_text(run.payload), json_text(run.result), _opt(run.traceback),
+            _opt(run.job_id))
+
+
+def _opt(text: str | None) -> str | None:
+    return None if text is None else clean_text(text)
+
+
+def run_from_row(row: Sequence[Any]) -> RunRecord:
+    values = list(row)
+    values[11] = from_json(values[11])
+    values[12] = from_json(values[12])
+    return RunRecord(*values)
+
+
+def job_from_row(row: Sequence[Any]) -> Job:
+    values = list(row)
+    values[2] = from_json(values[2]) or {}
+    values[17] = from_json(values[17])
+    return Job(*values)
+
+
+def payload_text(job: NewJob) -> str:
+    """A new job's payload as JSON text (validated by the caller, so it is
+    JSON already; a lone surrogate gets a replacement character)."""
+    return clean_text(json.dumps(dict(job.payload), ensure_ascii=False, default=str))
