@@ -12,6 +12,7 @@ jobs show the claims (one job per task per won fire).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import shutil
@@ -50,6 +51,10 @@ CONFIG = '''
 [scheduled_tasks]
 "* * * * * *" = ["tick", "keep"]
 '''
+
+NEEDS_POSTGRES = pytest.mark.skipif(
+    importlib.util.find_spec("taskpack.store.postgres") is None,
+    reason="the PostgreSQL backend has not landed yet")
 
 LATE = 4.0
 """Seconds after its fire time by which an on-time run has started (the
@@ -189,6 +194,7 @@ def held_by_killed(jobs: list[Job], pid: int) -> set[int]:
             and (job.locked_by or "").split(":")[1:2] == [str(pid)]}
 
 
+@NEEDS_POSTGRES
 def test_three_hosts_on_postgres_fire_once_through_a_kill_and_a_downtime(
         tmp_path: Path, pg_url: str, hosts_factory: list[Hosts]) -> None:
     """3 processes of one bundle on one Postgres: every second claimed and
@@ -247,6 +253,7 @@ def test_three_hosts_on_postgres_fire_once_through_a_kill_and_a_downtime(
     assert len(pids) >= 3, pids
 
 
+@NEEDS_POSTGRES
 def test_postgres_restart_doubles_nothing_and_outage_fires_follow_backfill(
         tmp_path: Path, hosts_factory: list[Hosts]) -> None:
     """Two hosts on a private PostgreSQL that restarts for ~8 s in the middle:
@@ -366,6 +373,7 @@ def store_runs(url: str, root: Path) -> list[RunRecord]:
     return asyncio.run(read())
 
 
+@NEEDS_POSTGRES
 @pytest.mark.skipif(not netns.available(), reason="needs root and iproute2 (ip netns)")
 def test_three_hosts_in_network_namespaces(tmp_path: Path, hosts_factory: list[Hosts]) -> None:
     """The three hosts of the test above, each in a network namespace of its

@@ -196,8 +196,11 @@ def history(db: Path, task: str | None = None) -> list[dict[str, Any]]:
 def test_single_process_presets(preset: str, e2e_project: Path, bundle_venv: Path,
                                 tmp_path: Path, started: list[ServerProcess]) -> None:
     server, records = start(preset, e2e_project, bundle_venv, tmp_path, started)
-    assert server.wait_healthy() == {"status": "ok", "tasks": TASK_COUNT,
-                                     "store": HEALTHY_STORE}
+    health = server.wait_healthy()
+    scheduler = health.pop("scheduler")
+    assert health == {"status": "ok", "tasks": TASK_COUNT, "store": HEALTHY_STORE}
+    assert scheduler == {"schedules": scheduler["schedules"], "claims": "store", "store": "ok",
+                         "error": None, "missedFires": 0}
 
     unauthorised = api(server, "echo:payload", {"a": 1}, token=None)
     assert unauthorised.status_code == 401
@@ -452,8 +455,11 @@ def test_asgi_bundle_under_other_servers(server_name: str, e2e_project: Path,
          "TASKPACK_TASKS_TOKEN": TOKEN, "TASKPACK_EXAMPLE_RECORD": str(records)},
         tmp_path / "server.log", cwd=tmp_path)
     started.append(server)
-    assert server.wait_healthy() == {"status": "ok", "tasks": TASK_COUNT,
-                                     "store": HEALTHY_STORE}
+    health = server.wait_healthy()
+    scheduler = health.pop("scheduler")
+    assert health == {"status": "ok", "tasks": TASK_COUNT, "store": HEALTHY_STORE}
+    assert scheduler == {"schedules": scheduler["schedules"], "claims": "store", "store": "ok",
+                         "error": None, "missedFires": 0}
     response = api(server, "echo:payload", {"via": server_name})
     assert (response.status_code, response.json()) == (200, {"result": {"via": server_name}})
     assert api(server, "echo:payload", token=None).status_code == 401
