@@ -41,7 +41,7 @@ tools: venv
 
 # Every benchmark, one after another (about 5 minutes); figures go in docs/benchmarks.md.
 bench: venv
-	for script in run_task build coldstart scheduler http_api; do \
+	for script in run_task build coldstart scheduler http_api dev_idle; do \
 		echo "== bench/$$script.py"; $(BIN)/python bench/$$script.py || exit 1; done
 
 clean:

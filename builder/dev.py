@@ -3,7 +3,8 @@
 The server answers loopback clients only (:func:`taskpack.http.loopback_only`)
 with tracebacks in 500 responses; its listing (``GET /_nitro/tasks``) gives
 each task's newest run from the project's store (``"lastRun"``).
-A poller watches the config and the project's Python files; on a change the
+A watcher (:mod:`builder.watch`, OS file events) follows the config and the
+project's Python files; on a change the
 project is loaded again and, if it is valid, swapped in: a fresh registry
 (edited modules are imported again), a restarted scheduler. An invalid
 project after an edit is reported and the last good one keeps serving.
@@ -41,72 +42,21 @@ from taskpack.store import Store
 from taskpack.web.app import Dashboard
 
 from .cli_options import project_root, root_option
-from .config import CANDIDATES
 from .db import open_store, project_store, run_on_store
 from .devstate import AlreadyRunning, claim, remove_state, write_state
 from .errors import TaskpackError, UsageError
 from .manifest import build_manifest
 from .project import Project, load_project
+from .watch import SKIPPED_DIRS, ProjectWatcher
 
 if TYPE_CHECKING:
     from taskpack.scheduler import Scheduler
 
 DEFAULT_GRACE = 5.0
-POLL_INTERVAL = 0.3
-SETTLE_DELAY = 0.1
-SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages"})
 
-Snapshot = dict[str, tuple[int, int]]
 
 
 # -- watching -------------------------------------------------------------------
-
-
-class ProjectWatcher:
-    """Polls modification times (and sizes) of the config candidates and
-    every ``*.py`` file under the root. Skipped: folders starting with ``.``,
-    ``__pycache__``, ``node_modules``, virtualenvs and the build output."""
-
-    def __init__(self, root: Path, output_dir: str) -> None:
-        self.root = root
-        self.output_dir = output_dir
-        self.last = self.snapshot()
-
-    def snapshot(self) -> Snapshot:
-        found: Snapshot = {}
-        for name in CANDIDATES:
-            self._stat(self.root / name, name, found)
-        output = (self.root / self.output_dir).resolve()
-        for folder, dirs, files in os.walk(self.root):
-            here = Path(folder)
-            dirs[:] = sorted(
-                d for d in dirs
-                if not d.startswith(".") and d not in SKIPPED_DIRS
-                and (here / d).resolve() != output and not (here / d / "pyvenv.cfg").exists()
-            )
-            for file in files:
-                if file.endswith(".py"):
-                    path = here / file
-                    self._stat(path, path.relative_to(self.root).as_posix(), found)
-        return found
-
-    @staticmethod
-    def _stat(path: Path, key: str, into: Snapshot) -> None:
-        try:
-            stat = path.stat()
-        except OSError:
-            return
-        into[key] = (stat.st_mtime_ns, stat.st_size)
-
-    def changes(self) -> list[str]:
-        """Paths added, removed or modified since the last call (and forget them)."""
-        current = self.snapshot()
-        changed = sorted(
-            key for key in current.keys() | self.last.keys()
-            if current.get(key) != self.last.get(key)
-        )
-        self.last = current
-        return changed
 
 
 def drop_project_modules(root: Path) -> None:
@@ -211,12 +161,15 @@ class DevServer:
         await open_store(self.registry.store)
         self.queue.start()  # the dev server runs a worker: enqueued jobs run here
         self.scheduler = start_scheduler(self.registry)
+        await self.watcher.start()
         self._watch = asyncio.create_task(self._watch_loop(), name="taskpack-dev-watch")
         for started in self.on_started:
             started()
 
     async def shutdown(self) -> None:
         if self._watch is not None:
+            self.watcher.stop()
+            await asyncio.wait({self._watch}, timeout=2)
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
@@ -229,14 +182,7 @@ class DevServer:
         await self.registry.close(min(self.grace, 5.0) or 1.0)
 
     async def _watch_loop(self) -> None:
-        watcher = self.watcher
-        while True:
-            await asyncio.sleep(POLL_INTERVAL)
-            changed = await asyncio.to_thread(watcher.changes)
-            if not changed:
-                continue
-            await asyncio.sleep(SETTLE_DELAY)  # let an editor finish writing
-            changed = sorted({*changed, *await asyncio.to_thread(watcher.changes)})
+        async for changed in self.watcher.batches():
             await self.reload(changed)
 
     def _retire(self, work: asyncio.Future[None]) -> None:
@@ -287,8 +233,10 @@ def serve(root: Path, host: str, port: int) -> None:
     """Run ``taskpack dev`` for the project at ``root`` until Ctrl-C/SIGTERM."""
     try:
         import uvicorn  # noqa: F401  (checked before anything starts)
-    except ImportError:
-        raise TaskpackError("taskpack dev needs uvicorn: pip install 'taskpack[server]'") from None
+        import watchfiles  # noqa: F401
+    except ImportError as exc:
+        raise TaskpackError(f"taskpack dev needs {exc.name}: pip install 'taskpack[server]'"
+                            ) from None
     project = load_project(root)
     grace = float(project.preset_options("server").get("shutdown_grace", DEFAULT_GRACE))
     try:

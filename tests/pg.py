@@ -103,7 +103,7 @@ class PgServer:
     SIGKILL to the postmaster and its children (a crash; the next
     :meth:`start` recovers)."""
 
-    def __init__(self, folder: Path, port: int) -> None:
+    def __init__(self, folder: Path, port: int, *, password: str | None = None) -> None:
         self.folder = folder
         self.port = port
         self.data = folder / "data"
@@ -113,9 +113,16 @@ class PgServer:
         self._user = None if os.geteuid() != 0 else "postgres"
         if self._user is not None:
             record = pwd.getpwnam(self._user)
-            for path in (folder,):
-                os.chown(path, record.pw_uid, record.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+            os.chown(folder, record.pw_uid, record.pw_gid)
+        auth = ["--auth=trust"]
+        if password is not None:  # TCP logins need it; the socket stays trusted
+            pwfile = folder / "pwfile"
+            pwfile.write_text(password + "\n")
+            if self._user is not None:
+                os.chown(pwfile, record.pw_uid, record.pw_gid)
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+            self.url = f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", *auth,
                   "-E", "UTF8", "--no-sync", "--no-instructions")
 
     def _run(self, program: str, *args: str, check: bool = True) -> None:
@@ -187,11 +194,12 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def throwaway_server() -> Iterator[PgServer]:
+def throwaway_server(*, password: str | None = None) -> Iterator[PgServer]:
     """A PostgreSQL server started for the caller alone (temp folder, free
-    port), removed afterwards: for tests that restart or kill it."""
+    port), removed afterwards: for tests that restart or kill it. With
+    ``password``, TCP logins need it (user ``postgres``; :attr:`url` has it)."""
     folder = Path(tempfile.mkdtemp(prefix="taskpack-pg-"))
-    server = PgServer(folder, free_port())
+    server = PgServer(folder, free_port(), password=password)
     try:
         server.start()
         yield server

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ import httpx
 import pytest
 
 from tests.helpers import REPO, copy_example, write_files
-from tests.servers import ServerProcess, free_port
+from tests.servers import ServerProcess, free_port, wait_for
 from tests.test_dev_server import Dev
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -181,7 +182,13 @@ def test_failing_task_shows_error_and_traceback(dev: Dev, page: Page) -> None:
     shot(page, "run-error")
     page.get_by_role("link", name="Run details").click()
     expect(page.get_by_role("heading", name="Run of fail")).to_be_visible()
-    expect(page.locator("dl.facts")).to_contain_text("✗ error")
+    facts = page.locator("dl.facts")
+    expect(facts).to_contain_text("✗ error")
+    expect(facts).to_contain_text(f"{socket.gethostname()}:{dev.proc.pid}")  # the host
+    expect(page.locator("h3:has-text('Payload') + pre")).to_contain_text('"item": "widget"')
+    expect(page.locator("h3:has-text('Error') + pre")).to_have_text(
+        "ValueError: cannot handle 'widget'")
+    expect(page.locator("h3:has-text('Traceback') + pre")).to_contain_text("in explode")
     shot(page, "run-detail")
 
 
@@ -224,6 +231,47 @@ def test_sparkline_and_runs_view_after_runs(dev: Dev, page: Page) -> None:
     page.goto(f"{dev.url}/_taskpack/#/runs")
     expect(page.locator("#runs-body tr").first).to_be_visible()
     shot(page, "runs-all")
+
+
+def test_jobs_view_counts_detail_cancel_retry_live(dev: Dev, page: Page) -> None:
+    def enqueue(body: dict[str, Any]) -> str:
+        response = httpx.post(f"{dev.url}/_taskpack/jobs", json=body)
+        assert response.status_code == 202, response.text
+        job_id: str = response.json()["id"]
+        return job_id
+
+    def status(job_id: str) -> str:
+        value: str = httpx.get(f"{dev.url}/_taskpack/jobs/{job_id}").json()["status"]
+        return value
+
+    failed = enqueue({"task": "fail", "payload": {"item": "job"}})
+    later = enqueue({"task": "echo:payload", "payload": {"n": "later"}, "delay": 3600})
+    wait_for(lambda: status(failed) == "failed" or None, 10, "the failing job to fail")
+    page.goto(f"{dev.url}/_taskpack/#/jobs")
+    expect(page.locator(f"tr[data-job='{failed}']")).to_contain_text("✗ failed")
+    expect(page.locator(f"tr[data-job='{later}']")).to_contain_text("pending")
+    pending = page.locator(".count", has=page.locator(".badge.pending"))
+    expect(pending.locator("strong")).not_to_have_text("0")
+    fresh = enqueue({"task": "echo:payload", "payload": {"n": "live"}})
+    expect(page.locator(f"tr[data-job='{fresh}']")).to_be_visible(timeout=3000)  # live
+    expect(page.locator(f"tr[data-job='{later}']")).to_contain_text("in 60 min")
+    succeeded = page.locator(".count", has=page.locator(".badge.succeeded"))
+    expect(succeeded.locator("strong")).not_to_have_text("0")
+    shot(page, "jobs")
+
+    page.goto(f"{dev.url}/_taskpack/#/jobs/{failed}")
+    expect(page.locator("h3:has-text('Traceback') + pre")).to_contain_text("in explode")
+    expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
+    expect(page.get_by_role("button", name="Retry")).to_be_enabled()
+    shot(page, "job-detail")
+
+    page.goto(f"{dev.url}/_taskpack/#/jobs/{later}")
+    expect(page.get_by_role("button", name="Retry")).to_be_disabled()
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("dl.facts .badge")).to_have_text("⊘ cancelled")
+    page.get_by_role("button", name="Retry").click()  # due now: it runs and succeeds
+    expect(page.locator("dl.facts .badge")).to_have_text("✓ succeeded", timeout=10000)
+    expect(page.locator("h3:has-text('Result') + pre")).to_contain_text("later")
 
 
 # -- built servers -----------------------------------------------------------------
@@ -278,7 +326,7 @@ def test_built_server_without_dashboard_is_404(tmp_path: Path) -> None:
             response = httpx.get(server.url + path,
                                  headers={"authorization": f"Bearer {TOKEN}"})
             assert response.status_code == 404, path
-        assert not (tmp_path / "out" / "server" / "taskpack" / "web").exists()
+        assert not (tmp_path / "out" / "server" / "taskpack" / "web" / "static").exists()
     finally:
         server.stop()
 

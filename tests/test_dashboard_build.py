@@ -65,5 +65,5 @@ def test_bundle_without_dashboard_has_no_web_files(tmp_path: Path) -> None:
     root = configured(tmp_path, "tasks_api = true")
     assert build(root).returncode == 0
     base = root / "out" / "server"
-    assert not (base / "taskpack" / "web").exists()
+    assert not (base / "taskpack" / "web" / "static").exists()  # the page; jobs.py stays
     assert "deployed" not in read_manifest(base)["schedules"][0]

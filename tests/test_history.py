@@ -507,3 +507,18 @@ def _answers(base: str) -> bool | None:
         return httpx.get(base, timeout=2).status_code == 200 or None
     except httpx.HTTPError:
         return None
+
+
+@pytest.mark.parametrize(("store", "driver"), [
+    ("", False),
+    ('[store]\ndriver = "postgres"\n', True),
+    ('[store]\nurl = "postgresql:///app?host=/run/postgresql"\n', True),
+    ('[store]\nurl = "sqlite:///runs.sqlite"\n', False),
+])
+def test_a_bundle_that_may_use_postgres_carries_its_driver(make_project: MakeProject,
+                                                           store: str, driver: bool) -> None:
+    root = make_project({"tasks/ok.py": OK, "taskpack.toml": store})
+    code, _, err = invoke("build", "--preset", "server", "--root", str(root))
+    assert code == 0, err
+    lines = (root / ".output" / "server" / "requirements.txt").read_text().splitlines()
+    assert ("psycopg[binary]>=3.2" in lines and "psycopg-pool>=3.2" in lines) is driver

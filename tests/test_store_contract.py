@@ -29,7 +29,7 @@ from tests.pg import fresh_database
 
 T = TypeVar("T")
 
-BACKENDS = ["memory", "sqlite"]  # postgres: with its backend
+BACKENDS = ["memory", "sqlite", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)

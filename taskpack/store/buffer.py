@@ -235,9 +235,11 @@ class RunBuffer:
                 self._finish_batch()
             first, self.error = self.error is None, clean_text(message)
         if first:
-            logger.error("store (%s): cannot record runs (%s); runs it cannot take are "
-                         "dropped and counted (/_health: lost_runs) until it works again",
-                         self.backend, message)
+            logger.error("store (%s): cannot record runs (%s); %s", self.backend, message,
+                         f"retrying; up to {self.capacity} runs wait in memory, more are "
+                         "dropped and counted (/_health: lost_runs)" if keep else
+                         "runs are dropped and counted (/_health: lost_runs) until it works "
+                         "again")
         return keep
 
     def _finish_batch(self) -> None:
@@ -310,7 +312,7 @@ class RunBuffer:
                 except BaseException as exc:
                     if self.failed(exc):
                         tries += 1
-                        await asyncio.sleep(backoff(tries, cap=5.0))
+                        await asyncio.sleep(backoff(tries, cap=2.0))
                         continue
                 else:
                     tries = 0

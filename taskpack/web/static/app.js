@@ -53,11 +53,12 @@ function badge(word) {
 }
 
 function age(epochSeconds) {
-  const seconds = Math.max(0, Date.now() / 1000 - epochSeconds);
-  if (seconds < 60) return `${Math.round(seconds)} s ago`;
-  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
-  if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
-  return `${Math.round(seconds / 86400)} d ago`;
+  const delta = Date.now() / 1000 - epochSeconds;
+  const seconds = Math.abs(delta);
+  const span = seconds < 60 ? `${Math.round(seconds)} s`
+    : seconds < 3600 ? `${Math.round(seconds / 60)} min`
+    : seconds < 86400 ? `${Math.round(seconds / 3600)} h` : `${Math.round(seconds / 86400)} d`;
+  return delta < -1 ? `in ${span}` : `${span} ago`;
 }
 
 function when(epochSeconds) {
@@ -634,9 +635,15 @@ async function jobsView() {
   if (!await load()) return;
   const counted = await api("job-counts");
   if (counted.ok) showCounts(counted.data.counts);
+  let recount = null;
   state.listeners.add((event, data) => {
     if (event === "jobs") showCounts(data);
     if (event !== "job") return;
+    recount ??= setTimeout(async () => {
+      recount = null;
+      const fresh = await api("job-counts");
+      if (fresh.ok) showCounts(fresh.data.counts);
+    }, 300);
     const row = jobRow(data);
     const old = rows.get(data.id);
     if (old) old.replaceWith(row);
@@ -687,5 +694,9 @@ document.getElementById("sign-out").addEventListener("click", () => {
   sessionStorage.removeItem(TOKEN_KEY);
   signIn("");
 });
-window.addEventListener("hashchange", () => { route(); main().focus(); });
+window.addEventListener("hashchange", () => {
+  route();
+  main().focus({ preventScroll: true });
+  window.scrollTo(0, 0);
+});
 route();

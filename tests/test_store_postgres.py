@@ -1,0 +1,257 @@
+"""The PostgreSQL store beyond the shared contract: URLs (a Unix socket,
+bad ones: one line naming the host, never the password, exit 2 at start),
+``taskpack db``, a server that restarts or crashes under a running store,
+and paging that stays on its index at 100,000 runs (SQLite too)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from taskpack.store import NewJob, RunRecord, Store, StoreError, StoreUnavailable, store_for
+from tests.helpers import MakeProject
+from tests.pg import fresh_database, throwaway_server
+
+TASKPACK = str(Path(sys.executable).parent / "taskpack")
+OK = "from taskpack import define_task\n\n@define_task\ndef run(e):\n    return 1\n"
+
+
+def taskpack(*args: str, url: str | None, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TASKPACK_DATABASE_URL"}
+    if url is not None:
+        env["TASKPACK_DATABASE_URL"] = url
+    return subprocess.run([TASKPACK, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def run(n: int, task: str = "t") -> RunRecord:
+    return RunRecord(f"{task}-{n}", task, "manual", "0" * 16, float(n), float(n) + 0.5, 500.0,
+                     1, "ok", None, "h:1", {"n": n}, n)
+
+
+# -- URLs --------------------------------------------------------------------------------
+
+
+def test_a_unix_socket_url_works(pg_url: str) -> None:
+    """``postgresql:///db?host=/socket/folder``: the machine's server or the
+    tests' own listens on a socket as well as on TCP."""
+    parts = urlsplit(pg_url)
+    folder = "/var/run/postgresql" if parts.port == 5432 else None
+    if folder is None or not Path(folder, ".s.PGSQL.5432").exists():
+        pytest.skip("the test server has no Unix socket here")
+    url = f"postgresql://{parts.username}@{parts.path}?host={folder}"
+
+    async def main() -> str:
+        store = store_for(url, root=Path.cwd())
+        await store.open()
+        try:
+            job = await store.enqueue(NewJob("t", {"via": "socket"}, time.time()))
+            return (await store.claim("w", 1))[0].id == job.id and job.payload["via"]
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) == "socket"
+
+
+@pytest.mark.parametrize(("url", "line"), [
+    ("postgresql://app:hunter2@127.0.0.1:1/app",
+     'error: store 127.0.0.1:1/app: cannot connect: connection to server at "127.0.0.1", '
+     "port 1 failed: Connection refused"),
+    ("postgresql://app:hunter2@nonexistent.invalid/app",
+     "error: store nonexistent.invalid:5432/app: cannot connect: failed to resolve host "
+     "'nonexistent.invalid'"),
+    ("postgresql://app:hunter2@127.0.0.1:notaport/app",
+     "error: store postgresql://app:***@127.0.0.1:notaport/app: cannot connect: "),
+    ("mysql://app:hunter2@db/app",
+     "error: TASKPACK_DATABASE_URL: store URL 'mysql://app:***@db/app': unknown scheme "
+     "mysql://"),
+])
+def test_a_bad_url_is_one_line_naming_the_host(make_project: MakeProject, url: str,
+                                                line: str) -> None:
+    root = make_project({"tasks/ok.py": OK})
+    commands = [("task", "run", "ok"), ("db", "status")]
+    if url.endswith(":1/app"):  # every command that opens the store, once
+        commands += [("db", "migrate"), ("runs",), ("dev", "--port", "0")]
+    for args in commands:
+        done = taskpack(*args, url=url, cwd=root)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stdout == ""
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith(line), (args, done.stderr)
+        assert "hunter2" not in done.stderr
+
+
+def test_refused_logins_and_a_built_server_start(make_project: MakeProject,
+                                                 tmp_path: Path) -> None:
+    """A server that refuses the login: one line at the start of the CLI and
+    of a built server, exit 2; the right password works."""
+    root = make_project({"tasks/ok.py": OK, "taskpack.toml": "[server]\ntasks_api = false\n"})
+    assert taskpack("build", "--preset", "server", "--root", str(root), url=None,
+                    cwd=root).returncode == 0
+    with throwaway_server(password="s3cret") as server:
+        bad = server.url.replace("s3cret", "wrong-one")
+        done = taskpack("task", "run", "ok", url=bad, cwd=root)
+        assert done.returncode == 2
+        assert done.stderr == (f"error: store 127.0.0.1:{server.port}/postgres: cannot connect: "
+                               f'connection to server at "127.0.0.1", port {server.port} '
+                               'failed: FATAL: password authentication failed for user '
+                               '"postgres"\n')
+        started = subprocess.run(
+            [sys.executable, str(root / ".output" / "server" / "index.py")], cwd=tmp_path,
+            env={**os.environ, "TASKPACK_DATABASE_URL": bad, "PORT": "0"},
+            capture_output=True, text=True, timeout=60)
+        assert started.returncode == 2
+        assert started.stderr.strip().splitlines()[-1].startswith(
+            f"error: store 127.0.0.1:{server.port}/postgres: cannot connect: ")
+        assert "wrong-one" not in started.stderr
+        done = taskpack("task", "run", "ok", url=server.url, cwd=root)
+        assert (done.returncode, done.stdout) == (0, "1\n"), done.stderr
+        runs = taskpack("runs", "--json", url=server.url, cwd=root)
+        assert '"task": "ok"' in runs.stdout and '"host": ' in runs.stdout
+
+
+# -- taskpack db ------------------------------------------------------------------------
+
+
+def test_db_status_and_migrate(make_project: MakeProject, pg_url: str) -> None:
+    root = make_project({"tasks/ok.py": OK})
+    for url, name in ((pg_url, urlsplit(pg_url).path.lstrip("/")), (None, "store.sqlite")):
+        status = taskpack("db", "status", url=url, cwd=root)
+        assert status.returncode == 0, status.stderr
+        assert "schema:  version 0 of 1\npending: 1\n" in status.stdout and name in status.stdout
+        migrated = taskpack("db", "migrate", "--json", url=url, cwd=root)
+        assert migrated.returncode == 0, migrated.stderr
+        assert '"applied": [\n    1\n  ]' in migrated.stdout
+        again = taskpack("db", "migrate", url=url, cwd=root)
+        assert again.stdout.endswith(": schema is up to date (version 1)\n")
+        assert '"pending": []' in taskpack("db", "status", "--json", url=url, cwd=root).stdout
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO taskpack_schema_version VALUES (7, 0)")
+    for args in (("db", "status"), ("db", "migrate"), ("task", "run", "ok")):
+        done = taskpack(*args, url=pg_url, cwd=root)
+        assert done.returncode == 2
+        assert "has schema version 7, newer than this taskpack knows (1)" in done.stderr
+
+
+# -- a server that goes away ----------------------------------------------------------------
+
+
+def test_the_store_survives_a_restart_and_a_crash_of_postgres() -> None:
+    """Runs recorded while PostgreSQL restarts or after it crashed are kept
+    (the writer retries), health says down then up, calls in between are
+    StoreUnavailable, and nothing is stored twice."""
+    with throwaway_server() as server, fresh_database(server.url) as url:
+        async def main() -> dict[str, Any]:
+            store = store_for(url, root=Path.cwd())
+            await store.open()
+            try:
+                for n in range(50):
+                    store.record_run(run(n))
+                assert await store.flush(10)
+                job = await store.enqueue(NewJob("t", {}, time.time()))
+                await asyncio.to_thread(server.stop)
+                assert (await store.health())["ok"] is False
+                with pytest.raises(StoreUnavailable):
+                    await store.claim("w", 1)
+                for n in range(50, 100):
+                    store.record_run(run(n))
+                await asyncio.sleep(0.3)
+                await asyncio.to_thread(server.start)
+                assert await store.flush(30)
+                await asyncio.to_thread(server.kill)
+                for n in range(100, 150):
+                    store.record_run(run(n))
+                await asyncio.sleep(0.3)
+                await asyncio.to_thread(server.start)
+                assert await store.flush(30)
+                claimed = await store.claim("w", 5)
+                assert [j.id for j in claimed] == [job.id]
+                page = await store.list_runs(limit=1000)
+                return {"ids": [r.id for r in page.runs], "health": await store.health()}
+            finally:
+                await store.close()
+
+        found = asyncio.run(main())
+    assert sorted(found["ids"]) == sorted(f"t-{n}" for n in range(150))
+    assert found["health"] == {"ok": True, "backend": "postgres", "error": None, "lost_runs": 0}
+
+
+# -- paging at 100,000 runs -------------------------------------------------------------------
+
+
+def fill(url: str, tmp_path: Path, count: int) -> Store:
+    """A store with ``count`` runs of ten tasks, written in bulk (this test
+    is about reading them)."""
+    store = store_for(url, root=tmp_path, history_limit=count)
+    asyncio.run(store.open())
+    asyncio.run(store.close())
+    rows = [(f"r{n}", f"t{n % 10}", "manual", "0" * 16, float(n), n + 0.5, 500.0, 1, "ok",
+             "h:1") for n in range(count)]
+    insert = ("INSERT INTO {} (id, task, trigger, payload_hash, started_at, finished_at, "
+              "duration_ms, attempts, outcome, host) VALUES ({})")
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url[len("sqlite:///"):]) as conn:
+            conn.executemany(insert.format("runs", ", ".join("?" * 10)), rows)
+        conn.close()
+    else:
+        with psycopg.connect(url) as pg, pg.cursor() as cur:
+            cur.executemany(insert.format("taskpack_runs", ", ".join(["%s"] * 10)), rows)
+            cur.execute("ANALYZE taskpack_runs")
+    return store
+
+
+def test_paging_stays_on_an_index_at_100000_runs(tmp_path: Path, pg_url: str) -> None:
+    count = 100_000
+    for url in (f"sqlite:///{tmp_path / 'big.sqlite'}", pg_url):
+        store = fill(url, tmp_path, count)
+
+        async def pages(store: Store = store) -> tuple[float, int]:
+            await store.open()
+            try:
+                started = time.perf_counter()
+                cursor, seen = None, 0
+                for _ in range(50):  # 50 pages deep into one task's runs
+                    page = await store.list_runs(task="t3", limit=100, cursor=cursor)
+                    seen += len(page.runs)
+                    cursor = page.next_cursor
+                return time.perf_counter() - started, seen
+            finally:
+                await store.close()
+
+        took, seen = asyncio.run(pages())
+        assert seen == 5000
+        assert took < 10, f"{url}: 50 pages took {took:.1f}s"
+    with sqlite3.connect(tmp_path / "big.sqlite") as conn:
+        plan = " ".join(row[-1] for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM runs WHERE task = ? AND seq < ? "
+            "ORDER BY seq DESC LIMIT 100", ("t3", 5000)))
+    conn.close()
+    assert "USING INDEX runs_task_seq" in plan and "TEMP B-TREE" not in plan, plan
+    with psycopg.connect(pg_url) as pg:
+        for query in ("SELECT * FROM taskpack_runs WHERE task = 't3' AND seq < 5000 "
+                      "ORDER BY seq DESC LIMIT 100",
+                      "SELECT * FROM taskpack_runs WHERE seq < 5000 ORDER BY seq DESC LIMIT 100"):
+            plan = " ".join(row[0] for row in pg.execute("EXPLAIN " + query))
+            assert "Index Scan" in plan and "Sort" not in plan and "Seq Scan" not in plan, plan
+
+
+def test_store_errors_never_show_the_password() -> None:
+    async def main() -> str:
+        store = store_for("postgresql://app:hunter2@127.0.0.1:1/app", root=Path.cwd())
+        try:
+            await store.open()
+        except StoreError as exc:
+            return str(exc) + repr(store) + str(await store.health())
+        raise AssertionError("opened a store on a closed port")
+
+    text = asyncio.run(main())
+    assert "hunter2" not in text and "127.0.0.1:1/app" in text
