@@ -247,13 +247,18 @@ class Scheduler:
             else:
                 on_time = [due_ms, *fires_between(timer.expr, self.timezone, due_ms, now_ms)]
             for fire in on_time:
-                await self._fire(timer, fire)
+                if timer.outage:  # the store is not back yet: no claim to wait on
+                    timer.outage.append(fire)
+                else:
+                    await self._fire(timer, fire)
             cursor = now
             caught_up = time.monotonic()
 
     async def _fire(self, timer: _Timer, fire_ms: int) -> None:
-        """Claim one on-time fire with all its tasks; while the store is
-        down, the fire waits for it in ``timer.outage``."""
+        """Claim one on-time fire with all its tasks. If the store is down,
+        the fire waits for it in ``timer.outage``, and so do the fires due
+        until a probe finds the store back (each would otherwise wait out
+        the store's connection timeout, and be claimed late)."""
         try:
             await self._claims.claim(timer, fire_ms, tuple(timer.runs))
         except StoreUnavailable as exc:

@@ -12,7 +12,6 @@ jobs show the claims (one job per task per won fire).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import shutil
@@ -51,10 +50,6 @@ CONFIG = '''
 [scheduled_tasks]
 "* * * * * *" = ["tick", "keep"]
 '''
-
-NEEDS_POSTGRES = pytest.mark.skipif(
-    importlib.util.find_spec("taskpack.store.postgres") is None,
-    reason="the PostgreSQL backend has not landed yet")
 
 LATE = 4.0
 """Seconds after its fire time by which an on-time run has started (the
@@ -194,7 +189,6 @@ def held_by_killed(jobs: list[Job], pid: int) -> set[int]:
             and (job.locked_by or "").split(":")[1:2] == [str(pid)]}
 
 
-@NEEDS_POSTGRES
 def test_three_hosts_on_postgres_fire_once_through_a_kill_and_a_downtime(
         tmp_path: Path, pg_url: str, hosts_factory: list[Hosts]) -> None:
     """3 processes of one bundle on one Postgres: every second claimed and
@@ -253,7 +247,6 @@ def test_three_hosts_on_postgres_fire_once_through_a_kill_and_a_downtime(
     assert len(pids) >= 3, pids
 
 
-@NEEDS_POSTGRES
 def test_postgres_restart_doubles_nothing_and_outage_fires_follow_backfill(
         tmp_path: Path, hosts_factory: list[Hosts]) -> None:
     """Two hosts on a private PostgreSQL that restarts for ~8 s in the middle:
@@ -278,15 +271,17 @@ def test_postgres_restart_doubles_nothing_and_outage_fires_follow_backfill(
     ticks = assert_once(records, jobs, "tick", lost_ok=set())
     keeps = assert_once(records, jobs, "keep", lost_ok=set())
     outage = set(range(int(stopped_at) + 1, int(started_at)))
-    assert len(outage & set(ticks)) <= 1, sorted(outage & set(ticks))  # the edge second
+    # A claim under way when the database comes back may succeed: the edge second.
+    assert len(outage & set(ticks)) <= 1, sorted(outage & set(ticks))
     assert outage <= set(keeps), sorted(outage - set(keeps))
     assert contiguous(keeps) == [(keeps[0], keeps[-1])]
     late = [r for r in runs(records)
             if r["task"] == "tick" and r["at"] - r["scheduled"] / 1000 > LATE]
     assert not late, late
-    logs = hosts.logs()
-    assert logs.count("store unavailable") == 2, logs  # once per host and state change
-    assert logs.count("store available again") == 2, logs
+    for server in hosts.all:  # the scheduler's state changes, logged once each
+        logs = server.logs()
+        assert logs.count("scheduler: store unavailable") == 1, logs
+        assert logs.count("scheduler: store available again") == 1, logs
 
 
 def test_two_servers_from_one_folder_share_the_embedded_store(
@@ -373,7 +368,6 @@ def store_runs(url: str, root: Path) -> list[RunRecord]:
     return asyncio.run(read())
 
 
-@NEEDS_POSTGRES
 @pytest.mark.skipif(not netns.available(), reason="needs root and iproute2 (ip netns)")
 def test_three_hosts_in_network_namespaces(tmp_path: Path, hosts_factory: list[Hosts]) -> None:
     """The three hosts of the test above, each in a network namespace of its
