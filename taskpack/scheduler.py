@@ -68,7 +68,7 @@ MISFIRE_GRACE = 60.0
 still claim it as on time; later, it is a missed fire."""
 
 MIN_BACKOFF = 0.5
-MAX_BACKOFF = 10.0
+MAX_BACKOFF = 5.0
 """Retry delays while the store is unavailable (doubling from the first)."""
 
 T = TypeVar("T")

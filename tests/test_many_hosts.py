@@ -167,9 +167,19 @@ def assert_once(records: Path, jobs: list[Job], task: str, *, lost_ok: set[int])
     doubled = {second for second, count in ran.items() if count > 1} - retried
     assert not doubled, doubled
     assert set(ran) <= set(claims)
-    missing = set(claims) - set(ran)
-    assert missing <= lost_ok, (missing, lost_ok)
+    missing = set(claims) - set(ran) - pending_tail(jobs, task, set(ran))
+    assert missing <= lost_ok, (missing, lost_ok, [
+        (job.status, job.attempts, job.run_at, job.created_at, job.updated_at)
+        for job in jobs if job.task == task and job.payload["scheduledTime"] // 1000 in missing])
     return sorted(claims)
+
+
+def pending_tail(jobs: list[Job], task: str, ran: set[int]) -> set[int]:
+    """Fire seconds of jobs claimed as the servers stopped: pending, newer
+    than every run, they wait for the next worker."""
+    return {job.payload["scheduledTime"] // 1000 for job in jobs
+            if job.task == task and job.status == "pending"
+            and job.payload["scheduledTime"] // 1000 > max(ran, default=0)}
 
 
 def contiguous(seconds: list[int]) -> list[tuple[int, int]]:
@@ -266,6 +276,8 @@ def test_postgres_restart_doubles_nothing_and_outage_fires_follow_backfill(
         started_at = time.time()
         wait_for(lambda: [s for s in fire_seconds(records, "tick") if s > started_at + 3]
                  or None, 60, "fires after the restart")
+        wait_for(lambda: all("scheduler: store available again" in s.logs() for s in hosts.all)
+                 or None, 30, "every scheduler to find the store back")
         hosts.stop_all()
         jobs = store_jobs(pg.url, tmp_path)
     ticks = assert_once(records, jobs, "tick", lost_ok=set())
@@ -420,5 +432,5 @@ def test_three_hosts_in_network_namespaces(tmp_path: Path, hosts_factory: list[H
     lost_ok = held_by_killed(jobs, servers[0].process.pid)
     ran = Counter(r.payload["scheduledTime"] // 1000 for r in records if r.task == "tick")
     assert set(ran.values()) == {1}, ran
-    assert set(claims) - set(ran) <= lost_ok
+    assert set(claims) - set(ran) - pending_tail(jobs, "tick", set(ran)) <= lost_ok
     assert len({r.host for r in records}) == 3, {r.host for r in records}
