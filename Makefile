@@ -39,10 +39,11 @@ tools: venv
 	@$(BIN)/python scripts/install_tools.py cloudflare > /dev/null
 	@$(BIN)/python scripts/install_tools.py vercel > /dev/null
 
-# Every benchmark, one after another (about 5 minutes); figures go in docs/benchmarks.md.
+# Every benchmark, one after another (about 15 minutes with the job queue against its peers); figures go in docs/benchmarks.md.
 bench: venv
 	for script in run_task build coldstart scheduler http_api dev_idle; do \
 		echo "== bench/$$script.py"; $(BIN)/python bench/$$script.py || exit 1; done
+	echo "== bench/job_queue.py"; $(BIN)/python bench/job_queue.py --server private
 
 clean:
 	rm -rf $(VENV) .cache build dist site *.egg-info

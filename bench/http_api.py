@@ -1,24 +1,29 @@
-"""Throughput and tail latency of the HTTP task API through uvicorn.
+"""Throughput and tail latency of the HTTP task API of the built ``server``
+bundle, as shipped.
 
 Run: ``.venv/bin/python bench/http_api.py`` (``--duration S``, ``--connections
 1,64``). Installs ``wrk`` from Debian packages if it is missing (needs apt).
 
-``wrk`` (a separate process, 2 threads) drives two uvicorn servers, each in
-its own process on a free loopback port, in alternation (``--rounds`` runs
-each per connection count; the table gives medians):
+``wrk`` (a separate process, 2 threads) drives two servers, each in its own
+process on a free loopback port, in alternation (``--rounds`` runs each per
+connection count; the table gives medians):
 
-* baseline: a bare ASGI app answering a fixed JSON body, the least any
-  Python ASGI endpoint on this uvicorn can cost;
-* taskpack: :func:`taskpack.http.asgi_app` over ``examples/basic``, asked
-  ``GET /_nitro/tasks/echo:payload?field=value`` (a sync task: each run
-  goes through a worker thread) and ``GET /_nitro/tasks/cms:update`` (an
-  async task, run on the event loop).
+* baseline: a bare ASGI app answering a fixed JSON body, served by the
+  bundle's own server (:mod:`taskpack.serving`: granian embedded in uvloop),
+  the least any Python ASGI endpoint on that server can cost;
+* taskpack: ``examples/basic`` built with the ``server`` preset (task API
+  on) and run as users run it, ``python .output/server/index.py``: the
+  bearer token checked, every run recorded in the store and logged (one
+  line per run, to a file), nothing tuned. Asked ``GET
+  /_nitro/tasks/echo:payload?field=value`` (a sync task: each run goes
+  through a worker thread) and ``GET /_nitro/tasks/cms:update`` (an async
+  task, run on the event loop).
 
 Prints a Markdown table of requests/s and p99 latency with ratios to the
 baseline. Note: concurrent requests for one task join the running call
 (dedupe), so at high concurrency some requests share a run.
+``bench/vs_nitro.py`` compares the same bundle with Nitro's.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -30,6 +35,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
@@ -37,7 +43,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "basic"
-KINDS = ("baseline", "taskpack")
+TOKEN = "bench-token"
 # (column, server kind, path): the baseline first.
 TARGETS = (
     ("bare ASGI (baseline)", "baseline", "/echo"),
@@ -65,24 +71,23 @@ def baseline_app() -> App:
     return app
 
 
-def taskpack_app() -> App:
-    from taskpack import Registry, set_registry
-    from taskpack.builder.manifest import build_manifest
-    from taskpack.builder.project import load_project
-    from taskpack.http import TaskApi, asgi_app, loopback_only
+def serve(port: int) -> None:
+    """The baseline on the bundle's server (``--serve baseline``)."""
+    from taskpack.serving import bind, run
 
-    project = load_project(EXAMPLE)
-    registry = Registry.from_manifest(build_manifest(project), project.root)
-    set_registry(registry)
-    return asgi_app(TaskApi(registry, policy=loopback_only()))
+    raise SystemExit(run(baseline_app(), bind("127.0.0.1", port), grace=1))
 
 
-def serve(kind: str, port: int) -> None:
-    import uvicorn
-
-    app = baseline_app() if kind == "baseline" else taskpack_app()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                lifespan="off")
+def build_bundle(folder: Path) -> Path:
+    """``examples/basic`` (its task API is on) built with ``server``: the
+    entry file to run."""
+    project = folder / "basic"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".taskpack", ".output"))
+    assert "tasks_api = true" in (project / "taskpack.toml").read_text()
+    taskpack = Path(sys.executable).with_name("taskpack")
+    subprocess.run([str(taskpack), "build", "--preset", "server"], cwd=project, check=True,
+                   capture_output=True)
+    return project / ".output" / "server" / "index.py"
 
 
 # -- the driver ---------------------------------------------------------------------
@@ -130,7 +135,8 @@ def run_wrk(wrk: str, url: str, connections: int, duration: int) -> tuple[float,
     """(requests/s, p99 latency in ms) from one wrk run."""
     threads = min(2, connections)
     out = subprocess.run(
-        [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
+         "-H", f"Authorization: Bearer {TOKEN}", url],
         check=True, capture_output=True, text=True,
     ).stdout
     if re.search(r"Non-2xx or 3xx responses", out) or re.search(r"Socket errors", out):
@@ -142,40 +148,48 @@ def run_wrk(wrk: str, url: str, connections: int, duration: int) -> tuple[float,
 
 
 @contextlib.contextmanager
-def server(kind: str) -> Iterator[str]:
-    """A uvicorn process serving ``kind``; yields its base URL."""
+def server(argv: list[str], cwd: Path) -> Iterator[str]:
+    """A server process started with ``argv`` (``{port}`` filled in); yields
+    its base URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)],
-                            cwd=ROOT)
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "TASKPACK_TASKS_TOKEN": TOKEN}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode caches, as a deployment has
+    with (cwd / "server.log").open("ab") as log:
+        proc = subprocess.Popen([arg.replace("{port}", str(port)) for arg in argv], cwd=cwd,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_listening(port, proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
-        proc.wait(timeout=15)
+        proc.wait(timeout=30)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("baseline",), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", default="1,64", help="comma-separated counts")
     parser.add_argument("--rounds", type=int, default=3, help="runs per cell (median)")
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.port)
+        serve(args.port)
         return
     wrk = ensure_wrk()
-    import uvicorn
+    import granian
 
     version = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout
-    print(f"Python {sys.version.split()[0]}, uvicorn {uvicorn.__version__}, "
+    print(f"Python {sys.version.split()[0]}, granian {granian.__version__}, "
           f"{version.split(' [')[0].strip()}, {args.duration} s per run\n")
     print(f"Median of {args.rounds} interleaved runs per cell; ratios to the baseline.\n")
     print("| connections | measurement | " + " | ".join(c for c, _, _ in TARGETS) + " |")
     print("|---|---|" + "---|" * len(TARGETS))
-    with server("baseline") as base_url, server("taskpack") as tp_url:
+    work = Path(tempfile.mkdtemp(prefix="taskpack-http-api-"))
+    entry = build_bundle(work)
+    baseline = [sys.executable, __file__, "--serve", "baseline", "--port", "{port}"]
+    with server(baseline, work) as base_url, server([sys.executable, str(entry)],
+                                                    work) as tp_url:
         urls = [{"baseline": base_url, "taskpack": tp_url}[kind] + path
                 for _, kind, path in TARGETS]
         for url in urls:

@@ -1,8 +1,11 @@
 """The job queue against Procrastinate 3.10 and PgQueuer 1.6, on one PostgreSQL.
 
 Run: ``.venv/bin/python bench/job_queue.py`` (``--jobs``, ``--workers``,
-``--concurrency``, ``--latency-jobs``, ``--rounds``; ``TASKPACK_BENCH_PG``
-names the server, default the machine's 127.0.0.1:5432). The peers are
+``--concurrency``, ``--latency-jobs``, ``--rounds``). ``--server private``
+starts a PostgreSQL of its own for the run (``tests/pg.py``'s throwaway
+server: fsync off, nobody else's load on it), so the figures measure the
+queues rather than the disk; by default the machine's server on
+127.0.0.1:5432 (``TASKPACK_BENCH_PG``), shared with everything else. The peers are
 installed by this script into ``.cache/bench-peers`` (an ignored venv), never
 into the project's. Each round, for each system in an order that rotates
 every round (A/B alternation, so a load spike on a shared machine does not
@@ -41,6 +44,7 @@ DRIVER = Path(__file__).resolve().parent / "job_queue_drivers.py"
 PEERS = REPO / ".cache" / "bench-peers"
 PEER_PINS = ("procrastinate==3.10.0", "pgqueuer==1.6.0", "psycopg[binary]>=3.2")
 SERVER = os.environ.get("TASKPACK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+sys.path.insert(0, str(REPO))  # tests.pg: the private server
 SYSTEMS = ("taskpack", "procrastinate", "pgqueuer")
 
 
@@ -156,7 +160,22 @@ def main() -> None:
     parser.add_argument("--latency-jobs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--server", default="shared", choices=["shared", "private"])
     args = parser.parse_args()
+    if args.server == "private":
+        from tests.pg import throwaway_server
+
+        global SERVER
+        with throwaway_server() as server:
+            SERVER = server.url
+            print(f"private PostgreSQL server (fsync off) at {server.url}", flush=True)
+            run(args)
+    else:
+        print(f"shared PostgreSQL server {SERVER}", flush=True)
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     systems = [s for s in args.systems.split(",") if s]
     work = REPO / ".cache" / "bench-queue"
     work.mkdir(parents=True, exist_ok=True)

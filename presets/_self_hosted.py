@@ -22,7 +22,12 @@ from taskpack.builder.errors import TaskpackError
 from taskpack.builder.project import Project
 
 BUNDLE_DIR = "server"
-REQUIREMENTS = ("croniter", "uvicorn")
+SERVER_REQUIREMENTS = ("croniter", "granian", "uvloop")
+"""``server``/``server_cluster``: the bundle serves itself on granian (see
+:mod:`taskpack.serving`), versions pinned in taskpack's ``server`` extra."""
+ASGI_REQUIREMENTS = ("croniter", "uvicorn")
+"""``asgi``: no server is needed by ``app.py``; uvicorn is the one its run
+command uses (hypercorn or granian serve it as well)."""
 DEFAULT_GRACE = 30.0
 
 
@@ -47,12 +52,13 @@ class SelfHosted:
     template: str
     entry: str
     run: str
+    requirements: tuple[str, ...] = SERVER_REQUIREMENTS
 
     def emit(self, project: Project, out: Path) -> None:
         """The bundle in ``out/server`` with the entry file rendered."""
         base = out / BUNDLE_DIR
         options = project.preset_options("server")
-        write_bundle(project, base, requirements=REQUIREMENTS,
+        write_bundle(project, base, requirements=self.requirements,
                      web=bool(options.get("dashboard", False)))
         render(self.template, base / self.entry,
                tasks_api=repr(bool(options.get("tasks_api", False))),
@@ -75,7 +81,7 @@ class SelfHosted:
     def preview(self, out: Path) -> list[str]:
         """``taskpack preview``: this interpreter running the entry file, as
         production does; it needs the bundle's requirements installed."""
-        missing = [name for name in REQUIREMENTS if importlib.util.find_spec(name) is None]
+        missing = [name for name in self.requirements if importlib.util.find_spec(name) is None]
         if missing:
             raise TaskpackError(f"{', '.join(missing)} not installed in {sys.executable}; "
                                 f"run `{self.install_step(out)}` first")

@@ -28,24 +28,21 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from . import logs
 from .server import (
     BundleApp,
     ServerConfigError,
     ServerOptions,
     address_from_env,
     check_store,
-    closes_dashboard,
     exit_on_config_error,
-    make_server,
     setup_logs,
-    uvicorn_config,
 )
 
 logger = logging.getLogger("taskpack.cluster")
@@ -73,33 +70,19 @@ def serve_cluster(base: Path, options: ServerOptions) -> None:
         count = workers_from_env(env)
         bundle = BundleApp.load(base, options)
         asyncio.run(check_store(bundle.registry.store))
+
+    from .serving import bind, run
+
+    logs.lean_records()
     sock = bind(host, port)
-    config = uvicorn_config(bundle.app, host, port, options.shutdown_grace)
 
     def work() -> None:
-        server = make_server(config)
-        closes_dashboard(server, bundle.dashboard)
-        server.run(sockets=[sock])
-        if not server.started:
-            sys.exit(STARTUP_FAILURE)
+        on_stop = bundle.dashboard.close if bundle.dashboard is not None else None
+        status = run(bundle.app, sock, grace=options.shutdown_grace, on_stop=on_stop)
+        sys.exit(STARTUP_FAILURE if status else 0)
 
     logger.info("serving on http://%s:%d with %d workers", host, port, count)
     sys.exit(Supervisor(work, count, options.shutdown_grace).run())
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket all workers accept on."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
-        sys.exit(1)
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 class Supervisor:

@@ -43,7 +43,7 @@ import re
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -734,7 +734,9 @@ def asgi_app(
             except _Disconnected:
                 return
             else:
-                response = await _dispatch(api, route, replace(request, body=body))
+                request = HttpRequest(request.method, request.path, request.query,
+                                      request.headers, body, request.client_host)
+                response = await _dispatch(api, route, request)
         assert response is not None
         await send_response(send, response)
 
@@ -790,16 +792,16 @@ def app_path(scope: Scope) -> str:
 
 def _request_head(scope: Scope, path: str) -> HttpRequest:
     client = scope.get("client")
-    query = scope.get("query_string", b"").decode("utf-8", "replace")
-    return HttpRequest(
-        method=scope["method"].upper(),
-        path=path,
-        query=parse_qsl(query, keep_blank_values=True),
-        headers=lower_headers(
-            (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
-        ),
-        client_host=client[0] if client else None,
-    )
+    raw_query = scope.get("query_string", b"")
+    query = parse_qsl(raw_query.decode("utf-8", "replace"), keep_blank_values=True) \
+        if raw_query else []
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        # ASGI header names are lower-case already; lower() is cheap insurance.
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return HttpRequest(scope["method"].upper(), path, query, headers, b"",
+                       client[0] if client else None)
 
 
 async def _read_body(receive: Receive, headers: Mapping[str, str], api: TaskApi) -> bytes:

@@ -33,10 +33,12 @@ Standard library only: this module is bundled into every deploy output.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 import traceback
@@ -63,6 +65,9 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+_NEEDS_QUOTES = re.compile(r'[\s"=\\\x00-\x1f\x7f-\x9f\u2028\u2029]')
+
+
 def logfmt(fields: Mapping[str, Any]) -> str:
     """``key=value`` pairs. A value that is empty or holds a space, a quote,
     ``=``, a backslash or a control character is quoted, with ``\\`` and
@@ -70,10 +75,9 @@ def logfmt(fields: Mapping[str, Any]) -> str:
     parts = []
     for key, value in fields.items():
         text = str(value)
-        escaped = escape(text)
-        if not text or escaped != text or any(ch in text for ch in ' "=\\'):
-            escaped = '"' + escape(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
-        parts.append(f"{key}={escaped}")
+        if not text or _NEEDS_QUOTES.search(text):
+            text = '"' + escape(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+        parts.append(f"{key}={text}")
     return " ".join(parts)
 
 
@@ -94,10 +98,15 @@ def access_log_enabled(env: Mapping[str, str] | None = None) -> bool:
     return env.get(ACCESS_LOG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
 def _timestamp(created: float) -> str:
     seconds = int(created)
     millis = int((created - seconds) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    if _second[0] != seconds:
+        _second[:] = [seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))]
+    return f"{_second[1]}.{millis:03d}Z"
 
 
 def _short(name: str) -> str:
@@ -146,7 +155,45 @@ class JsonFormatter(logging.Formatter):
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The handler :func:`setup` installs (recognised so it is installed once)."""
+    """The handler :func:`setup` installs (recognised so it is installed once).
+
+    Lines logged on a running event loop are written together once the
+    loop's current iteration ends (one write for every run that iteration
+    finished, instead of one write and flush per line); elsewhere (worker
+    threads, no loop, shutdown) at once. At most :data:`MAX_PENDING` lines
+    wait."""
+
+    MAX_PENDING = 1000
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or len(self._pending) >= self.MAX_PENDING:
+            self.flush()
+        elif len(self._pending) == 1:
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            lines, self._pending = self._pending, []
+            try:
+                if lines:
+                    self.stream.write("".join(lines))
+                self.stream.flush()
+            except (OSError, ValueError):  # a closed stream: nothing to do
+                pass
 
 
 def setup(env: Mapping[str, str] | None = None, stream: IO[str] | None = None) -> None:
@@ -179,6 +226,18 @@ def silenced(name: str) -> Iterator[None]:
         yield
     finally:
         logger.disabled = before
+
+
+def lean_records() -> None:
+    """Skip what taskpack's formats never show when a record is made: the
+    caller's file and line, and the thread and process names and ids (the
+    logging HOWTO's "optimization" switches). Process-wide, so only the
+    bundles' own servers call it (``server``, ``server_cluster``), never an
+    app that hosts the ``asgi`` bundle."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def teardown() -> None:

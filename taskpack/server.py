@@ -11,7 +11,8 @@ tested here as code:
   ``lifespan`` an async context manager for a host framework
   (``FastAPI(lifespan=...)``) and ``mountable`` the same routes for
   ``app.mount(...)``.
-* :func:`serve` — one uvicorn process (``server``/``asgi``): ``HOST`` and
+* :func:`serve` — one process serving the bundle with granian
+  (:mod:`taskpack.serving`; the ``server`` bundle's ``index.py``): ``HOST`` and
   ``PORT`` (``TASKPACK_HOST``/``TASKPACK_PORT`` win) default to
   ``0.0.0.0:3000``. On SIGTERM or SIGINT it stops accepting connections,
   lets running requests finish, stops the scheduler and waits for running
@@ -27,8 +28,8 @@ is opened at startup (a store that cannot be used is one error line, exit
 ``/_health`` reports it (``store``). ``taskpack runs --db FILE`` reads a
 SQLite store.
 
-``uvicorn`` is imported only by :func:`serve`, so ``app.py`` works under any
-ASGI server. Settings that are wrong (a missing token, a bad port) raise
+The HTTP server is imported only by :func:`serve`, so ``app.py`` works
+under any ASGI server. Settings that are wrong (a missing token, a bad port) raise
 :class:`ServerConfigError`, which the entry files print as one line with
 exit code 2.
 """
@@ -365,22 +366,14 @@ async def store_health(store: Store) -> dict[str, Any]:
                 "error": str(exc) or "no answer in time", "lost_runs": None}
 
 
-# -- running under uvicorn ------------------------------------------------------
-
-
-def uvicorn_config(app: ASGIApp, host: str, port: int, grace: float) -> uvicorn.Config:
-    """uvicorn settings of every self-hosted preset: lifespan on, graceful
-    shutdown bounded by ``grace``."""
-    import uvicorn
-
-    return uvicorn.Config(app, host=host, port=port, lifespan="on",
-                          timeout_graceful_shutdown=max(1, round(grace)), log_level="info",
-                          access_log=False)
+# -- running in this process -------------------------------------------------
+# The bundles run on granian (taskpack.serving); `taskpack dev` runs on uvicorn.
 
 
 def make_server(config: uvicorn.Config) -> uvicorn.Server:
-    """A uvicorn server that exits normally (status 0) after a graceful
-    shutdown on SIGTERM/SIGINT, where uvicorn itself re-raises the signal."""
+    """A uvicorn server (``taskpack dev``) that exits normally (status 0)
+    after a graceful shutdown on SIGTERM/SIGINT, where uvicorn itself
+    re-raises the signal."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -455,17 +448,20 @@ def setup_logs() -> None:
 
 
 def serve(base: Path, options: ServerOptions) -> None:
-    """Run the bundle at ``base`` in this process until SIGTERM (``index.py``)."""
+    """Run the bundle at ``base`` in this process until SIGTERM (``index.py``),
+    served by granian (:mod:`taskpack.serving`); exits with its status."""
     with exit_on_config_error():
         setup_logs()
         host, port = address_from_env(os.environ)
         bundle = BundleApp.load(base, options)
         asyncio.run(check_store(bundle.registry.store))
-    server = make_server(uvicorn_config(bundle.app, host, port, options.shutdown_grace))
-    closes_dashboard(server, bundle.dashboard)
-    server.run()
-    if not server.started:
-        sys.exit(1)
+    from .serving import bind, run
+
+    logs.lean_records()
+    sock = bind(host, port)
+    logger.info("serving on http://%s:%d", f"[{host}]" if ":" in host else host, port)
+    on_stop = bundle.dashboard.close if bundle.dashboard is not None else None
+    sys.exit(run(bundle.app, sock, grace=options.shutdown_grace, on_stop=on_stop))
 
 
 @contextlib.contextmanager

@@ -45,6 +45,17 @@ def server_url() -> str:
     return _session_server().url
 
 
+def unix_socket(url: str) -> tuple[str, int] | None:
+    """(socket folder, port) of the test server at ``url`` when this module
+    knows it: the machine's (Debian's /var/run/postgresql) or a throwaway."""
+    port = urlsplit(url).port
+    if _session is not None and port == _session.port:
+        return str(_session.folder), port
+    if port == 5432 and Path("/var/run/postgresql/.s.PGSQL.5432").exists():
+        return "/var/run/postgresql", 5432
+    return None
+
+
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + name))

@@ -27,6 +27,8 @@ NOT_FOR_A_SERVER_BUILD = (
     "taskpack.store.postgres",
     "psycopg",
     "uvicorn",
+    "granian",
+    "uvloop",
     "yaml",
     "tomlkit",
     "urllib.request",

@@ -306,3 +306,79 @@ async def test_event_stream_sends_job_changes(tmp_path: Path) -> None:
 
     events_seen = await read_events(app, 2, change)
     assert events_seen[1] == ("job", job.to_dict())
+
+
+async def test_a_store_that_is_down_is_a_json_503(tmp_path: Path) -> None:
+    from taskpack.store import StoreUnavailable
+    from taskpack.store.memory import MemoryStore
+
+    class DownStore(MemoryStore):  # as a Postgres store answers while the server is down
+        async def list_runs(self, **kwargs: Any) -> Any:
+            raise StoreUnavailable("connection refused")
+
+    registry = Registry.of({"echo": echo}, root=tmp_path,
+                           store=DownStore("memory://", root=tmp_path))
+    api = TaskApi(registry, policy=loopback_only(), dev=True)
+    dashboard = Dashboard(api, poll_interval=0.2)
+    app = asgi_app(api, fallback=dashboard)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=LOOPBACK) as client:
+        response = await client.get("/_taskpack/api/runs")
+        assert response.status_code == 503
+        assert response.json()["message"] == "the store is unavailable: connection refused"
+
+    async def run_one() -> None:  # the stream stays up and in-process runs still arrive
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url=LOOPBACK) as client:
+            ran = await run(client, "echo", {"n": 1})
+            assert ran.status_code == 200  # it ran: the missing run record is no error
+            assert ran.json()["result"] == {"echo": {"n": 1}} and ran.json()["run"] is None
+
+    events_seen = await read_events(app, 2, run_one)
+    assert events_seen[1][0] == "run"
+
+
+async def test_mounted_below_a_prefix(tmp_path: Path) -> None:
+    """Under a host app's mount (``root_path``) the page and its relative
+    calls keep working; the bare path redirects inside the mount."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    _, app = make_dashboard(tmp_path)
+    host = Starlette(routes=[Mount("/tasks", app=app)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=host),
+                                 base_url=LOOPBACK) as client:
+        bare = await client.get("/tasks/_taskpack")
+        assert (bare.status_code, bare.headers["location"]) == (308, "/tasks/_taskpack/")
+        assert (await client.get("/tasks/_taskpack/")).status_code == 200
+        assert (await client.get("/tasks/_taskpack/static/app.js")).status_code == 200
+        tasks = await client.get("/tasks/_taskpack/api/tasks")
+        assert tasks.status_code == 200 and tasks.json()["tasks"]
+
+
+def test_fire_times_are_in_the_project_zone() -> None:
+    from datetime import UTC, datetime
+
+    from taskpack.web.api import schedule_view
+
+    now = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)  # Berlin goes to summer time on the 29th
+    view = schedule_view({"cron": "30 2 * * *", "tasks": ["x"]}, "Europe/Berlin", now)
+    # 02:30 does not exist that night: shown when the scheduler fires it (docs/cron.md)
+    assert view["next"][:3] == ["2026-03-29T03:00:00+02:00",
+                                "2026-03-30T02:30:00+02:00", "2026-03-31T02:30:00+02:00"]
+    assert view["timezone"] == "Europe/Berlin" and view["deployed"] is None
+
+
+async def test_a_task_that_cannot_load_shows_why(tmp_path: Path) -> None:
+    from taskpack.registry import TaskEntry
+
+    (tmp_path / "broken_import.py").write_text("raise ImportError('no such helper')\n")
+    registry = Registry(tmp_path, {"todo": TaskEntry("todo", None, "Not written yet"),
+                                   "bad": TaskEntry("bad", "broken_import.py")})
+    api = TaskApi(registry, policy=loopback_only(), dev=True)
+    app = asgi_app(api, fallback=Dashboard(api))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=LOOPBACK) as client:
+        tasks = {t["name"]: t for t in (await client.get("/_taskpack/api/tasks")).json()["tasks"]}
+    assert tasks["todo"]["options"] is None and "todo" in tasks["todo"]["loadError"]
+    assert "no such helper" in tasks["bad"]["loadError"]

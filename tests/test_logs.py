@@ -4,6 +4,7 @@ log switch, in-process and from a built server run as a real process."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -232,3 +233,19 @@ def test_bad_log_format_is_one_error_line(bundle: Path, tmp_path: Path) -> None:
     assert server.process.wait(30) == 2
     assert server.logs().strip() == (
         "error: TASKPACK_LOG_FORMAT: expected 'text' or 'json', got 'xml'")
+
+
+def test_lines_logged_on_the_loop_are_written_together_in_order(captured: io.StringIO) -> None:
+    log = logging.getLogger("taskpack.run")
+
+    async def main() -> tuple[str, str]:
+        for index in range(3):
+            log.info("line %d", index)
+        during = captured.getvalue()  # not yet: written when this loop iteration ends
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return during, captured.getvalue()
+
+    during, after = asyncio.run(main())
+    assert during == ""
+    assert [line.rsplit(" ", 1)[1] for line in after.splitlines()] == ["0", "1", "2"]

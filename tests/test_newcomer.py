@@ -139,6 +139,12 @@ def test_unknown_task_names_get_a_suggestion(basic_example: Path) -> None:
     assert (code, err) == (2, "error: Task `zzz` is not available!\n")  # nothing close
 
 
+def test_enqueue_suggests_the_closest_task(basic_example: Path) -> None:
+    code, _, err = run("enqueue", "db:migrat", "--root", str(basic_example))
+    assert (code, err) == (2, "error: Task `db:migrat` is not available! "
+                              "Did you mean `db:migrate`?\n")
+
+
 def test_http_404_suggests_the_closest_task(basic_example: Path) -> None:
     from taskpack.builder.manifest import build_manifest
     from taskpack.builder.project import load_project

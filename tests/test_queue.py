@@ -9,7 +9,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from taskpack.queue import (
     spawn_task,
 )
 from taskpack.store import Job, Store, StoreUnavailable, backend_for
+from tests.pg import fresh_database
 
 FAST = RetryPolicy(max_attempts=3, min_delay=0.05, max_delay=0.05, jitter=False)
 
@@ -91,9 +92,14 @@ async def finished(store: Store, job_id: str, timeout: float = 20.0) -> Job:
     return job
 
 
-@pytest.fixture(params=["memory://", "sqlite:///.taskpack/store.sqlite"])
-def url(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each backend: memory, a SQLite file, a fresh PostgreSQL database."""
+    if request.param == "postgres":
+        with fresh_database() as database:
+            yield database
+    else:
+        yield {"memory": "memory://", "sqlite": "sqlite:///.taskpack/store.sqlite"}[request.param]
 
 
 # -- enqueue: checked in the caller ---------------------------------------------------

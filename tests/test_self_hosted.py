@@ -115,6 +115,14 @@ def bundle_venv(tmp_path_factory: pytest.TempPathFactory, e2e_project: Path) -> 
     yield make_bundle_venv(tmp_path_factory.mktemp("bundle-venv") / "venv", output)
 
 
+@pytest.fixture(scope="session")
+def asgi_venv(tmp_path_factory: pytest.TempPathFactory, e2e_project: Path) -> Iterator[Path]:
+    """The same for the ``asgi`` preset, whose requirements name no server
+    of taskpack's choosing but the uvicorn of its documented command."""
+    output = build(e2e_project, "asgi", tmp_path_factory.mktemp("req") / "out")
+    yield make_bundle_venv(tmp_path_factory.mktemp("asgi-venv") / "venv", output)
+
+
 def _requirements_hash(output: Path) -> str:
     return hashlib.sha256((output / "server" / "requirements.txt").read_bytes()).hexdigest()
 
@@ -193,9 +201,10 @@ def history(db: Path, task: str | None = None) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("preset", ["server", "asgi"])
-def test_single_process_presets(preset: str, e2e_project: Path, bundle_venv: Path,
+def test_single_process_presets(preset: str, e2e_project: Path, request: pytest.FixtureRequest,
                                 tmp_path: Path, started: list[ServerProcess]) -> None:
-    server, records = start(preset, e2e_project, bundle_venv, tmp_path, started)
+    venv = request.getfixturevalue("asgi_venv" if preset == "asgi" else "bundle_venv")
+    server, records = start(preset, e2e_project, venv, tmp_path, started)
     health = server.wait_healthy()
     scheduler = health.pop("scheduler")
     assert health == {"status": "ok", "tasks": TASK_COUNT, "store": HEALTHY_STORE}
@@ -231,7 +240,10 @@ def test_single_process_presets(preset: str, e2e_project: Path, bundle_venv: Pat
     # `python index.py` exits 0; uvicorn's own CLI re-raises the SIGTERM it
     # handled gracefully, as it does for any app.
     assert status == (0 if preset == "server" else -signal.SIGTERM), server.logs()
-    assert "Application shutdown complete" in server.logs()
+    if preset == "asgi":
+        assert "Application shutdown complete" in server.logs()  # uvicorn ran the lifespan
+    assert re.search(TASKPACK_LINE + r"info +server: scheduler stopped in process", server.logs(),
+                     re.M), server.logs()
     assert_taskpack_lines(server.logs())
 
     # Every run is in the history file under the working directory (the
@@ -419,7 +431,7 @@ def test_preview_runs_the_built_server(e2e_project: Path, tmp_path: Path,
     assert server.terminate() == 0
     # Loopback unless told (production's default is 0.0.0.0); --port wins over $PORT.
     assert f"(on 127.0.0.1:{port})" in server.logs()
-    assert f"Uvicorn running on http://127.0.0.1:{port} " in server.logs()
+    assert f" server: serving on http://127.0.0.1:{port}\n" in server.logs()
     flagged = free_port()
     server = ServerProcess([str(taskpack), "preview", "--output", str(output),
                             "--port", str(flagged), "--host", "127.0.0.1"],

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pytest
 
 from taskpack.store import (
+    Finish,
     FireClaim,
     NewJob,
     RunRecord,
@@ -225,6 +226,29 @@ def test_finish_retries_or_fails_for_good(url: str) -> None:
         assert dead is not None and (dead.status, dead.last_error) == ("failed", "E: 2")
         assert await store.finish(stored.id, "w", ok=True) is None  # finished already
         assert await store.finish("nope", "w", ok=True) is None
+
+    on_store(url, test)
+
+
+def test_finish_many_ends_several_attempts_in_order(url: str) -> None:
+    async def test(store: Store) -> None:
+        for n in range(4):
+            await store.enqueue(job(payload={"n": n}, max_attempts=2))
+        a, b, c, d = await store.claim("w", 4)
+        await store.cancel(c.id)  # its attempt ends, it stays cancelled
+        done = await store.finish_many("w", [
+            Finish(b.id, ok=False, error="E: b", traceback="tb", retry_at=time.time() + 60),
+            Finish(a.id, ok=True, result={"a": 1}),
+            Finish(c.id, ok=True, result="late"),
+            Finish("nope", ok=True),
+        ])
+        assert [job.id if job else None for job in done] == [b.id, a.id, c.id, None]
+        assert (done[0].status, done[0].last_error) == ("pending", "E: b")  # type: ignore[union-attr]
+        assert (done[1].status, done[1].result) == ("succeeded", {"a": 1})  # type: ignore[union-attr]
+        assert done[2].status == "cancelled"  # type: ignore[union-attr]
+        assert await store.finish_many("other", [Finish(d.id, ok=True)]) == [None]
+        assert await store.finish_many("w", []) == []
+        assert (await store.job_counts())["running"] == 1  # d, still held by w
 
     on_store(url, test)
 

@@ -35,7 +35,7 @@ def check_task(registry: Registry, name: str, payload: Mapping[str, Any] | None
     task's retries), after checking that the task exists, that the payload
     is a JSON object and that the task's ``payload_schema`` accepts it."""
     if name not in registry:
-        raise TaskNotFoundError(name)
+        raise TaskNotFoundError(name, registry.entries)
     data = copy_payload(payload)
     try:
         json.dumps(data, allow_nan=False)

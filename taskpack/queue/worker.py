@@ -41,7 +41,7 @@ from typing import Any
 from ..errors import TaskError
 from ..execution import JobAttempt, describe
 from ..registry import Registry
-from ..store import DEFAULT_LEASE, Job, Store
+from ..store import DEFAULT_LEASE, Finish, Job, Store
 from ..task import JobInfo, TaskContext
 from .backoff import StoreHealth
 from .notify import job_changed
@@ -81,6 +81,9 @@ class Worker:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._batch = max(1, concurrency // 2)
+        self._finishing: list[tuple[Finish, asyncio.Future[Job | None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def start(self) -> asyncio.Task[None]:
         """Start the loop on the running event loop; :meth:`stop` ends it."""
@@ -93,10 +96,13 @@ class Worker:
         logger.info("worker %s started (concurrency %d, lease %gs)", self.name,
                     self.concurrency, self.lease)
         beats = asyncio.create_task(self._heartbeats())
+        busy = False
         try:
             while not self._stopping:
                 free = self.concurrency - len(self.running)
-                if free <= 0:
+                if free <= 0 or (busy and free < self._batch):
+                    # Busy: claim again once a batch of slots is free (one
+                    # claim per batch, not per finished job).
                     self._wake.clear()
                     await self._wake.wait()
                     continue
@@ -109,6 +115,7 @@ class Worker:
                 self.health.ok()
                 for job in jobs:
                     self._begin(job)
+                busy = len(jobs) == free  # more may be due right now
                 if len(jobs) < free and not self._stopping:
                     await self._wait_for_work()
         finally:
@@ -138,6 +145,10 @@ class Worker:
                 logger.warning("worker %s: %d job(s) still running after %gs were cancelled; "
                                "they run again after their lease", self.name, len(pending), grace)
                 await asyncio.gather(*pending, return_exceptions=True)
+        flusher = self._flusher
+        if flusher is not None and not flusher.done():  # finishes the store never took
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
         logger.info("worker %s stopped", self.name)
 
     # -- one job -----------------------------------------------------------------
@@ -178,20 +189,37 @@ class Worker:
 
     async def _finish(self, job: Job, attempt: JobAttempt, result: Any,
                       retry_at: float | None) -> None:
-        while True:
-            try:
-                stored = await self.store.finish(
-                    job.id, self.name, ok=attempt.ok, result=result, error=attempt.error,
-                    traceback=attempt.traceback, retry_at=retry_at)
-            except Exception as exc:
-                await self._pause(self.health.failed("finish", exc), stopping_ok=True)
-                continue
+        """Store the attempt's end; attempts that end in the same moment are
+        stored together (:meth:`~taskpack.store.Store.finish_many`)."""
+        done: asyncio.Future[Job | None] = asyncio.get_running_loop().create_future()
+        self._finishing.append((Finish(job.id, attempt.ok, result, attempt.error,
+                                       attempt.traceback, retry_at), done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="taskpack finish")
+        stored = await asyncio.shield(done)
+        if stored is None:
+            logger.warning("job %s: finished after its lease was lost; another worker "
+                           "ran or runs it (at-least-once)", job.id)
+        job_changed(stored)
+
+    async def _flush(self) -> None:
+        """Store queued finishes in batches until none are left; a store
+        that is down is retried with backoff."""
+        while self._finishing:
+            await asyncio.sleep(0)  # let the finishes of this moment join the batch
+            batch, self._finishing = self._finishing, []
+            while True:
+                try:
+                    answers = await self.store.finish_many(self.name,
+                                                           [item for item, _ in batch])
+                except Exception as exc:
+                    await self._pause(self.health.failed("finish", exc), stopping_ok=True)
+                    continue
+                break
             self.health.ok()
-            if stored is None:
-                logger.warning("job %s: finished after its lease was lost; another worker "
-                               "ran or runs it (at-least-once)", job.id)
-            job_changed(stored)
-            return
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
 
     # -- waiting ---------------------------------------------------------------------
 

@@ -165,6 +165,19 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Finish:
+    """One ended attempt for :meth:`Store.finish_many`: the arguments of
+    :meth:`Store.finish` but the worker."""
+
+    job_id: str
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True)
 class FireClaim:
     """One scheduled fire to claim: the schedule's stable id (its cron, time
     zone and task list hashed, see :func:`schedule_id`), the fire instant in
@@ -199,9 +212,12 @@ class Store:
     SQLite), so any number of processes may open a store at once; it raises
     :class:`StoreError` when the store's schema is newer than this code.
     :meth:`close` flushes buffered runs (bounded by its timeout) and
-    releases connections. :meth:`health` never raises: it returns
+    releases connections. A store that was not opened opens itself on
+    first use; servers open it at start so a store that cannot be used
+    stops them there. :meth:`health` never raises: it returns
     ``{"ok": bool, "backend": str, "error": str | None, "lost_runs": int}``
-    for ``/_health``.
+    for ``/_health``. Cursors (``list_runs``, ``list_jobs``) are opaque;
+    one no page gave is a ``ValueError``.
 
     **Run history.** :meth:`record_run` is synchronous, never blocks and
     never raises: it appends to a bounded in-memory buffer that a background
@@ -215,7 +231,8 @@ class Store:
     **Jobs.** :meth:`enqueue` stores a job (key rules in :class:`NewJob`)
     and wakes workers. :meth:`claim` locks up to ``limit`` due pending jobs
     for ``worker`` for ``lease`` seconds, marking them ``running`` and
-    counting an attempt, in (priority, run_at, id) order; a pending job
+    counting an attempt, in (priority, run_at, id) order (a lower
+    ``priority`` first, as graphile-worker); a pending job
     whose ``queue`` has a running job is skipped, and at most one job per
     queue is claimed, so a named queue runs one job at a time across all
     workers and hosts. Jobs whose lease expired are claimable again (their
@@ -225,7 +242,8 @@ class Store:
     attempt: ``succeeded`` with a result, or a failure that either retries
     (``retry_at`` given: back to ``pending`` at that time) or is final
     (``failed``); it does nothing and returns None if ``worker`` no longer
-    holds the job. :meth:`wait_for_jobs` returns when a job may be due
+    holds the job (:meth:`finish_many` ends several in one call).
+    :meth:`wait_for_jobs` returns when a job may be due
     (NOTIFY on Postgres, an in-process event plus a short poll on SQLite)
     or after ``timeout``. :meth:`cancel` and :meth:`retry` act on one job
     and return it (None if unknown); cancelling a running job lets its
@@ -300,6 +318,15 @@ class Store:
                      error: str | None = None, traceback: str | None = None,
                      retry_at: float | None = None) -> Job | None:
         raise NotImplementedError
+
+    async def finish_many(self, worker: str, items: Sequence[Finish]) -> list[Job | None]:
+        """:meth:`finish` for several attempts of ``worker`` at once, the
+        answers in the order of ``items``; a backend that can does it in one
+        transaction (the worker finishes what ended together in one call).
+        This default finishes them one by one."""
+        return [await self.finish(item.job_id, worker, ok=item.ok, result=item.result,
+                                  error=item.error, traceback=item.traceback,
+                                  retry_at=item.retry_at) for item in items]
 
     async def wait_for_jobs(self, timeout: float) -> None:
         raise NotImplementedError

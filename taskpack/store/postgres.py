@@ -45,6 +45,7 @@ from . import (
     DEFAULT_HISTORY_LIMIT,
     DEFAULT_LEASE,
     JOB_STATUSES,
+    Finish,
     FireClaim,
     Job,
     MigrationStatus,
@@ -215,6 +216,7 @@ class PostgresStore(Store):
                     await asyncio.wait_for(task, max(deadline - time.monotonic(), 0.1))
         self._writer = self._listener = None
         self._listening = False
+        self._loop = self._wake = None  # record_run buffers until the next open
         pool, self._pool = self._pool, None
         if pool is not None:
             with contextlib.suppress(Exception):
@@ -419,40 +421,25 @@ class PostgresStore(Store):
     async def finish(self, job_id: str, worker: str, *, ok: bool, result: Any = None,
                      error: str | None = None, traceback: str | None = None,
                      retry_at: float | None = None) -> Job | None:
-        async def finish(conn: psycopg.AsyncConnection[Any]) -> Job | None:
-            cur = await conn.execute(
-                "SELECT status FROM taskpack_jobs WHERE id = %s AND locked_by = %s "
-                "AND status IN ('running', 'cancelled') FOR UPDATE", (job_id, worker))
-            row = await cur.fetchone()
-            if row is None:
-                return None
-            now = time.time()
-            status: str = row[0]
-            if ok:
-                cur = await conn.execute(
-                    "UPDATE taskpack_jobs SET status = %s, result = %s, locked_by = NULL, "
-                    f"locked_until = NULL, updated_at = %s WHERE id = %s "
-                    f"RETURNING {', '.join(JOB_COLUMNS)}",
-                    ("succeeded" if status == "running" else status, json_text(result), now,
-                     job_id))
-            else:
-                if status == "running":
-                    status = "pending" if retry_at is not None else "failed"
-                cur = await conn.execute(
-                    "UPDATE taskpack_jobs SET status = %s, last_error = %s, traceback = %s, "
-                    "locked_by = NULL, locked_until = NULL, updated_at = %s, "
-                    "run_at = COALESCE(%s, run_at) WHERE id = %s "
-                    f"RETURNING {', '.join(JOB_COLUMNS)}",
-                    (status, _text(error), _text(traceback), now,
-                     retry_at if status == "pending" else None, job_id))
-                if status == "pending":
-                    await conn.execute(f"NOTIFY {CHANNEL}")
-            done = await cur.fetchone()
-            return None if done is None else job_from_row(done)
+        (done,) = await self.finish_many(worker, [Finish(job_id, ok, result, error, traceback,
+                                                         retry_at)])
+        return done
+
+    async def finish_many(self, worker: str, items: Sequence[Finish]) -> list[Job | None]:
+        """Every item in one transaction (a worker finishes what ended
+        together at once): the successes in one statement, each failure in
+        two."""
+        if not items:
+            return []
+
+        async def finish(conn: psycopg.AsyncConnection[Any]) -> list[Job | None]:
+            succeeded = await _succeed(conn, worker, [item for item in items if item.ok])
+            return [succeeded.get(item.job_id) if item.ok else await _finish(conn, worker, item)
+                    for item in items]
 
         done = await self._tx(finish)
-        if done is not None and done.queue is not None:
-            await self._notify()  # its queue is free again
+        if any(job is not None and job.queue is not None for job in done):
+            await self._notify()  # their queues are free again
         return done
 
     async def _notify(self) -> None:
@@ -588,6 +575,58 @@ async def _version(conn: psycopg.AsyncConnection[Any]) -> int:
     cur = await conn.execute("SELECT COALESCE(MAX(version), 0) FROM taskpack_schema_version")
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+async def _succeed(conn: psycopg.AsyncConnection[Any], worker: str,
+                   items: Sequence[Finish]) -> dict[str, Job]:
+    """End the successful attempts ``items`` with one statement; the jobs
+    ``worker`` still held, by id (a cancelled job stays cancelled)."""
+    if not items:
+        return {}
+    columns = ", ".join(f"j.{name}" for name in JOB_COLUMNS)
+    cur = await conn.execute(
+        "UPDATE taskpack_jobs AS j SET status = CASE WHEN j.status = 'running' "
+        "THEN 'succeeded' ELSE j.status END, result = v.result, locked_by = NULL, "
+        "locked_until = NULL, updated_at = %s "
+        "FROM (SELECT unnest(%s::text[]) AS id, unnest(%s::text[]) AS result) AS v "
+        "WHERE j.id = v.id AND j.locked_by = %s AND j.status IN ('running', 'cancelled') "
+        f"RETURNING {columns}",
+        (time.time(), [item.job_id for item in items],
+         [json_text(item.result) for item in items], worker))
+    return {job.id: job for job in map(job_from_row, await cur.fetchall())}
+
+
+async def _finish(conn: psycopg.AsyncConnection[Any], worker: str, item: Finish) -> Job | None:
+    """End one attempt inside the caller's transaction (see :meth:`Store.finish`)."""
+    cur = await conn.execute(
+        "SELECT status FROM taskpack_jobs WHERE id = %s AND locked_by = %s "
+        "AND status IN ('running', 'cancelled') FOR UPDATE", (item.job_id, worker))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    now = time.time()
+    status: str = row[0]
+    if item.ok:
+        cur = await conn.execute(
+            "UPDATE taskpack_jobs SET status = %s, result = %s, locked_by = NULL, "
+            f"locked_until = NULL, updated_at = %s WHERE id = %s "
+            f"RETURNING {', '.join(JOB_COLUMNS)}",
+            ("succeeded" if status == "running" else status, json_text(item.result), now,
+             item.job_id))
+    else:
+        if status == "running":
+            status = "pending" if item.retry_at is not None else "failed"
+        cur = await conn.execute(
+            "UPDATE taskpack_jobs SET status = %s, last_error = %s, traceback = %s, "
+            "locked_by = NULL, locked_until = NULL, updated_at = %s, "
+            "run_at = COALESCE(%s, run_at) WHERE id = %s "
+            f"RETURNING {', '.join(JOB_COLUMNS)}",
+            (status, _text(item.error), _text(item.traceback), now,
+             item.retry_at if status == "pending" else None, item.job_id))
+        if status == "pending":
+            await conn.execute(f"NOTIFY {CHANNEL}")
+    done = await cur.fetchone()
+    return None if done is None else job_from_row(done)
 
 
 async def _queue_free(conn: psycopg.AsyncConnection[Any], queue: str, now: float) -> bool:

@@ -40,9 +40,10 @@ from ..errors import TaskError
 from ..http import HttpResponse, error_response, json_response
 from ..options import TaskOptions
 from ..registry import Registry
-from ..store import OUTCOMES
+from ..store import OUTCOMES, StoreError
 from . import live
 from .app import Router, WebRequest
+from .runs import RunSource
 
 TRIGGERS = ("manual", "http", "schedule", "spawn", "job")
 DEFAULT_LIMIT = 50
@@ -109,8 +110,8 @@ async def tasks(request: WebRequest) -> HttpResponse:
 
 async def load_tasks(registry: Registry) -> dict[str, tuple[dict[str, Any] | None, str | None]]:
     """Each task's effective options (``define_task`` with the config's laid
-    over), or why it cannot be loaded. Modules are imported off the event
-    loop when the registry has threads."""
+    over), or why it cannot be loaded (whatever its module raises). Modules
+    are imported off the event loop when the registry has threads."""
     def import_all() -> dict[str, str]:
         problems = {}
         for name in registry.entries:
@@ -118,6 +119,8 @@ async def load_tasks(registry: Registry) -> dict[str, tuple[dict[str, Any] | Non
                 registry.get(name)
             except TaskError as exc:
                 problems[name] = exc.message
+            except (Exception, SystemExit) as exc:  # the module's own code failed
+                problems[name] = f"importing the task failed: {type(exc).__name__}: {exc}"
         return problems
 
     problems = await asyncio.to_thread(import_all) if registry.threads else import_all()
@@ -220,10 +223,18 @@ async def run_task(request: WebRequest) -> HttpResponse:
     envelope["result" if response.status == 200 else "error"] = data
     envelope["run"] = None
     if name in dashboard.registry:
-        source = dashboard.runs
+        envelope["run"] = await recorded_run(dashboard.runs, name, started)
+    return json_response(response.status, envelope)
+
+
+async def recorded_run(source: RunSource, name: str, started: float) -> dict[str, Any] | None:
+    """The run of ``name`` that started first at or after ``started``, once
+    stored; None when the store cannot tell (the run happened all the same:
+    its answer never turns into an error here)."""
+    try:
         await source.flush(2.0)
         page = await source.list_runs(task=name, limit=5)
-        mine = [run for run in page.runs if run.started_at >= started - 0.001]
-        if mine:
-            envelope["run"] = mine[-1].to_dict()
-    return json_response(response.status, envelope)
+    except StoreError:
+        return None
+    mine = [run for run in page.runs if run.started_at >= started - 0.001]
+    return mine[-1].to_dict() if mine else None

@@ -12,7 +12,8 @@
   (:func:`default_router` collects them: :mod:`taskpack.web.api`,
   :mod:`taskpack.web.live`); each handler gets a :class:`WebRequest` and
   returns an :class:`~taskpack.http.HttpResponse`, or, for streams, writes
-  to the ASGI ``send`` itself.
+  to the ASGI ``send`` itself. A store that is down is a 503, any other
+  failure a logged 500, both in the API's JSON error shape.
 
 Other paths go to ``fallback`` (the server's own routes). Every response of
 the page carries a strict Content-Security-Policy (scripts and styles from
@@ -23,6 +24,7 @@ read: the page sends the token as a bearer header.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -48,7 +50,10 @@ from ..http import (
     send_response,
 )
 from ..registry import Registry
+from ..store import StoreError, StoreUnavailable
 from .runs import RunSource, run_source
+
+logger = logging.getLogger("taskpack.web")
 
 PREFIX = "/_taskpack"
 API_PREFIX = PREFIX + "/api/"
@@ -281,7 +286,15 @@ class Dashboard:
         except _Disconnected:
             return
         assert route.handler is not None
-        response = await route.handler(WebRequest(replace(request, body=body), params, self))
+        try:
+            response = await route.handler(WebRequest(replace(request, body=body), params, self))
+        except StoreUnavailable as exc:
+            response = error_response(503, f"the store is unavailable: {exc}")
+        except StoreError as exc:
+            response = error_response(500, f"the store failed: {exc}")
+        except Exception as exc:  # never a plain-text 500 or a dropped connection
+            logger.exception("dashboard: %s %s failed", request.method, request.path)
+            response = error_response(500, f"internal error: {type(exc).__name__}")
         await send_response(send, response)
 
 

@@ -1,0 +1,117 @@
+"""Serving an ASGI app in this process: granian's HTTP server (Rust, HTTP/1.1
+and HTTP/2) embedded in a uvloop event loop. Used by the ``server`` and
+``server_cluster`` bundles (:func:`taskpack.server.serve`,
+:func:`taskpack.cluster.serve_cluster`); the ``asgi`` bundle leaves the
+choice of server to its user and never imports this module.
+
+Why granian embedded, measured on this project's 2-core machine
+(docs/benchmarks.md): with the bundle's app, granian answered the task API
+faster than uvicorn with uvloop + httptools and with a lower p99, and far
+faster than uvicorn's default pure-Python stack; embedding it (rather than
+granian's own process manager, which starts each worker as a fresh
+interpreter) keeps cold start to one interpreter and lets the cluster's
+supervisor fork workers that share one listening socket.
+
+:func:`run` returns when the server has stopped: on SIGTERM or SIGINT it
+stops accepting connections, lets running requests finish, then runs the
+app's lifespan shutdown (the bundle stops its scheduler and writes its
+history, each bounded by its ``shutdown_grace``). The exit status is 0
+after that, 1 when the app's lifespan startup failed or the address cannot
+be bound (one ``error:`` line, from :func:`bind`).
+
+granian's embedded server is documented as experimental; this module pins
+its behaviour with the exact version in the bundle's ``requirements.txt``
+(``granian==2.8.7``) and is covered end to end by the self-hosted tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .http import ASGIApp
+
+logger = logging.getLogger("taskpack.server")
+
+BACKLOG = 2048
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket (inheritable: cluster workers accept on it).
+    An address that cannot be bound (in use, not ours) is one error line,
+    exit 1: granian's own listener would share a port already in use
+    (``SO_REUSEPORT``), so the bundles always bind here."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        sys.exit(1)
+    sock.listen(BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(app: ASGIApp, sock: socket.socket, *, grace: float,
+        on_stop: Callable[[], None] | None = None) -> int:
+    """Serve ``app`` on the listening socket ``sock`` (:func:`bind`; cluster
+    workers inherit it) until SIGTERM/SIGINT; the exit status.
+    ``on_stop`` is called first thing on the signal (the dashboard ends its
+    live streams, which would otherwise hold the graceful shutdown)."""
+    serving = _serve(app, sock.fileno(), grace, on_stop)
+    try:
+        import uvloop
+    except ImportError:  # not on Windows: the standard loop serves too
+        return asyncio.run(serving)
+    return uvloop.run(serving)
+
+
+async def _serve(app: ASGIApp, fd: int, grace: float, on_stop: Callable[[], None] | None) -> int:
+    from granian import _granian
+    from granian.constants import Interfaces
+    from granian.server import embed
+
+    base: Any = embed.Server  # untyped internals: _init_shared_socket, SocketHolder(fd)
+
+    class Embedded(base):  # type: ignore[misc]
+        """granian's embedded server on our listening socket."""
+
+        def _init_shared_socket(self) -> None:
+            holder: Any = _granian.SocketHolder
+            self._ssp, self._shd = None, holder(fd, False, BACKLOG)
+
+    server: Any = Embedded(app, interface=Interfaces.ASGI, log_enabled=False, websockets=False)
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        if on_stop is not None:
+            on_stop()
+        if not server.interrupt_signal:
+            # Running requests, then the lifespan shutdown (which bounds its
+            # own steps by ``grace``), must be done by then.
+            loop.call_later(3 * grace + 5, _give_up, 3 * grace + 5)
+        server.stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    try:
+        await server.serve()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 1 if server.interrupt_children else 0
+
+
+def _give_up(seconds: float) -> None:
+    logger.error("shutdown did not finish within %.0f s; exiting", seconds)
+    logging.shutdown()
+    os._exit(1)
