@@ -120,6 +120,7 @@ class PostgresStore(Store):
         self._listener: asyncio.Task[None] | None = None
         self._listening = False
         self._error: str | None = None
+        self._opening: asyncio.Lock | None = None
         self._wakeup = Wakeup()
         self.buffer = RunBuffer(BACKEND, self._kick)
 
@@ -185,6 +186,13 @@ class PostgresStore(Store):
     async def open(self) -> None:
         if self._pool is not None:
             return
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:  # calls that open it lazily at once: one pool
+            if self._pool is None:
+                await self._open()
+
+    async def _open(self) -> None:
         await self._migrate()
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
             self.url, min_size=1, max_size=self.pool_size, open=False,
@@ -217,6 +225,7 @@ class PostgresStore(Store):
         self._writer = self._listener = None
         self._listening = False
         self._loop = self._wake = None  # record_run buffers until the next open
+        self._opening = None
         pool, self._pool = self._pool, None
         if pool is not None:
             with contextlib.suppress(Exception):
@@ -230,8 +239,10 @@ class PostgresStore(Store):
         else:
             try:
                 await asyncio.wait_for(self._ping(), HEALTH_TIMEOUT)
+            except TimeoutError:
+                error = f"store {self.where}: no answer within {HEALTH_TIMEOUT}s"
             except Exception as exc:
-                error = str(self._fail(exc)) if str(exc) else "no answer in time"
+                error = str(self._fail(exc))
         return {"ok": error is None, "backend": BACKEND, "error": error,
                 "lost_runs": state["lost_runs"]}
 
@@ -443,8 +454,11 @@ class PostgresStore(Store):
         return done
 
     async def _notify(self) -> None:
+        async def notify(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute(f"NOTIFY {CHANNEL}")
+
         with contextlib.suppress(StoreError):
-            await self._fetch(f"NOTIFY {CHANNEL}")
+            await self._tx(notify)
 
     async def wait_for_jobs(self, timeout: float) -> None:
         if self._listener is None or self._listener.done():
