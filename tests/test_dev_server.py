@@ -196,6 +196,9 @@ def test_listing_has_each_tasks_last_run(dev: Dev) -> None:
                     ["lastRun"], what="a scheduled run in the listing")
     assert (tick["trigger"], tick["outcome"]) == ("schedule:* * * * * *", "ok")
     assert tasks["todo"]["lastRun"] is None
+    # Each run names the process that ran it (many hosts: docs/many-hosts.md).
+    host = f"{socket.gethostname()}:{dev.proc.pid}"
+    assert echo["host"] == boom["host"] == tick["host"] == host
 
 
 def test_query_payload(dev: Dev) -> None:

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -310,7 +311,16 @@ def test_two_servers_from_one_folder_share_the_embedded_store(
     jobs = store_jobs("sqlite:///.taskpack/store.sqlite", tmp_path / "shared")
     ticks = assert_once(records, jobs, "tick", lost_ok=set())
     assert contiguous(ticks) == [(ticks[0], ticks[-1])]
-    assert len({r["pid"] for r in runs(records)}) == 2  # both processes ran jobs
+    pids = {r["pid"] for r in runs(records)}
+    assert len(pids) == 2  # both processes ran jobs
+    # `taskpack runs` shows which process ran each run.
+    taskpack = Path(sys.executable).with_name("taskpack")
+    table = subprocess.run([str(taskpack), "runs", "tick", "--limit", "1000", "--db",
+                            str(tmp_path / "shared" / ".taskpack" / "store.sqlite")],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    column = table[0].index("HOST")
+    shown = {line[column:].split()[0] for line in table[1:]}
+    assert shown == {f"{socket.gethostname()}:{pid}" for pid in pids}, table
 
 
 def test_cluster_rebuilt_in_place_with_a_second_instance_fires_once(
