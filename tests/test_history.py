@@ -196,7 +196,7 @@ def test_config_options_win_and_runs_are_listed(make_project: MakeProject) -> No
     code, out, _ = invoke("runs", "flaky", "--root", str(root))
     header, row = out.splitlines()
     assert header.split() == ["STARTED", "(UTC)", "TASK", "TRIGGER", "OUTCOME", "ATTEMPTS",
-                              "DURATION", "ERROR"]
+                              "DURATION", "HOST", "ERROR"]
     assert row.split()[2:6] == ["flaky", "manual", "ok", "3"]
     code, out, _ = invoke("runs", "--limit", "1", "--root", str(root))
     assert len(out.splitlines()) == 2 and "broken" in out
