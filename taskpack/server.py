@@ -406,6 +406,14 @@ _stop_signalled: float | None = None
 arrived through :func:`stop_signals_handled_by`."""
 
 
+def note_stop_signal() -> None:
+    """Note that a stop signal arrived (the first one counts), for
+    :func:`grace_left`; servers that handle signals themselves call it."""
+    global _stop_signalled
+    if _stop_signalled is None:
+        _stop_signalled = time.monotonic()
+
+
 def grace_left(grace: float) -> float:
     """Seconds left of a shutdown grace period of ``grace`` seconds, counted
     from the first stop signal: uvicorn spends part of it letting requests
@@ -438,9 +446,7 @@ def stop_signals_handled_by(handler: Callable[[int, FrameType | None], Any]) -> 
     afterwards. Main thread only (as for ``signal.signal``)."""
 
     def noted(sig: int, frame: FrameType | None) -> Any:
-        global _stop_signalled
-        if _stop_signalled is None:
-            _stop_signalled = time.monotonic()
+        note_stop_signal()
         return handler(sig, frame)
 
     previous = {sig: signal.signal(sig, noted) for sig in (signal.SIGINT, signal.SIGTERM)}

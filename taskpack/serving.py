@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .http import ASGIApp
+    from .http import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger("taskpack.server")
 
@@ -67,7 +67,7 @@ def run(app: ASGIApp, sock: socket.socket, *, grace: float,
     workers inherit it) until SIGTERM/SIGINT; the exit status.
     ``on_stop`` is called first thing on the signal (the dashboard ends its
     live streams, which would otherwise hold the graceful shutdown)."""
-    serving = _serve(app, sock.fileno(), grace, on_stop)
+    serving = _serve(InFlight(app), sock.fileno(), grace, on_stop)
     try:
         import uvloop
     except ImportError:  # not on Windows: the standard loop serves too
@@ -75,7 +75,36 @@ def run(app: ASGIApp, sock: socket.socket, *, grace: float,
     return uvloop.run(serving)
 
 
-async def _serve(app: ASGIApp, fd: int, grace: float, on_stop: Callable[[], None] | None) -> int:
+class InFlight:
+    """``app`` with its HTTP requests in flight tracked, so that those still
+    running when the grace period after a stop signal is over can be
+    cancelled: granian waits for every request before the lifespan
+    shutdown, and a sync task that never returns would hold it forever.
+    A cancelled run is recorded as ``cancelled``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task() if scope["type"] == "http" else None
+        if task is None:
+            await self.app(scope, receive, send)
+            return
+        self.tasks.add(task)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.tasks.discard(task)
+
+    def cancel(self) -> None:
+        """Cancel every request still being answered."""
+        for task in list(self.tasks):
+            task.cancel()
+
+
+async def _serve(app: InFlight, fd: int, grace: float,
+                 on_stop: Callable[[], None] | None) -> int:
     from granian import _granian
     from granian.constants import Interfaces
     from granian.server import embed
@@ -93,8 +122,12 @@ async def _serve(app: ASGIApp, fd: int, grace: float, on_stop: Callable[[], None
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
+        from .server import note_stop_signal
+
+        note_stop_signal()  # the lifespan shutdown gets what is left of the grace
         if on_stop is not None:
             on_stop()
+        loop.call_later(grace, app.cancel)
         if not server.interrupt_signal:
             # Running requests, then the lifespan shutdown (which bounds its
             # own steps by ``grace``), must be done by then.

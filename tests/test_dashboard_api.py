@@ -367,3 +367,18 @@ def test_fire_times_are_in_the_project_zone() -> None:
     assert view["next"][:3] == ["2026-03-29T03:00:00+02:00",
                                 "2026-03-30T02:30:00+02:00", "2026-03-31T02:30:00+02:00"]
     assert view["timezone"] == "Europe/Berlin" and view["deployed"] is None
+
+
+async def test_a_task_that_cannot_load_shows_why(tmp_path: Path) -> None:
+    from taskpack.registry import TaskEntry
+
+    (tmp_path / "broken_import.py").write_text("raise ImportError('no such helper')\n")
+    registry = Registry(tmp_path, {"todo": TaskEntry("todo", None, "Not written yet"),
+                                   "bad": TaskEntry("bad", "broken_import.py")})
+    api = TaskApi(registry, policy=loopback_only(), dev=True)
+    app = asgi_app(api, fallback=Dashboard(api))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=LOOPBACK) as client:
+        tasks = {t["name"]: t for t in (await client.get("/_taskpack/api/tasks")).json()["tasks"]}
+    assert tasks["todo"]["options"] is None and "todo" in tasks["todo"]["loadError"]
+    assert "no such helper" in tasks["bad"]["loadError"]

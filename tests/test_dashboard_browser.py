@@ -171,6 +171,19 @@ def test_keyboard_reaches_everything_in_order(dev: Dev, page: Page) -> None:
     expect(page.locator("pre.result")).to_contain_text("keyboard")
 
 
+def test_runs_of_another_process_arrive_live(dev: Dev, page: Page) -> None:
+    page.goto(f"{dev.url}/_taskpack/#/runs?trigger=manual")
+    expect(page.locator("#live")).to_have_text("Live")
+    taskpack = Path(sys.executable).with_name("taskpack")
+    result = subprocess.run([str(taskpack), "task", "run", "echo:payload", "--local", "--root",
+                             str(dev.root), "--payload", '{"from": "cli"}'],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    row = page.locator("#runs-body tr", has_text="echo:payload")
+    expect(row.first).to_be_visible(timeout=5000)  # the stream polls the shared store
+    expect(row.first).to_contain_text("manual")
+
+
 def test_failing_task_shows_error_and_traceback(dev: Dev, page: Page) -> None:
     page.goto(f"{dev.url}/_taskpack/#/run/fail")
     page.get_by_label("Payload (JSON object)").fill('{"item": "widget"}')
@@ -190,6 +203,8 @@ def test_failing_task_shows_error_and_traceback(dev: Dev, page: Page) -> None:
         "ValueError: cannot handle 'widget'")
     expect(page.locator("h3:has-text('Traceback') + pre")).to_contain_text("in explode")
     shot(page, "run-detail")
+    page.get_by_role("link", name="Run fail again with this payload").click()
+    expect(page.get_by_label("Payload (JSON object)")).to_have_value('{\n  "item": "widget"\n}')
 
 
 def test_schema_refusal_shows_field_errors(dev: Dev, page: Page) -> None:
@@ -375,5 +390,31 @@ def test_cluster_workers_serve_it_and_stop_with_streams_open(tmp_path: Path) -> 
         started = time.monotonic()
         assert server.terminate(timeout=25) == 0, server.logs()
         assert time.monotonic() - started < 20  # not the 30 s grace
+    finally:
+        server.stop()
+
+
+def test_the_page_reconnects_after_the_server_restarts(tmp_path: Path, page: Page) -> None:
+    server = built_server(tmp_path, dashboard=True)
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    try:
+        page.goto(f"{server.url}/_taskpack/")
+        page.get_by_label("Task API token").fill(TOKEN)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="Runs", exact=True).click()
+        expect(page.locator("#live")).to_have_text("Live")
+        assert server.terminate() == 0
+        expect(page.locator("#live")).not_to_have_text("Live")
+        again = ServerProcess(server.process.args, {"PORT": str(server.port),  # type: ignore[arg-type]
+                                                     "TASKPACK_TASKS_TOKEN": TOKEN},
+                              tmp_path / "again.log", cwd=tmp_path)
+        server = again
+        server.wait_healthy()
+        expect(page.locator("#live")).to_have_text("Live", timeout=15000)
+        ran = httpx.post(f"{server.url}/_nitro/tasks/echo:payload",
+                         json={"payload": {"after": "restart"}}, headers=auth)
+        assert ran.status_code == 200
+        expect(page.locator("#runs-body tr", has_text="echo:payload").first).to_be_visible(
+            timeout=5000)
     finally:
         server.stop()

@@ -153,20 +153,29 @@ def test_db_status_and_migrate(make_project: MakeProject, pg_url: str) -> None:
 
 def test_the_store_survives_a_restart_and_a_crash_of_postgres() -> None:
     """Runs recorded while PostgreSQL restarts or after it crashed are kept
-    (the writer retries), health says down then up, a job enqueued before
-    is claimed after, and nothing is stored twice."""
+    (the writer retries), a server's web part keeps answering (its
+    /_health says the store is down, then up), a job enqueued before is
+    claimed after, and nothing is stored twice."""
+    from taskpack import Registry, define_task
+    from taskpack.server import BundleApp
+    from tests.asgi_driver import call
+
     with throwaway_server() as server, fresh_database(server.url) as url:
         async def main() -> dict[str, Any]:
             store = store_for(url, root=Path.cwd())
-            await store.open()
+            bundle = BundleApp(Registry.of({"echo": define_task(lambda e: e.payload)},
+                                           store=store), token=None, role="web")
+            await bundle.startup()
             try:
                 for n in range(50):
                     store.record_run(run(n))
                 assert await store.flush(10)
                 job = await store.enqueue(NewJob("t", {}, time.time()))
                 await asyncio.to_thread(server.stop)
-                down = await store.health()
-                assert down["ok"] is False and "127.0.0.1" in str(down["error"])
+                status, _, body = await call(bundle.app, "GET", "/_health")
+                assert status == 200 and body["store"]["ok"] is False, body
+                assert "127.0.0.1" in body["store"]["error"]
+                assert await bundle.registry.run("echo", {"up": False}) == {"up": False}
                 for n in range(50, 100):
                     store.record_run(run(n))
                 await asyncio.sleep(0.3)
@@ -180,14 +189,17 @@ def test_the_store_survives_a_restart_and_a_crash_of_postgres() -> None:
                 assert await store.flush(30)
                 claimed = await store.claim("w", 5)
                 assert [j.id for j in claimed] == [job.id]
-                page = await store.list_runs(limit=1000)
-                return {"ids": [r.id for r in page.runs], "health": await store.health()}
+                page = await store.list_runs(limit=1000, task="t")
+                _, _, body = await call(bundle.app, "GET", "/_health")
+                return {"ids": [r.id for r in page.runs], "health": body["store"],
+                        "echo": [r.payload for r in (await store.list_runs(task="echo")).runs]}
             finally:
-                await store.close()
+                await bundle.shutdown()
 
         found = asyncio.run(main())
     assert sorted(found["ids"]) == sorted(f"t-{n}" for n in range(150))
     assert found["health"] == {"ok": True, "backend": "postgres", "error": None, "lost_runs": 0}
+    assert found["echo"] == [{"up": False}]  # the run made while it was down, kept
 
 
 # -- paging at 100,000 runs -------------------------------------------------------------------
@@ -260,3 +272,36 @@ def test_store_errors_never_show_the_password() -> None:
 
     text = asyncio.run(main())
     assert "hunter2" not in text and "127.0.0.1:1/app" in text
+
+
+def test_a_worker_on_another_connection_wakes_on_notify(pg_url: str) -> None:
+    """LISTEN/NOTIFY: a store waiting for jobs wakes within moments of an
+    enqueue, a retry or the end of a named queue's job made through
+    another store (another host), long before its wait would time out."""
+    async def main() -> list[float]:
+        here, there = store_for(pg_url, root=Path.cwd()), store_for(pg_url, root=Path.cwd())
+        await here.open()
+        await there.open()
+        try:
+            await here.wait_for_jobs(0.01)  # starts listening
+            await asyncio.sleep(0.5)
+            queued = await there.enqueue(NewJob("t", {}, time.time(), queue="q"))
+            await there.enqueue(NewJob("t", {}, time.time(), queue="q"))
+            await there.claim("w", 1)
+            took = []
+            for change in (lambda: there.enqueue(NewJob("t", {}, time.time())),
+                           lambda: there.finish(queued.id, "w", ok=True)):
+                await asyncio.sleep(0.2)
+                started = time.monotonic()
+                waiting = asyncio.create_task(here.wait_for_jobs(30))
+                await asyncio.sleep(0.1)
+                await change()
+                await waiting
+                took.append(time.monotonic() - started)
+            return took
+        finally:
+            await here.close()
+            await there.close()
+
+    took = asyncio.run(main())
+    assert all(t < 5 for t in took), took

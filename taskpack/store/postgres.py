@@ -230,8 +230,10 @@ class PostgresStore(Store):
         else:
             try:
                 await asyncio.wait_for(self._ping(), HEALTH_TIMEOUT)
+            except TimeoutError:
+                error = f"store {self.where}: no answer within {HEALTH_TIMEOUT}s"
             except Exception as exc:
-                error = str(self._fail(exc)) if str(exc) else "no answer in time"
+                error = str(self._fail(exc))
         return {"ok": error is None, "backend": BACKEND, "error": error,
                 "lost_runs": state["lost_runs"]}
 
@@ -443,8 +445,11 @@ class PostgresStore(Store):
         return done
 
     async def _notify(self) -> None:
+        async def notify(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute(f"NOTIFY {CHANNEL}")
+
         with contextlib.suppress(StoreError):
-            await self._fetch(f"NOTIFY {CHANNEL}")
+            await self._tx(notify)
 
     async def wait_for_jobs(self, timeout: float) -> None:
         if self._listener is None or self._listener.done():

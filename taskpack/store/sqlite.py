@@ -230,14 +230,8 @@ class SQLiteStore(Store):
     def _open_read_only(self) -> None:
         if not self.path.is_file():
             raise StoreError(f"store {self.where}: no such file")
-        # With no -wal file the database file is the whole store: reading it
-        # as immutable creates nothing beside it (mode=ro alone would create
-        # the -wal and -shm files of a WAL database). With one, a writer is
-        # at work: read through its WAL (its -shm exists already).
-        live = self.path.with_name(self.path.name + "-wal").exists()
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro{'' if live else '&immutable=1'}",
-                               uri=True, isolation_level=None, timeout=self.busy_timeout,
-                               check_same_thread=False)
+        conn = sqlite3.connect(self._read_only_uri(), uri=True, isolation_level=None,
+                               timeout=self.busy_timeout, check_same_thread=False)
         try:
             tables = {row[0] for row in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -255,6 +249,15 @@ class SQLiteStore(Store):
             conn.close()
             raise
         self._conn, self._ready = conn, True
+
+    def _read_only_uri(self) -> str:
+        """The URI that reads the file without writing anything: with no
+        -wal file the database file is the whole store, read as immutable
+        (``mode=ro`` alone would create the -wal and -shm files of a WAL
+        database); with one, a writer is at work: read through its WAL (its
+        -shm exists already)."""
+        live = self.path.with_name(self.path.name + "-wal").exists()
+        return f"file:{self.path}?mode=ro{'' if live else '&immutable=1'}"
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Apply pending migrations in one exclusive transaction (any number
@@ -352,7 +355,7 @@ class SQLiteStore(Store):
             if not self.path.is_file():
                 current = 0
             else:
-                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                conn = sqlite3.connect(self._read_only_uri(), uri=True,
                                        timeout=self.busy_timeout)
                 try:
                     try:
@@ -380,7 +383,7 @@ class SQLiteStore(Store):
 
     def _kick(self) -> None:
         with self._lock:
-            if self._draining:
+            if self._draining and self._pid == os.getpid():  # a forked child drains anew
                 return
             self._draining = True
         try:

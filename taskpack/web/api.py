@@ -110,8 +110,8 @@ async def tasks(request: WebRequest) -> HttpResponse:
 
 async def load_tasks(registry: Registry) -> dict[str, tuple[dict[str, Any] | None, str | None]]:
     """Each task's effective options (``define_task`` with the config's laid
-    over), or why it cannot be loaded. Modules are imported off the event
-    loop when the registry has threads."""
+    over), or why it cannot be loaded (whatever its module raises). Modules
+    are imported off the event loop when the registry has threads."""
     def import_all() -> dict[str, str]:
         problems = {}
         for name in registry.entries:
@@ -119,6 +119,8 @@ async def load_tasks(registry: Registry) -> dict[str, tuple[dict[str, Any] | Non
                 registry.get(name)
             except TaskError as exc:
                 problems[name] = exc.message
+            except (Exception, SystemExit) as exc:  # the module's own code failed
+                problems[name] = f"importing the task failed: {type(exc).__name__}: {exc}"
         return problems
 
     problems = await asyncio.to_thread(import_all) if registry.threads else import_all()

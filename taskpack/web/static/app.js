@@ -431,7 +431,8 @@ async function runView(id) {
   const run = data.run;
   show(`Run of ${run.task}`,
     el("p", {}, el("a", { href: "#/runs" }, "← All runs"), " · ",
-       el("a", { href: `#/run/${encodeURIComponent(run.task)}` }, `Run ${run.task} again`)),
+       el("a", { href: `#/run/${encodeURIComponent(run.task)}?from=${run.id}` },
+          `Run ${run.task} again with this payload`)),
     el("dl", { class: "facts card" },
       el("dt", {}, "Outcome"), el("dd", {}, badge(run.outcome)),
       el("dt", {}, "Task"), el("dd", {}, run.task),
@@ -471,9 +472,15 @@ async function runFormView(name) {
   const task = state.tasks.find((t) => t.name === name);
   if (!task) { show("Run a task", el("p", { class: "problem" }, `No task ${name}`)); return; }
   const fields = schemaFields(task);
+  let initial = example(fields);
+  const from = new URLSearchParams(location.hash.split("?")[1] || "").get("from");
+  if (from) {
+    const earlier = await api(`runs/${encodeURIComponent(from)}`);
+    if (earlier.ok && earlier.data.run.payload) initial = earlier.data.run.payload;
+  }
   const editor = el("textarea", { id: "payload", name: "payload", spellcheck: "false",
                                   "aria-describedby": "payload-state" },
-                    json(example(fields)));
+                    json(initial));
   const status = el("p", { id: "payload-state", "aria-live": "polite" });
   const button = el("button", { type: "submit" }, `Run ${name}`);
   const fieldBox = el("div", { class: "fields", "aria-label": "Payload fields" });
