@@ -33,8 +33,10 @@ import hashlib
 import json
 import os
 import pprint
+import py_compile
 import re
 import stat
+import sys
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
@@ -154,6 +156,29 @@ def copy_runtime(base: Path, *, web: bool = False) -> list[str]:
         rel = f"{RUNTIME_DIR}/{source.relative_to(package).as_posix()}"
         write_bytes(base / rel, source.read_bytes())
         written.append(rel)
+    return written
+
+
+def compile_runtime(base: Path) -> list[str]:
+    """Bytecode for the runtime copied under ``base`` and the manifest
+    module (``__pycache__`` beside each, for the building interpreter's
+    version; the manifest of 1,000 tasks alone takes tens of ms to compile), so a
+    server starting where bytecode cannot be written (a read-only image,
+    ``PYTHONDONTWRITEBYTECODE``, common in containers) does not compile the
+    runtime on every start. Deterministic: checked-hash ``.pyc`` files carry
+    the source's hash, not its time, and a source that differs (edited by
+    hand) is compiled afresh, as without them. Another Python version
+    ignores them. The written paths, relative to ``base``."""
+    written = []
+    tag = sys.implementation.cache_tag
+    sources = sorted((base / RUNTIME_DIR).rglob("*.py"))
+    manifest = base / f"{MANIFEST_MODULE}.py"
+    for source in [*sources, *([manifest] if manifest.is_file() else [])]:
+        rel = source.relative_to(base).as_posix()
+        cfile = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        py_compile.compile(str(source), cfile=str(cfile), dfile=rel, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+        written.append(cfile.relative_to(base).as_posix())
     return written
 
 

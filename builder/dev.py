@@ -109,11 +109,14 @@ def dashboard_schedules(project: Project) -> list[dict[str, Any]]:
 
 def start_scheduler(registry: Registry) -> Scheduler:
     """Start firing ``registry``'s schedules: the one place the dev server
-    touches the scheduler. Imported here: the CLI's other commands do not
-    need croniter."""
+    touches the scheduler. As in a built server, fires are claimed in the
+    project's store and run as jobs by the dev server's worker, so a second
+    process on the same store (another ``taskpack dev``, a server started in
+    the project folder) never runs a fire twice. Imported here: the CLI's
+    other commands do not need croniter."""
     from taskpack.scheduler import Scheduler
 
-    scheduler = Scheduler(registry, timezone=registry.timezone)
+    scheduler = Scheduler(registry, timezone=registry.timezone, store=registry.store)
     scheduler.start()
     return scheduler
 
@@ -152,7 +155,7 @@ class DevServer:
         """Beside the task API: ``GET /_health``, answered as built servers
         answer it (no access policy: it tells only the number of tasks)."""
         if scope["type"] == "http":
-            await serve_health(self.registry, scope, send)
+            await serve_health(self.registry, scope, send, self.scheduler)
 
     async def startup(self) -> None:
         await open_store(self.registry.store)

@@ -90,8 +90,9 @@ def check_task_name(root: Path, name: str) -> None:
 
 def format_table(records: list[RunRecord]) -> str:
     """Runs as aligned columns: started (UTC), task, trigger, outcome,
-    attempts, duration, error."""
-    header = ("STARTED (UTC)", "TASK", "TRIGGER", "OUTCOME", "ATTEMPTS", "DURATION", "ERROR")
+    attempts, duration, the host that ran it (``hostname:pid``), error."""
+    header = ("STARTED (UTC)", "TASK", "TRIGGER", "OUTCOME", "ATTEMPTS", "DURATION", "HOST",
+              "ERROR")
     rows = [header] + [
         (
             datetime.fromtimestamp(r.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S"),
@@ -100,6 +101,7 @@ def format_table(records: list[RunRecord]) -> str:
             r.outcome,
             str(r.attempts),
             format_duration(r.duration_ms),
+            r.host or "-",
             " ".join((r.error or "").split()),  # one line per run
         )
         for r in records

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from taskpack.builder.bundle import render, write_bundle
+from taskpack.builder.bundle import compile_runtime, render, write_bundle
 from taskpack.builder.errors import TaskpackError
 from taskpack.builder.project import Project
 
@@ -60,6 +60,7 @@ class SelfHosted:
         options = project.preset_options("server")
         write_bundle(project, base, requirements=self.requirements,
                      web=bool(options.get("dashboard", False)))
+        compile_runtime(base)  # a start where bytecode cannot be written compiles nothing
         render(self.template, base / self.entry,
                tasks_api=repr(bool(options.get("tasks_api", False))),
                shutdown_grace=repr(float(options.get("shutdown_grace", DEFAULT_GRACE))),

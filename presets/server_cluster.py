@@ -1,6 +1,6 @@
 """``server_cluster`` (Nitro's ``node_cluster``): as ``server``, with
-``WORKERS`` processes on one port and one scheduler per host (a file lock,
-see :mod:`taskpack.cluster`)."""
+``WORKERS`` processes on one port, each claiming fires in the store (see
+:mod:`taskpack.cluster`)."""
 
 from __future__ import annotations
 

@@ -1,17 +1,14 @@
-"""``server_cluster``: N worker processes serving one port, exactly one of
-them running the scheduler.
+"""``server_cluster``: N worker processes serving one port, each running
+the scheduler.
 
 The supervisor (:func:`serve_cluster`) binds the socket, forks ``WORKERS``
 workers (default: the CPU count) that all accept on it, and replaces any
-worker that dies. Each worker tries to take an exclusive ``flock`` on
-``<run dir>/scheduler.lock`` (:class:`FileLease`); the one holding it runs
-the scheduler and writes its pid into the file. The kernel releases the lock
-when its holder dies, even by SIGKILL, and another worker takes it within
-``poll`` seconds, so every cron fires once per host, not once per worker.
-
-Across hosts a file lock is not enough: several hosts running this preset
-each fire every cron. That needs a distributed lock (planned) or a single
-scheduling host.
+worker that dies. Every worker runs the scheduler: each fire is claimed in
+the store (:mod:`taskpack.scheduler`, DESIGN §11), so it runs once whatever
+the number of workers, instances or hosts, and a dead worker's share needs
+no fail-over. Nothing the scheduler needs lives inside the bundle, so a
+rebuild in place under a running cluster neither stops nor doubles
+scheduling.
 
 All workers record their runs in the same store (see
 :func:`taskpack.server.bundle_store`; the SQLite default's WAL mode and
@@ -26,19 +23,16 @@ exits 0 once they are gone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
-import fcntl
 import logging
 import multiprocessing
 import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
 
 from . import logs
 from .server import (
@@ -54,61 +48,7 @@ from .server import (
 logger = logging.getLogger("taskpack.cluster")
 
 WORKERS_ENV = "WORKERS"
-RUN_DIR_ENV = "TASKPACK_RUN_DIR"
-RUN_DIR = "run"
-LOCK_NAME = "scheduler.lock"
 STARTUP_FAILURE = 3
-
-
-class FileLease:
-    """The scheduler gate of a cluster worker: an exclusive ``flock`` on
-    ``path``, polled every ``poll`` seconds until taken."""
-
-    def __init__(self, path: Path, poll: float = 0.5) -> None:
-        self.path = path
-        self.poll = poll
-        self.held = False
-        self._fd: int | None = None
-        self._waiter: asyncio.Task[None] | None = None
-
-    async def start(self, begin: Callable[[], None]) -> None:
-        """Start waiting for the lock in the background; ``begin()`` runs
-        once it is held."""
-        self._waiter = asyncio.create_task(self._acquire(begin))
-
-    async def _acquire(self, begin: Callable[[], None]) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        self._fd = fd
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                await asyncio.sleep(self.poll)
-                continue
-            break
-        self.held = True
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        logger.info("process %d holds %s: it runs the scheduler", os.getpid(), self.path)
-        begin()
-
-    async def stop(self, end: Callable[[], Awaitable[Any]]) -> None:
-        """Stop waiting; if the lock is held, ``await end()`` (stopping the
-        scheduler) before releasing it."""
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._waiter
-        try:
-            if self.held:
-                await end()
-        finally:
-            if self._fd is not None:
-                if self.held:
-                    os.ftruncate(self._fd, 0)
-                os.close(self._fd)  # releases the lock
-            self._fd = None
-            self.held = False
 
 
 def workers_from_env(env: Mapping[str, str]) -> int:
@@ -121,16 +61,6 @@ def workers_from_env(env: Mapping[str, str]) -> int:
     return int(text)
 
 
-def lock_path(base: Path, env: Mapping[str, str]) -> Path:
-    """``$TASKPACK_RUN_DIR/scheduler.lock``, default ``<base>/run/scheduler.lock``."""
-    folder = Path(env[RUN_DIR_ENV]) if env.get(RUN_DIR_ENV) else base / RUN_DIR
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ServerConfigError(f"{RUN_DIR_ENV}: cannot create {folder}: {exc.strerror}") from None
-    return folder / LOCK_NAME
-
-
 def serve_cluster(base: Path, options: ServerOptions) -> None:
     """Run the bundle at ``base`` as a cluster until SIGTERM (its ``index.py``)."""
     env = os.environ
@@ -138,7 +68,7 @@ def serve_cluster(base: Path, options: ServerOptions) -> None:
         setup_logs()
         host, port = address_from_env(env)
         count = workers_from_env(env)
-        bundle = BundleApp.load(base, options, gate=FileLease(lock_path(base, env)))
+        bundle = BundleApp.load(base, options)
         asyncio.run(check_store(bundle.registry.store))
 
     from .serving import bind, run

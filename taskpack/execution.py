@@ -236,8 +236,11 @@ class Runner:
             if options.on_success is not None:
                 await _call_hook(self.name, "on_success", options.on_success, event, result)
             return JobAttempt(True, result=result)
-        except BaseException as exc:  # cancellation (shutdown), or a failing hook machinery
-            if error is None or isinstance(exc, asyncio.CancelledError):
+        except asyncio.CancelledError as exc:  # the worker stopped waiting (shutdown)
+            error, outcome = exc, "cancelled"
+            raise
+        except BaseException as exc:  # a failing hook machinery
+            if error is None:
                 error, outcome = exc, "error"
             raise
         finally:

@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -54,12 +52,13 @@ from typing import Any, Protocol, TypeVar
 from .backfill import COUNT_LIMIT, describe, fires_between, plan_missed, to_ms
 from .clock import STEP_TOLERANCE, StepWatch, wall_clock
 from .cron import CronError, CronExpr, zone
+from .execution import host_name
 from .fire import Outcome, run_fire
 from .options import parse_duration
 from .registry import Registry
 from .store import FireClaim, NewJob, Store, StoreUnavailable, schedule_id
 
-__all__ = ["MAX_BACKOFF", "MISFIRE_GRACE", "RECHECK_SECONDS", "Scheduler", "host_id"]
+__all__ = ["MAX_BACKOFF", "MISFIRE_GRACE", "RECHECK_SECONDS", "Scheduler"]
 
 RECHECK_SECONDS = 30.0
 """The longest single sleep: how soon a step of the wall clock is noticed."""
@@ -69,15 +68,10 @@ MISFIRE_GRACE = 60.0
 still claim it as on time; later, it is a missed fire."""
 
 MIN_BACKOFF = 0.5
-MAX_BACKOFF = 10.0
+MAX_BACKOFF = 5.0
 """Retry delays while the store is unavailable (doubling from the first)."""
 
 T = TypeVar("T")
-
-
-def host_id() -> str:
-    """This process as runs and claims name it: ``hostname:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class _Timer:
@@ -108,7 +102,7 @@ class Scheduler:
     POSIX seconds (:func:`taskpack.clock.wall_clock`, the default); ``logger``
     defaults to ``logging.getLogger("taskpack.scheduler")``. ``store``
     (opened by the caller) makes fires claims with jobs; ``host`` names this
-    process in its claims (default :func:`host_id`).
+    process in its claims (default ``hostname:pid``, as runs name it).
     """
 
     def __init__(
@@ -128,7 +122,7 @@ class Scheduler:
         self.logger = logger or logging.getLogger("taskpack.scheduler")
         self.clock = clock
         self.store = store
-        self.host = host or host_id()
+        self.host = host or host_name()
         self.misfire_grace = misfire_grace
         timers: dict[CronExpr, _Timer] = {}
         for schedule in registry.schedules:
@@ -245,19 +239,26 @@ class Scheduler:
             allowance = min(self.misfire_grace, time.monotonic() - caught_up + STEP_TOLERANCE)
             now_ms = to_ms(_at(now))
             due_ms = to_ms(due)
-            fires = [due_ms, *fires_between(timer.expr, self.timezone, due_ms, now_ms)]
-            late = [fire for fire in fires if (now_ms - fire) / 1000 > allowance]
-            if late:
-                await self._missed_fires(timer, late, now_ms, "the scheduler was late or the "
-                                         "wall clock jumped forward")
-            for fire in fires[len(late):]:
-                await self._fire(timer, fire)
-            cursor = fires[-1] / 1000
+            cutoff_ms = now_ms - round(allowance * 1000)  # older fires are late
+            if due_ms < cutoff_ms:
+                await self._missed(timer, due_ms - 1, cutoff_ms - 1, "as the scheduler was "
+                                   "late or the wall clock jumped forward")
+                on_time = list(fires_between(timer.expr, self.timezone, cutoff_ms - 1, now_ms))
+            else:
+                on_time = [due_ms, *fires_between(timer.expr, self.timezone, due_ms, now_ms)]
+            for fire in on_time:
+                if timer.outage:  # the store is not back yet: no claim to wait on
+                    timer.outage.append(fire)
+                else:
+                    await self._fire(timer, fire)
+            cursor = now
             caught_up = time.monotonic()
 
     async def _fire(self, timer: _Timer, fire_ms: int) -> None:
-        """Claim one on-time fire with all its tasks; while the store is
-        down, the fire waits for it in ``timer.outage``."""
+        """Claim one on-time fire with all its tasks. If the store is down,
+        the fire waits for it in ``timer.outage``, and so do the fires due
+        until a probe finds the store back (each would otherwise wait out
+        the store's connection timeout, and be claimed late)."""
         try:
             await self._claims.claim(timer, fire_ms, tuple(timer.runs))
         except StoreUnavailable as exc:
@@ -381,13 +382,16 @@ class Scheduler:
         task.add_done_callback(self._runs.discard)
 
     def _job(self, timer: _Timer, name: str, fire_ms: int) -> NewJob:
-        """The job one task of a won fire becomes."""
+        """The job one task of a won fire becomes: due at the fire instant
+        (so backfilled fires run oldest first), or now if this process's
+        scheduler clock is ahead of the time workers go by (the test hook)."""
         try:
             attempts = self.registry.runner(name).options.retry.max_attempts
         except Exception:  # a task that cannot load fails in the worker, visibly
             attempts = 1
-        return NewJob(task=name, payload={"scheduledTime": fire_ms}, run_at=fire_ms / 1000,
-                      max_attempts=attempts, trigger=f"schedule:{timer.runs[name]}")
+        return NewJob(task=name, payload={"scheduledTime": fire_ms},
+                      run_at=min(fire_ms / 1000, time.time()), max_attempts=attempts,
+                      trigger=f"schedule:{timer.runs[name]}")
 
 
 def _at(seconds: float) -> datetime:

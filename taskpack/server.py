@@ -69,7 +69,7 @@ from .http import (
     send_response,
 )
 from .layout import load_registry, read_manifest
-from .queue.roles import Role, RoleError, role_from_env, serves_web
+from .queue.roles import Role, RoleError, role_from_env, runs_worker, serves_web
 from .queue.service import QueueService, QueueSettings
 from .registry import Registry
 from .store import Store, StoreError, store_for
@@ -90,16 +90,20 @@ DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 3000
 
 
-async def serve_health(registry: Registry, scope: Scope, send: Send) -> None:
+async def serve_health(registry: Registry, scope: Scope, send: Send,
+                       scheduler: SchedulerHandle | None = None) -> None:
     """``GET``/``HEAD /_health`` (below the mount point) answers
     ``{"status": "ok", "tasks": N, "store": {"ok", "backend", "error",
-    "lost_runs"}}`` (200 while the store is down: its field says so); any
-    other path a 404 JSON error. Built servers and ``taskpack dev`` answer
-    it the same way."""
+    "lost_runs"}}`` (200 while the store is down: its field says so), plus
+    ``"scheduler"`` (:meth:`taskpack.scheduler.Scheduler.status`) while one
+    runs; any other path a 404 JSON error. Built servers and ``taskpack
+    dev`` answer it the same way."""
     path = app_path(scope)
     if path == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
-        body = {"status": "ok", "tasks": len(registry.entries),
-                "store": await store_health(registry.store)}
+        body: dict[str, Any] = {"status": "ok", "tasks": len(registry.entries),
+                                "store": await store_health(registry.store)}
+        if scheduler is not None:
+            body["scheduler"] = scheduler.status()
         await send_response(send, json_response(200, body))
     else:
         await send_response(send, error_response(404, f"no route for {path}"))
@@ -125,15 +129,7 @@ class SchedulerHandle(Protocol):
 
     async def stop(self, grace: float) -> None: ...
 
-
-class SchedulerGate(Protocol):
-    """Decides whether and when this process runs the scheduler: the
-    cluster's file lock (``taskpack.cluster.FileLease``); a single server
-    runs it unconditionally (no gate)."""
-
-    async def start(self, begin: Callable[[], None]) -> None: ...
-
-    async def stop(self, end: Callable[[], Any]) -> None: ...
+    def status(self) -> dict[str, Any]: ...
 
 
 def address_from_env(env: Mapping[str, str]) -> tuple[str, int]:
@@ -209,16 +205,6 @@ def scheduling_on(env: Mapping[str, str]) -> bool:
     return value == "on"
 
 
-class SchedulingOff:
-    """The :class:`SchedulerGate` of a process that must not schedule."""
-
-    async def start(self, begin: Callable[[], None]) -> None:
-        logger.info("scheduler off (%s=off): the platform runs the schedules", SCHEDULER_ENV)
-
-    async def stop(self, end: Callable[[], Any]) -> None:
-        return None
-
-
 def api_disabled(request: HttpRequest) -> HttpResponse | None:
     """The access policy of a server whose task API is off: every API path
     answers 404, as if it did not exist."""
@@ -230,8 +216,10 @@ class BundleApp:
 
     ``registry`` holds the bundle's tasks; ``token`` turns the task API on
     (``None``: off). ``make_scheduler`` builds the scheduler for the
-    registry's schedules (default: :class:`taskpack.scheduler.Scheduler`);
-    ``gate`` decides whether this process schedules (cluster workers).
+    registry's schedules (default: :class:`taskpack.scheduler.Scheduler`).
+    Every server process runs one (unless ``scheduling`` is false:
+    ``TASKPACK_SCHEDULER=off``): fires are claimed (DESIGN §11), so each runs
+    once however many processes and hosts serve the bundle.
     ``dashboard`` serves ``/_taskpack/`` (:mod:`taskpack.web`) behind the
     task API's token, with ``schedules`` (the manifest's) for its task view;
     without it ``/_taskpack/`` is 404 like any unknown path. ``role``
@@ -248,7 +236,7 @@ class BundleApp:
         token: str | None,
         shutdown_grace: float = 30.0,
         make_scheduler: Callable[[Registry], SchedulerHandle] | None = None,
-        gate: SchedulerGate | None = None,
+        scheduling: bool = True,
         dashboard: bool = False,
         schedules: Sequence[Mapping[str, Any]] | None = None,
         role: Role = "all",
@@ -258,9 +246,9 @@ class BundleApp:
         self.role = role
         self.queue = QueueService(lambda: self.registry, role=role, settings=queue)
         self.shutdown_grace = shutdown_grace
-        self.gate = gate
         self.scheduler: SchedulerHandle | None = None
-        self._make_scheduler = make_scheduler or default_scheduler
+        self.scheduling = scheduling
+        self._make_scheduler = make_scheduler or self.default_scheduler
         web = serves_web(role)
         policy = bearer_token(token) if token is not None and web else api_disabled
         self.api = TaskApi(registry, policy=policy,
@@ -288,8 +276,7 @@ class BundleApp:
         (default ``os.environ``)."""
         env = os.environ if env is None else env
         token = token_from_env(options, env)
-        if not scheduling_on(env):
-            kwargs["gate"] = SchedulingOff()
+        kwargs.setdefault("scheduling", scheduling_on(env))
         try:
             role = role_from_env(env)
         except RoleError as exc:
@@ -305,23 +292,21 @@ class BundleApp:
             return
         # Below the mount point, as the task API routes (a Starlette Mount,
         # uvicorn --root-path).
-        await serve_health(self.registry, scope, send)
+        await serve_health(self.registry, scope, send, self.scheduler)
 
     async def startup(self) -> None:
         """Open the store, start the queue (a worker, by role), then start
-        scheduling (through the gate, if any) when there are schedules."""
+        scheduling when there are schedules."""
         try:
             await self.registry.open()
         except StoreError as exc:
             logger.error("%s", exc)
             raise
         self.queue.start()
-        if not self.registry.schedules:
-            return
-        if self.gate is None:
+        if not self.scheduling:
+            logger.info("scheduler off (%s=off): the platform runs the schedules", SCHEDULER_ENV)
+        elif self.registry.schedules:
             self._begin()
-        else:
-            await self.gate.start(self._begin)
 
     def _begin(self) -> None:
         self.scheduler = self._make_scheduler(self.registry)
@@ -337,10 +322,7 @@ class BundleApp:
         recorded so), then close the store (its buffered runs are written,
         within a bound). Sync tasks still running in their threads are
         abandoned: they do not keep the process alive."""
-        if self.gate is not None:
-            await self.gate.stop(self._end)
-        else:
-            await self._end()
+        await self._end()
         await self.queue.stop(grace_left(self.shutdown_grace))
         await self.registry.drain(grace_left(self.shutdown_grace))
         await self.registry.close(min(self.shutdown_grace, 5.0) or 1.0)
@@ -350,6 +332,18 @@ class BundleApp:
         if scheduler is not None:
             await scheduler.stop(grace_left(self.shutdown_grace))
             logger.info("scheduler stopped in process %d", os.getpid())
+
+    def default_scheduler(self, registry: Registry) -> SchedulerHandle:
+        """taskpack's own scheduler over ``registry``'s schedules and time
+        zone, claiming fires in the registry's store, whose jobs the queue's
+        workers run. A ``memory://`` store with no worker in this process
+        has no worker anywhere: its fires then run here, unclaimed."""
+        from .scheduler import Scheduler
+
+        store: Store | None = registry.store
+        if registry.store.scheme == "memory" and not runs_worker(self.role):
+            store = None
+        return Scheduler(registry, timezone=registry.timezone, store=store)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[None]:
@@ -370,13 +364,6 @@ async def store_health(store: Store) -> dict[str, Any]:
     except Exception as exc:
         return {"ok": False, "backend": store.scheme,
                 "error": str(exc) or "no answer in time", "lost_runs": None}
-
-
-def default_scheduler(registry: Registry) -> SchedulerHandle:
-    """taskpack's own scheduler over ``registry``'s schedules and time zone."""
-    from .scheduler import Scheduler
-
-    return Scheduler(registry, timezone=registry.timezone)
 
 
 # -- running in this process -------------------------------------------------

@@ -119,6 +119,9 @@ class PgServer:
         self.port = port
         self.data = folder / "data"
         self.log = folder / "server.log"
+        self.listen = "127.0.0.1"
+        """``listen_addresses`` from the next :meth:`start` (the many-hosts
+        test adds addresses of its own veth pairs)."""
         self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         self._bin = pg_bin()
         self._user = None if os.geteuid() != 0 else "postgres"
@@ -146,7 +149,7 @@ class PgServer:
             raise RuntimeError(f"{program} failed ({result.returncode}): {result.stderr}\n{tail}")
 
     def start(self) -> None:
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+        options = (f"-p {self.port} -k {self.folder} -c listen_addresses={self.listen} "
                    "-c fsync=off -c full_page_writes=off -c max_connections=200")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
                   "-w", "-t", "60", "start")

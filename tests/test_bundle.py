@@ -201,3 +201,25 @@ def test_bundle_loads_lazily_and_runs(make_project: MakeProject, tmp_path: Path)
     assert list(registry.entries) == ["uses_lib"]
     assert not registry.is_loaded("uses_lib")
     assert asyncio.run(registry.run("uses_lib", {"x": 1})) == {"f": 42, "payload": {"x": 1}}
+
+
+def test_server_bundles_carry_checked_bytecode_of_the_runtime(basic_example: Path,
+                                                              tmp_path: Path) -> None:
+    """Every runtime module and the manifest have a checked-hash .pyc for
+    this interpreter (a start that cannot write bytecode compiles nothing);
+    builds stay byte-identical."""
+    import importlib.util
+
+    from taskpack.builder.build import build
+
+    first = build(basic_example, preset="server", output=tmp_path / "a").output / "server"
+    again = build(basic_example, preset="server", output=tmp_path / "b").output / "server"
+    sources = [*sorted((first / "taskpack").rglob("*.py")), first / "taskpack_manifest.py"]
+    tag = sys.implementation.cache_tag
+    for source in sources:
+        cached = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        data = cached.read_bytes()
+        assert data[:4] == importlib.util.MAGIC_NUMBER
+        assert int.from_bytes(data[4:8], "little") == 0b11  # hash-based, checked
+        assert data[8:16] == importlib.util.source_hash(source.read_bytes())
+        assert cached.read_bytes() == (again / cached.relative_to(first)).read_bytes()

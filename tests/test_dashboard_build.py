@@ -53,7 +53,9 @@ def test_bundle_with_dashboard(tmp_path: Path, preset: str) -> None:
     for name in ("app.py", "api.py", "live.py", "runs.py", "static/index.html",
                  "static/app.js", "static/style.css"):
         assert (base / "taskpack" / "web" / name).is_file(), name
-    assert not list(base.glob("taskpack/**/__pycache__"))
+    for cached in base.glob("taskpack/**/__pycache__/*"):  # only the build's own bytecode
+        assert cached.name.endswith(f".{sys.implementation.cache_tag}.pyc"), cached
+        assert (cached.parent.parent / f"{cached.name.split('.')[0]}.py").is_file(), cached
     schedules = read_manifest(base)["schedules"]
     weekdays = next(s for s in schedules if s["cron"] == "0 6 * * MON-FRI")
     assert weekdays["description"] == "At 06:00 on Monday through Friday"

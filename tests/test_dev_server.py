@@ -196,6 +196,9 @@ def test_listing_has_each_tasks_last_run(dev: Dev) -> None:
                     ["lastRun"], what="a scheduled run in the listing")
     assert (tick["trigger"], tick["outcome"]) == ("schedule:* * * * * *", "ok")
     assert tasks["todo"]["lastRun"] is None
+    # Each run names the process that ran it (many hosts: docs/many-hosts.md).
+    host = f"{socket.gethostname()}:{dev.proc.pid}"
+    assert echo["host"] == boom["host"] == tick["host"] == host
 
 
 def test_query_payload(dev: Dev) -> None:
@@ -257,9 +260,12 @@ def test_schedules_fire_with_their_fire_time(dev: Dev) -> None:
 
 def test_health_as_built_servers_answer_it(dev: Dev) -> None:
     response = httpx.get(f"{dev.url}/_health")
-    assert (response.status_code, response.json()) == (200, {
+    health = response.json()
+    scheduler = health.pop("scheduler")  # as in a built server: fires claimed in the store
+    assert (response.status_code, health) == (200, {
         "status": "ok", "tasks": 9,
         "store": {"ok": True, "backend": "sqlite", "error": None, "lost_runs": 0}})
+    assert (scheduler["claims"], scheduler["store"]) == ("store", "ok")
     assert httpx.get(f"{dev.url}/elsewhere").status_code == 404
 
 

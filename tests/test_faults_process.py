@@ -345,7 +345,9 @@ def test_cluster_scheduling_worker_survives_a_scheduled_system_exit(tmp_path: Pa
         server.wait_healthy()
         lines = wait_for(lambda: (ticks.exists() and len(ticks.read_text().split()) >= 4
                                   and ticks.read_text().split()) or None, 30, "four ticks")
-        assert len(set(lines)) == 1, f"the scheduling worker died and was replaced: {lines}"
+        # Any of the 2 workers may run a fire's job (fires are claimed in the
+        # store); a third pid would be a replacement for a worker that died.
+        assert len(set(lines)) <= 2, f"a worker died and was replaced: {lines}"
         assert "exited" not in server.logs(), server.logs()
         assert server.terminate() == 0, server.logs()
     finally:

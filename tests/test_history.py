@@ -196,7 +196,7 @@ def test_config_options_win_and_runs_are_listed(make_project: MakeProject) -> No
     code, out, _ = invoke("runs", "flaky", "--root", str(root))
     header, row = out.splitlines()
     assert header.split() == ["STARTED", "(UTC)", "TASK", "TRIGGER", "OUTCOME", "ATTEMPTS",
-                              "DURATION", "ERROR"]
+                              "DURATION", "HOST", "ERROR"]
     assert row.split()[2:6] == ["flaky", "manual", "ok", "3"]
     code, out, _ = invoke("runs", "--limit", "1", "--root", str(root))
     assert len(out.splitlines()) == 2 and "broken" in out
@@ -262,10 +262,13 @@ def test_runs_table_aligns_the_error_column() -> None:
 
     fast = record("a", 1, "error")._replace(duration_ms=0.1)
     slow = record("a", 2, "error")._replace(duration_ms=826.9)
-    lines = format_table([fast, slow, record("a", 3)]).splitlines()
+    lines = format_table([fast, slow._replace(host="web-1.example:4121"),
+                          record("a", 3)]).splitlines()
     column = lines[0].index("ERROR")
     assert [line.find("RuntimeError") for line in lines[1:3]] == [column, column]
     assert lines[3] == lines[3].rstrip() and "RuntimeError" not in lines[3]
+    host = lines[0].index("HOST")  # the process that ran each run (many hosts)
+    assert [line[host:].split()[0] for line in lines[1:]] == ["-", "web-1.example:4121", "-"]
 
 
 def test_an_unreadable_store_does_not_break_the_task_list(

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from taskpack import set_registry
 from taskpack.builder.build import build
-from taskpack.cluster import FileLease, lock_path, workers_from_env
+from taskpack.cluster import workers_from_env
 from taskpack.registry import Registry, ScheduleEntry, TaskEntry
 from taskpack.server import (
     BundleApp,
@@ -94,14 +95,6 @@ def test_workers_from_env() -> None:
         workers_from_env({"WORKERS": "0"})
 
 
-def test_lock_path(tmp_path: Path) -> None:
-    assert lock_path(tmp_path, {}) == tmp_path / "run" / "scheduler.lock"
-    assert lock_path(tmp_path, {"TASKPACK_RUN_DIR": str(tmp_path / "r")}) == (
-        tmp_path / "r" / "scheduler.lock")
-    with pytest.raises(ServerConfigError, match=r"^TASKPACK_RUN_DIR: cannot create"):
-        lock_path(tmp_path, {"TASKPACK_RUN_DIR": "/proc/nope"})
-
-
 def test_health_and_api_off(tmp_path: Path) -> None:
     app = BundleApp(registry(tmp_path), token=None).app
     assert asyncio.run(call(app, "GET", "/_health"))[::2] == (200, {
@@ -157,6 +150,9 @@ class RecordingScheduler:
     async def stop(self, grace: float) -> None:
         self.log.append(f"stop {grace}")
 
+    def status(self) -> dict[str, Any]:
+        return {"recording": True}
+
 
 def test_lifespan_starts_and_stops_the_scheduler(tmp_path: Path) -> None:
     log: list[str] = []
@@ -183,33 +179,6 @@ def test_no_schedules_no_scheduler(tmp_path: Path) -> None:
 
     asyncio.run(lifecycle())
     assert log == []
-
-
-def test_file_lease_admits_one_holder_and_hands_over(tmp_path: Path) -> None:
-    path = tmp_path / "scheduler.lock"
-    began: list[str] = []
-
-    async def scenario() -> None:
-        first, second = FileLease(path, poll=0.05), FileLease(path, poll=0.05)
-        await first.start(lambda: began.append("first"))
-        await asyncio.sleep(0.1)
-        await second.start(lambda: began.append("second"))
-        await asyncio.sleep(0.3)
-        assert began == ["first"] and first.held and not second.held
-        assert path.read_text() == f"{os.getpid()}\n"
-        ended: list[str] = []
-
-        async def end() -> None:
-            ended.append("first")
-
-        await first.stop(end)
-        assert ended == ["first"]
-        await asyncio.sleep(0.3)
-        assert began == ["first", "second"] and second.held
-        await second.stop(end)
-        assert path.read_text() == ""
-
-    asyncio.run(scenario())
 
 
 def test_built_bundle_records_runs_outside_itself(basic_example: Path, tmp_path: Path,

@@ -305,3 +305,33 @@ def test_a_worker_on_another_connection_wakes_on_notify(pg_url: str) -> None:
 
     took = asyncio.run(main())
     assert all(t < 5 for t in took), took
+
+
+def test_old_fire_claims_are_pruned(tmp_path: Path, pg_url: str) -> None:
+    """A schedule keeps a week of claims (and always its newest): the table
+    does not grow with every fire forever."""
+    from taskpack.store import FireClaim
+
+    day = 24 * 3600 * 1000
+
+    async def claims(url: str) -> int | None:
+        store = store_for(url, root=tmp_path)
+        await store.open()
+        try:
+            for fire in (0, day, 2 * day, 9 * day):
+                assert await store.claim_fire(FireClaim("s", fire), "h")
+            assert await store.claim_fire(FireClaim("other", 0), "h")
+            return await store.last_fire("s")
+        finally:
+            await store.close()
+
+    sqlite_url = f"sqlite:///{tmp_path / 'claims.sqlite'}"
+    for url in (sqlite_url, pg_url):
+        assert asyncio.run(claims(url)) == 9 * day
+    with sqlite3.connect(tmp_path / "claims.sqlite") as conn:
+        left = conn.execute("SELECT schedule, fire_ms FROM fire_claims ORDER BY 1, 2").fetchall()
+    conn.close()
+    assert left == [("other", 0), ("s", 2 * day), ("s", 9 * day)]
+    with psycopg.connect(pg_url) as pg:
+        assert pg.execute("SELECT schedule, fire_ms FROM taskpack_fire_claims "
+                          "ORDER BY 1, 2").fetchall() == left

@@ -120,6 +120,7 @@ class PostgresStore(Store):
         self._listener: asyncio.Task[None] | None = None
         self._listening = False
         self._error: str | None = None
+        self._opening: asyncio.Lock | None = None
         self._wakeup = Wakeup()
         self.buffer = RunBuffer(BACKEND, self._kick)
 
@@ -185,6 +186,13 @@ class PostgresStore(Store):
     async def open(self) -> None:
         if self._pool is not None:
             return
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:  # calls that open it lazily at once: one pool
+            if self._pool is None:
+                await self._open()
+
+    async def _open(self) -> None:
         await self._migrate()
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
             self.url, min_size=1, max_size=self.pool_size, open=False,
@@ -217,6 +225,7 @@ class PostgresStore(Store):
         self._writer = self._listener = None
         self._listening = False
         self._loop = self._wake = None  # record_run buffers until the next open
+        self._opening = None
         pool, self._pool = self._pool, None
         if pool is not None:
             with contextlib.suppress(Exception):
