@@ -74,3 +74,23 @@ def stored_runs(path: Path, task: str | None = None, limit: int = 1000) -> list[
             await store.close()
 
     return asyncio.run(read())
+
+
+def url_runs(url: str, task: str | None = None, limit: int = 1000,
+             root: Path | None = None) -> list[Any]:
+    """The runs in the store at ``url`` (any backend), newest first, read
+    through its own API (a relative SQLite path is under ``root``)."""
+    import asyncio
+
+    from taskpack.store import store_for
+
+    store = store_for(url, root=root or Path.cwd())
+
+    async def read() -> list[Any]:
+        await store.open()
+        try:
+            return list((await store.list_runs(task=task, limit=limit)).runs)
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
