@@ -32,24 +32,33 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 class Wakeup:
     """Wakes coroutines waiting for jobs in this process; :meth:`notify` is
-    safe from any thread, :meth:`wait` from any event loop."""
+    safe from any thread, :meth:`wait` from any event loop. A notification
+    that finds nobody waiting is kept for the next :meth:`wait`, which then
+    returns at once: a worker between its claim and its wait must not miss
+    the job that arrived meanwhile (a spurious wake-up only costs a claim)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        self._missed = False
 
     def notify(self) -> None:
         with self._lock:
             waiters, self._waiters = self._waiters, set()
+            self._missed = not waiters
         for loop, future in waiters:
             with contextlib.suppress(RuntimeError):  # its loop is closed
                 loop.call_soon_threadsafe(_wake, future)
 
     async def wait(self, timeout: float) -> None:
-        """Return on :meth:`notify` or after ``timeout`` seconds."""
+        """Return on :meth:`notify` (or one nobody waited for since the last
+        wait) or after ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         item = (loop, loop.create_future())
         with self._lock:
+            if self._missed:
+                self._missed = False
+                return
             self._waiters.add(item)
         try:
             await asyncio.wait_for(asyncio.shield(item[1]), max(timeout, 0.0))
