@@ -42,6 +42,29 @@ async def run(event):
 """
 
 
+RECORDER = """
+import json, os
+from taskpack import define_task
+
+@define_task(description="Record the payload")
+async def run(event):
+    with open(os.environ["RECORD_TO"], "a") as out:
+        out.write(json.dumps({"task": event.name, "payload": event.payload}) + "\\n")
+    return {"seen": event.payload}
+"""
+"""A task appending ``{"task", "payload"}`` as a JSON line to ``$RECORD_TO``
+and returning ``{"seen": payload}``."""
+
+FAILING = """
+from taskpack import define_task
+
+@define_task()
+def run(event):
+    raise RuntimeError("boom")
+"""
+"""A task that always fails (``RuntimeError: boom``)."""
+
+
 def task_source(description: str = "") -> str:
     """Source of a minimal async task module echoing its payload."""
     return TASK.format(description=description)

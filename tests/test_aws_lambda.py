@@ -31,7 +31,7 @@ from taskpack.builder.build import build
 from taskpack.builder.cli import main
 from taskpack.builder.dialects import to_aws_scheduler
 from taskpack.cron import CronError, CronExpr
-from tests.helpers import url_runs, write_files
+from tests.helpers import FAILING, RECORDER, url_runs, write_files
 from tests.servers import clean_env
 from tests.test_cron import table_rows
 
@@ -158,23 +158,6 @@ def test_cron_command_shows_the_translation_and_the_refusal() -> None:
 
 # -- the build ----------------------------------------------------------------------
 
-RECORDER = """
-import json, os
-from taskpack import define_task
-
-@define_task(description="Record the payload")
-async def run(event):
-    with open(os.environ["RECORD_TO"], "a") as out:
-        out.write(json.dumps({"task": event.name, "payload": event.payload}) + "\\n")
-    return {"seen": event.payload}
-"""
-FAILING = """
-from taskpack import define_task
-
-@define_task()
-def run(event):
-    raise RuntimeError("boom")
-"""
 
 
 def lambda_project(root: Path, *, extra: str = "", schedules: str = "") -> Path:

@@ -40,7 +40,7 @@ from taskpack.builder.dialects import to_kubernetes
 from taskpack.builder.kube_cron import check_kubernetes_schedule
 from taskpack.cron import CronError, CronExpr
 from taskpack.platforms.kubernetes import FireError, latest_fire, scheduled_time
-from tests.helpers import url_runs, write_files
+from tests.helpers import FAILING, RECORDER, url_runs, write_files
 from tests.servers import ServerProcess, clean_env, free_port, wait_for
 from tests.test_cron import table_rows
 
@@ -118,23 +118,6 @@ def test_cron_command() -> None:
 
 # -- the build ----------------------------------------------------------------------------
 
-RECORDER = """
-import json, os
-from taskpack import define_task
-
-@define_task(description="Record the payload")
-async def run(event):
-    with open(os.environ["RECORD_TO"], "a") as out:
-        out.write(json.dumps({"task": event.name, "payload": event.payload}) + "\\n")
-    return True
-"""
-FAILING = """
-from taskpack import define_task
-
-@define_task()
-def run(event):
-    raise RuntimeError("boom")
-"""
 
 
 def k8s_project(root: Path, *, extra: str = "", schedules: str = "") -> Path:

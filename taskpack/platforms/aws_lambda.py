@@ -49,7 +49,6 @@ import binascii
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -65,6 +64,7 @@ from ..http import (
 )
 from ..registry import Registry
 from ..store.urls import resolve_url
+from . import epoch_ms
 
 logger = logging.getLogger("taskpack.aws_lambda")
 
@@ -183,12 +183,9 @@ def parse_scheduled_time(value: Any) -> int:
         raise ValueError(f"taskpack: scheduledTime {value!r} is not the Scheduler's scheduled "
                          f"time (the schedule's Input must carry {SCHEDULED_TIME_PLACEHOLDER})")
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"taskpack: scheduledTime {value!r} is not an ISO 8601 time") from None
-    if when.tzinfo is None:
-        raise ValueError(f"taskpack: scheduledTime {value!r} has no UTC offset")
-    return int(when.timestamp() * 1000)
+        return epoch_ms(value)
+    except ValueError as exc:
+        raise ValueError(f"taskpack: scheduledTime {value!r} {exc}") from None
 
 
 def is_function_url_event(event: Any) -> bool:

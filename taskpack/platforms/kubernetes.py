@@ -55,6 +55,7 @@ from ..layout import load_registry, read_manifest
 from ..registry import Registry
 from ..server import ServerConfigError, bundle_store
 from ..store import StoreError
+from . import epoch_ms
 
 logger = logging.getLogger("taskpack.kubernetes")
 
@@ -97,12 +98,9 @@ def scheduled_time(expr: CronExpr, timezone: str, env: Mapping[str, str],
     given = env.get(SCHEDULED_TIME_ENV, "").strip()
     if given:
         try:
-            when = datetime.fromisoformat(given.replace("Z", "+00:00"))
-        except ValueError:
-            raise FireError(f"{SCHEDULED_TIME_ENV}: {given!r} is not an RFC 3339 time") from None
-        if when.tzinfo is None:
-            raise FireError(f"{SCHEDULED_TIME_ENV}: {given!r} has no UTC offset")
-        return int(when.timestamp() * 1000), SCHEDULED_TIME_ENV
+            return epoch_ms(given), SCHEDULED_TIME_ENV
+        except ValueError as exc:
+            raise FireError(f"{SCHEDULED_TIME_ENV}: {given!r} {exc}") from None
     match = _MINUTES_SUFFIX.search(env.get(JOB_NAME_ENV, ""))
     if match:
         when = datetime.fromtimestamp(int(match.group(1)) * 60, UTC)
