@@ -42,6 +42,29 @@ async def run(event):
 """
 
 
+RECORDER = """
+import json, os
+from taskpack import define_task
+
+@define_task(description="Record the payload")
+async def run(event):
+    with open(os.environ["RECORD_TO"], "a") as out:
+        out.write(json.dumps({"task": event.name, "payload": event.payload}) + "\\n")
+    return {"seen": event.payload}
+"""
+"""A task appending ``{"task", "payload"}`` as a JSON line to ``$RECORD_TO``
+and returning ``{"seen": payload}``."""
+
+FAILING = """
+from taskpack import define_task
+
+@define_task()
+def run(event):
+    raise RuntimeError("boom")
+"""
+"""A task that always fails (``RuntimeError: boom``)."""
+
+
 def task_source(description: str = "") -> str:
     """Source of a minimal async task module echoing its payload."""
     return TASK.format(description=description)
@@ -68,6 +91,26 @@ def stored_runs(path: Path, task: str | None = None, limit: int = 1000) -> list[
     store = SQLiteStore(f"sqlite:///{path.resolve()}?mode=ro", root=path.parent)
 
     async def read() -> list[Any]:
+        try:
+            return list((await store.list_runs(task=task, limit=limit)).runs)
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def url_runs(url: str, task: str | None = None, limit: int = 1000,
+             root: Path | None = None) -> list[Any]:
+    """The runs in the store at ``url`` (any backend), newest first, read
+    through its own API (a relative SQLite path is under ``root``)."""
+    import asyncio
+
+    from taskpack.store import store_for
+
+    store = store_for(url, root=root or Path.cwd())
+
+    async def read() -> list[Any]:
+        await store.open()
         try:
             return list((await store.list_runs(task=task, limit=limit)).runs)
         finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import venv
@@ -30,7 +31,8 @@ from taskpack.builder.build import build
 from taskpack.builder.cli import main
 from taskpack.builder.dialects import to_aws_scheduler
 from taskpack.cron import CronError, CronExpr
-from tests.helpers import write_files
+from tests.helpers import FAILING, RECORDER, url_runs, write_files
+from tests.servers import clean_env
 from tests.test_cron import table_rows
 
 # -- AWS cron: the checker against the documented rules ---------------------------
@@ -156,23 +158,6 @@ def test_cron_command_shows_the_translation_and_the_refusal() -> None:
 
 # -- the build ----------------------------------------------------------------------
 
-RECORDER = """
-import json, os
-from taskpack import define_task
-
-@define_task(description="Record the payload")
-async def run(event):
-    with open(os.environ["RECORD_TO"], "a") as out:
-        out.write(json.dumps({"task": event.name, "payload": event.payload}) + "\\n")
-    return {"seen": event.payload}
-"""
-FAILING = """
-from taskpack import define_task
-
-@define_task()
-def run(event):
-    raise RuntimeError("boom")
-"""
 
 
 def lambda_project(root: Path, *, extra: str = "", schedules: str = "") -> Path:
@@ -418,3 +403,36 @@ def test_build_help_lists_the_preset() -> None:
     assert result.exit_code == 0
     assert re.search(r"aws_lambda\s+a SAM project: AWS Lambda \+ EventBridge Scheduler \(alias\s+"
                      r"aws-lambda\)", result.stdout), result.stdout
+
+
+def test_fires_are_recorded_in_a_configured_postgres_store(tmp_path: Path, pg_url: str) -> None:
+    """With ``TASKPACK_DATABASE_URL`` set the handler records its runs in
+    that PostgreSQL (written before the invocation returns); a SQLite URL
+    is not used on Lambda (no shared disk): memory. The handler runs in its
+    own process (the test's venv supplies psycopg, as ``[store] driver =
+    "postgres"`` makes the build's requirements do)."""
+    root = lambda_project(tmp_path / "proj", extra='[store]\ndriver = "postgres"')
+    assert build_cli(root).exit_code == 0
+    src = root / ".output" / "src"
+    assert "psycopg" in (src / "requirements.txt").read_text()
+    template = yaml.safe_load((root / ".output" / "template.yaml").read_text())
+    inputs = {e["Properties"]["ScheduleExpression"]: e["Properties"]["Input"]
+              for e in template["Resources"]["TaskpackFunction"]["Properties"]["Events"].values()}
+    event = substituted(inputs["cron(0 6 ? * MON-FRI *)"], "2026-03-23T05:00:00Z")
+
+    def invoke(url: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", DRIVER, str(src)], text=True,
+                              input=json.dumps(event) + "\n", capture_output=True, timeout=120,
+                              cwd=tmp_path, env={**clean_env({}), "TASKPACK_DATABASE_URL": url,
+                                                 "RECORD_TO": str(tmp_path / "records.jsonl")})
+
+    done = invoke(pg_url)
+    assert json.loads(done.stdout)["ok"]["success"] is False, done.stderr  # 'fail' failed
+    runs = url_runs(pg_url)
+    assert sorted((r.task, r.outcome, r.payload["scheduledTime"]) for r in runs) == [
+        ("fail", "error", 1774242000000), ("record", "ok", 1774242000000)]
+    assert all(r.host.startswith(socket.gethostname() + ":") for r in runs)
+    on_disk = invoke("sqlite:///runs.sqlite")
+    assert "ok" in json.loads(on_disk.stdout), on_disk.stderr
+    assert "TASKPACK_DATABASE_URL is not a PostgreSQL URL" in on_disk.stderr
+    assert not (tmp_path / "runs.sqlite").exists() and not (src / "runs.sqlite").exists()

@@ -15,10 +15,13 @@ downward API gives it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
+import sys
 import venv
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,8 +40,8 @@ from taskpack.builder.dialects import to_kubernetes
 from taskpack.builder.kube_cron import check_kubernetes_schedule
 from taskpack.cron import CronError, CronExpr
 from taskpack.platforms.kubernetes import FireError, latest_fire, scheduled_time
-from tests.helpers import write_files
-from tests.servers import ServerProcess, free_port, wait_for
+from tests.helpers import FAILING, RECORDER, url_runs, write_files
+from tests.servers import ServerProcess, clean_env, free_port, wait_for
 from tests.test_cron import table_rows
 
 KUBE_VERSIONS = ("1.27.0", "1.37.0")
@@ -115,23 +118,6 @@ def test_cron_command() -> None:
 
 # -- the build ----------------------------------------------------------------------------
 
-RECORDER = """
-import json, os
-from taskpack import define_task
-
-@define_task(description="Record the payload")
-async def run(event):
-    with open(os.environ["RECORD_TO"], "a") as out:
-        out.write(json.dumps({"task": event.name, "payload": event.payload}) + "\\n")
-    return True
-"""
-FAILING = """
-from taskpack import define_task
-
-@define_task()
-def run(event):
-    raise RuntimeError("boom")
-"""
 
 
 def k8s_project(root: Path, *, extra: str = "", schedules: str = "") -> Path:
@@ -436,3 +422,47 @@ def test_scheduler_switch_of_the_server() -> None:
     assert not scheduling_on({"TASKPACK_SCHEDULER": "off"})
     with pytest.raises(ServerConfigError, match="TASKPACK_SCHEDULER: expected on or off, got 'no'"):
         scheduling_on({"TASKPACK_SCHEDULER": "no"})
+
+
+# -- the CronJob entry records its runs in the bundle's store ------------------------------
+
+def test_cronjob_runs_land_in_the_configured_store(tmp_path: Path, pg_url: str) -> None:
+    """The CronJob's command, run as its own process with
+    ``TASKPACK_DATABASE_URL`` (from the Secret), stores the fire's runs in
+    that PostgreSQL: each with the fire's scheduledTime and the pod's host.
+    A store it cannot reach is one error line, exit 2, no traceback."""
+    root = write_files(tmp_path / "shop", {
+        "tasks/echo.py": "from taskpack import define_task\n\n"
+                         "@define_task()\ndef run(event):\n    return event.payload\n",
+        "taskpack.toml": """
+            timezone = "UTC"
+            [scheduled_tasks]
+            "*/5 * * * *" = "echo"
+            [kubernetes]
+            image = "shop:1"
+        """,
+    })
+    assert build_cli(root).exit_code == 0
+    when = "2026-03-23T06:05:00Z"
+    env = clean_env({"PYTHONPATH": str(root / ".output" / "server"),
+                     "TASKPACK_SCHEDULED_TIME": when})
+
+    def fire(url: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "taskpack.platforms.kubernetes",
+                               "*/5 * * * *"], cwd=tmp_path, text=True, capture_output=True,
+                              env={**env, "TASKPACK_DATABASE_URL": url}, timeout=120)
+
+    done = fire(pg_url)
+    assert done.returncode == 0, done.stderr
+    runs = url_runs(pg_url)
+    scheduled_ms = int(datetime(2026, 3, 23, 6, 5, tzinfo=UTC).timestamp() * 1000)
+    assert [(r.task, r.outcome, r.trigger, r.payload) for r in runs] == [
+        ("echo", "ok", "schedule:*/5 * * * *", {"scheduledTime": scheduled_ms})]
+    assert runs[0].host.startswith(socket.gethostname() + ":")
+    assert runs[0].host != f"{socket.gethostname()}:{os.getpid()}"
+    assert not (tmp_path / ".taskpack").exists()  # not also a SQLite file in the pod
+
+    down = fire(f"postgresql://taskpack:secret@127.0.0.1:{free_port()}/shop")
+    assert down.returncode == 2
+    assert down.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "Traceback" not in down.stderr and "secret" not in down.stderr

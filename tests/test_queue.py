@@ -39,7 +39,7 @@ from taskpack.queue import (
     role_from_env,
     spawn_task,
 )
-from taskpack.store import Job, Store, StoreUnavailable, backend_for
+from taskpack.store import FireClaim, Job, NewJob, Store, StoreUnavailable, backend_for
 from tests.pg import fresh_database
 
 FAST = RetryPolicy(max_attempts=3, min_delay=0.05, max_delay=0.05, jitter=False)
@@ -521,3 +521,32 @@ def test_lower_priority_runs_first(tmp_path: Path) -> None:
 
 async def _counted(store: Store, n: int) -> bool:
     return (await store.job_counts())["succeeded"] >= n
+
+
+def test_jobs_a_schedule_fire_created_run_like_any_other(tmp_path: Path, url: str) -> None:
+    """The scheduler of many hosts stores a won fire's tasks as jobs
+    (trigger ``schedule:<cron>``, payload ``{"scheduledTime": ms}``); the
+    worker runs them as it runs every job, the trigger kept in the history."""
+    seen: list[tuple[Any, str, int]] = []
+    runs: list[RunRecord] = []
+
+    def report(event: TaskEvent) -> None:
+        assert event.job is not None
+        seen.append((event.payload, event.context.trigger, event.job.attempt))
+
+    async def main() -> None:
+        async with queue({"report": define_task(report)}, tmp_path, url) as (_, store):
+            fire = NewJob(task="report", payload={"scheduledTime": 1_764_158_400_000},
+                          run_at=time.time(), trigger="schedule:0 * * * *")
+            assert await store.claim_fire(FireClaim("s1", 1_764_158_400_000, (fire,)), "h1")
+            await until(lambda: _counted(store, 1))
+            await store.flush(5)
+
+    stop = events.on_run_finished(runs.append)
+    try:
+        asyncio.run(main())
+    finally:
+        stop()
+    assert seen == [({"scheduledTime": 1_764_158_400_000}, "schedule:0 * * * *", 1)]
+    assert [(run.trigger, run.job_id is not None) for run in runs] == \
+        [("schedule:0 * * * *", True)]

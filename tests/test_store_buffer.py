@@ -95,6 +95,7 @@ def test_close_writes_what_is_buffered_within_its_bound(store: SQLiteStore) -> N
         await store.open()
         for n in range(10):
             store.record_run(run(n))
+        assert await store.flush(30)
         holder = lock(store.path)
         try:
             for n in range(10, 20):

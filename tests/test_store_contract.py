@@ -230,6 +230,20 @@ def test_finish_retries_or_fails_for_good(url: str) -> None:
     on_store(url, test)
 
 
+def test_a_job_enqueued_while_nobody_waits_still_wakes_the_next_wait(url: str) -> None:
+    """A worker is between its claim and its wait when a job arrives: the
+    wake-up must not be lost (it would wait a whole poll or more)."""
+    async def test(store: Store) -> None:
+        await store.wait_for_jobs(0.01)  # listening (Postgres), nobody waits now
+        await store.enqueue(job())
+        await asyncio.sleep(0.2)  # the notification arrives while nobody waits
+        began = time.monotonic()
+        await store.wait_for_jobs(3)
+        assert time.monotonic() - began < 0.5
+
+    on_store(url, test)
+
+
 def test_finish_many_ends_several_attempts_in_order(url: str) -> None:
     async def test(store: Store) -> None:
         for n in range(4):

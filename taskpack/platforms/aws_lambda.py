@@ -30,6 +30,14 @@ Work registered with ``context.wait_until`` finishes before the handler
 returns (Lambda freezes the environment after the return). One event loop
 lives as long as the execution environment, so the registry's per-loop
 state (dedupe, concurrency limits) holds across warm invocations.
+
+Runs are recorded in the store of :func:`store_url`: a PostgreSQL store
+when one is configured (``$TASKPACK_DATABASE_URL``, else ``[store] url``),
+shared by every execution environment; otherwise ``memory://``, one per
+execution environment (Lambda has no lasting, shared disk, so a SQLite
+URL is not used). The store is opened by the first event (a store that
+cannot be opened fails that invocation) and what it buffers is written
+before each invocation returns (within :data:`FLUSH_TIMEOUT` seconds).
 Standard library only: this module is bundled into the output.
 """
 
@@ -41,7 +49,6 @@ import binascii
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -56,6 +63,8 @@ from ..http import (
     secret_bearer_token,
 )
 from ..registry import Registry
+from ..store.urls import resolve_url
+from . import epoch_ms
 
 logger = logging.getLogger("taskpack.aws_lambda")
 
@@ -63,6 +72,21 @@ TASKS_TOKEN = "TASKPACK_TASKS_TOKEN"
 EVENT_MARKER = "schedule"
 SCHEDULED_TIME_PLACEHOLDER = "<aws.scheduler.scheduled-time>"
 ATTEMPT_PLACEHOLDER = "<aws.scheduler.attempt-number>"
+SHARED_SCHEMES = ("postgresql", "postgres")
+FLUSH_TIMEOUT = 5.0
+
+
+def store_url(manifest: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    """The function's store URL: the configured one
+    (:func:`taskpack.store.urls.resolve_url`) when it is PostgreSQL, else
+    ``memory://`` (a configured URL of another kind is logged as unused)."""
+    url, source = resolve_url(environ, manifest.get("store"))
+    if url.partition("://")[0] in SHARED_SCHEMES:
+        return url
+    if source != "the default store" and not url.startswith("memory:"):
+        logger.warning("taskpack: %s is not a PostgreSQL URL; runs are kept in memory (Lambda "
+                       "has no shared disk)", source)
+    return "memory://"
 
 
 def schedule_input(schedule: str) -> dict[str, str]:
@@ -85,6 +109,7 @@ class LambdaHandler:
         self.tasks_api = tasks_api
         self.environ = environ
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._opened = False
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
         """The Lambda entry point (``handler = LambdaHandler(...)``)."""
@@ -94,7 +119,11 @@ class LambdaHandler:
 
     async def handle(self, event: Any) -> dict[str, Any]:
         """Answer one event (see the module docstring); background work
-        registered by the tasks is drained before returning."""
+        registered by the tasks is drained and the runs written before
+        returning."""
+        if not self._opened:
+            await self.registry.open()
+            self._opened = True
         try:
             if is_function_url_event(event):
                 return await self.http(event)
@@ -105,6 +134,9 @@ class LambdaHandler:
                              f"event ({shape})")
         finally:
             await self.registry.drain()
+            if not await self.registry.store.flush(FLUSH_TIMEOUT):
+                logger.error("taskpack: the store did not take this invocation's runs within "
+                             "%ss", FLUSH_TIMEOUT)
 
     async def scheduled(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """Run the fire of ``event["schedule"]`` at ``event["scheduledTime"]``."""
@@ -151,12 +183,9 @@ def parse_scheduled_time(value: Any) -> int:
         raise ValueError(f"taskpack: scheduledTime {value!r} is not the Scheduler's scheduled "
                          f"time (the schedule's Input must carry {SCHEDULED_TIME_PLACEHOLDER})")
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"taskpack: scheduledTime {value!r} is not an ISO 8601 time") from None
-    if when.tzinfo is None:
-        raise ValueError(f"taskpack: scheduledTime {value!r} has no UTC offset")
-    return int(when.timestamp() * 1000)
+        return epoch_ms(value)
+    except ValueError as exc:
+        raise ValueError(f"taskpack: scheduledTime {value!r} {exc}") from None
 
 
 def is_function_url_event(event: Any) -> bool:

@@ -26,6 +26,15 @@ tasks that succeeded are never re-run by a retry), 2 for a bad argument.
    job --from``) is not trusted;
 3. else the schedule's latest fire time at or before now, computed in the
    bundle's time zone.
+
+The runs are recorded in the bundle's store, chosen as the server's is
+(:func:`taskpack.server.bundle_store`: ``$TASKPACK_DATABASE_URL`` from the
+Secret, else ``[store] url``, else a SQLite file in the working
+directory, which dies with the pod): opened before the fire, closed after
+it, so the runs still buffered are written (within
+:data:`STORE_CLOSE_TIMEOUT` seconds) before the process exits. A store
+that cannot be used (bad URL, unreachable, auth refused) is one error
+line and exit 2, before any task runs.
 """
 
 from __future__ import annotations
@@ -42,8 +51,11 @@ from pathlib import Path
 from .. import logs
 from ..cron import CronError, CronExpr
 from ..fire import Outcome, run_fire
-from ..layout import load_registry
+from ..layout import load_registry, read_manifest
 from ..registry import Registry
+from ..server import ServerConfigError, bundle_store
+from ..store import StoreError
+from . import epoch_ms
 
 logger = logging.getLogger("taskpack.kubernetes")
 
@@ -51,6 +63,7 @@ SCHEDULED_TIME_ENV = "TASKPACK_SCHEDULED_TIME"
 JOB_NAME_ENV = "TASKPACK_JOB_NAME"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 MAX_AGE = timedelta(days=7)
+STORE_CLOSE_TIMEOUT = 10.0
 _MINUTES_SUFFIX = re.compile(r"-(\d+)$")
 _LOOKBACK = (timedelta(hours=1), timedelta(days=1), timedelta(days=32), timedelta(days=367),
              timedelta(days=366 * 8))
@@ -85,12 +98,9 @@ def scheduled_time(expr: CronExpr, timezone: str, env: Mapping[str, str],
     given = env.get(SCHEDULED_TIME_ENV, "").strip()
     if given:
         try:
-            when = datetime.fromisoformat(given.replace("Z", "+00:00"))
-        except ValueError:
-            raise FireError(f"{SCHEDULED_TIME_ENV}: {given!r} is not an RFC 3339 time") from None
-        if when.tzinfo is None:
-            raise FireError(f"{SCHEDULED_TIME_ENV}: {given!r} has no UTC offset")
-        return int(when.timestamp() * 1000), SCHEDULED_TIME_ENV
+            return epoch_ms(given), SCHEDULED_TIME_ENV
+        except ValueError as exc:
+            raise FireError(f"{SCHEDULED_TIME_ENV}: {given!r} {exc}") from None
     match = _MINUTES_SUFFIX.search(env.get(JOB_NAME_ENV, ""))
     if match:
         when = datetime.fromtimestamp(int(match.group(1)) * 60, UTC)
@@ -115,16 +125,23 @@ def latest_fire(expr: CronExpr, timezone: str, now: datetime) -> datetime:
 
 async def fire_once(registry: Registry, schedule: str, env: Mapping[str, str],
                     now: datetime) -> dict[str, Outcome]:
-    """Run the fire of ``schedule`` once; each task's outcome."""
+    """Run the fire of ``schedule`` once, between opening the registry's
+    store and closing it (its runs written); each task's outcome.
+    :class:`FireError` for a bad argument, :class:`StoreError` for a store
+    that cannot be opened (both before any task runs)."""
     runs = runs_for(registry, schedule)
     scheduled_ms, source = scheduled_time(CronExpr.parse(schedule), registry.timezone, env, now)
-    logger.info("fire of %r at %s (from %s): %s", schedule,
-                datetime.fromtimestamp(scheduled_ms / 1000, UTC).isoformat(), source,
-                ", ".join(runs))
+    await registry.open()
     try:
-        return await run_fire(registry, runs, scheduled_ms, logger=logger)
+        logger.info("fire of %r at %s (from %s): %s", schedule,
+                    datetime.fromtimestamp(scheduled_ms / 1000, UTC).isoformat(), source,
+                    ", ".join(runs))
+        try:
+            return await run_fire(registry, runs, scheduled_ms, logger=logger)
+        finally:
+            await registry.drain()
     finally:
-        await registry.drain()
+        await registry.close(STORE_CLOSE_TIMEOUT)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -138,12 +155,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if len(args) != 1:
         print("usage: python -m taskpack.platforms.kubernetes SCHEDULE", file=sys.stderr)
         return 2
+    env = os.environ if env is None else env
     base = Path(__file__).resolve().parent.parent.parent  # the bundle: <base>/taskpack/platforms
-    registry = load_registry(base, store="memory://")
     try:
-        outcomes = asyncio.run(fire_once(registry, args[0], os.environ if env is None else env,
-                                         datetime.now(UTC)))
-    except FireError as exc:
+        manifest = read_manifest(base)
+        registry = load_registry(base, manifest, store=bundle_store(manifest, env))
+        outcomes = asyncio.run(fire_once(registry, args[0], env, datetime.now(UTC)))
+    except (FireError, ServerConfigError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0 if all(outcome == "ok" for outcome in outcomes.values()) else 1

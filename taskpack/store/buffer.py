@@ -92,7 +92,8 @@ def from_json(text: str | None) -> Any:
         return None
 
 
-def _opt(text: str | None) -> str | None:
+def clean_optional(text: str | None) -> str | None:
+    """:func:`clean_text` of ``text``; None stays None."""
     return None if text is None else clean_text(text)
 
 
@@ -102,8 +103,9 @@ def clean_run(run: RunRecord) -> RunRecord:
     :func:`json_text`)."""
     return run._replace(
         id=clean_text(run.id), task=clean_text(run.task), trigger=clean_text(run.trigger),
-        payload_hash=clean_text(run.payload_hash), error=_opt(run.error),
-        host=clean_text(run.host), traceback=_opt(run.traceback), job_id=_opt(run.job_id),
+        payload_hash=clean_text(run.payload_hash), error=clean_optional(run.error),
+        host=clean_text(run.host), traceback=clean_optional(run.traceback),
+        job_id=clean_optional(run.job_id),
         payload=from_json(json_text(run.payload)), result=from_json(json_text(run.result)),
     )
 

@@ -34,7 +34,7 @@ from . import (
     Store,
 )
 from .buffer import clean_run
-from .paging import Wakeup, decode_cursor, encode_cursor
+from .paging import Wakeup, decode_cursor, split_page
 
 
 class MemoryStore(Store):
@@ -101,10 +101,8 @@ class MemoryStore(Store):
             page.append((seq, run))
             if len(page) > limit:
                 break
-        more = len(page) > limit
-        page = page[:limit]
-        return RunPage([clean_run(run) for _, run in page],
-                       encode_cursor(page[-1][0]) if more and page else None)
+        runs, next_cursor = split_page(page, limit)
+        return RunPage([clean_run(run) for _, run in runs], next_cursor)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         with self._lock:
@@ -234,9 +232,8 @@ class MemoryStore(Store):
                 if (below is None or seq < below)
                 and (status is None or job.status == status)
                 and (task is None or job.task == task)][: limit + 1]
-        more = len(page) > limit
-        page = page[:limit]
-        return [job for _, job in page], (encode_cursor(page[-1][0]) if more and page else None)
+        jobs, next_cursor = split_page(page, limit)
+        return [job for _, job in jobs], next_cursor
 
     async def job_counts(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(JOB_STATUSES, 0)

@@ -56,9 +56,9 @@ from . import (
     StoreError,
     StoreUnavailable,
 )
-from .buffer import RunBuffer, backoff, clean_text, json_text
+from .buffer import RunBuffer, backoff, clean_optional, json_text
 from .migrations import check_not_newer, latest, migrations
-from .paging import Wakeup, decode_cursor, encode_cursor
+from .paging import NO_VALUE, Wakeup, decode_cursor, paged_query, split_page
 from .rows import JOB_COLUMNS, RUN_COLUMNS, job_from_row, payload_text, run_from_row, run_values
 from .urls import describe, redact
 
@@ -331,27 +331,13 @@ class PostgresStore(Store):
                         cursor: str | None = None) -> RunPage:
         below = decode_cursor(cursor)
         await self.buffer.flush(1.0)  # a process reads its own runs
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("task", task), ("outcome", outcome)):
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
-        if trigger == "schedule":
-            where.append("trigger LIKE 'schedule:%%'")
-        elif trigger is not None:
-            where.append("trigger = %s")
-            params.append(trigger)
-        if below is not None:
-            where.append("seq < %s")
-            params.append(below)
-        sql = (f"SELECT seq, {_RUN_COLS} FROM taskpack_runs"
-               f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY seq DESC LIMIT %s")
-        rows = await self._fetch(sql, (*params, limit + 1))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return RunPage([run_from_row(row[1:]) for row in rows],
-                       encode_cursor(rows[-1][0]) if more and rows else None)
+        sql, params = paged_query(f"SELECT seq, {_RUN_COLS} FROM taskpack_runs", (
+            ("task = %s", task), ("outcome = %s", outcome),
+            ("trigger LIKE 'schedule:%%'", NO_VALUE) if trigger == "schedule"
+            else ("trigger = %s", trigger),
+            ("seq < %s", below)), limit, "%s")
+        rows, next_cursor = split_page(await self._fetch(sql, params), limit)
+        return RunPage([run_from_row(row[1:]) for row in rows], next_cursor)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._fetch(f"SELECT {_RUN_COLS} FROM taskpack_runs WHERE id = %s",
@@ -497,21 +483,11 @@ class PostgresStore(Store):
     async def list_jobs(self, *, status: str | None = None, task: str | None = None,
                         limit: int = 50, cursor: str | None = None
                         ) -> tuple[list[Job], str | None]:
-        below = decode_cursor(cursor)
-        where: list[str] = []
-        params: list[Any] = []
-        for test, value in (("status = %s", status), ("task = %s", task), ("seq < %s", below)):
-            if value is not None:
-                where.append(test)
-                params.append(value)
-        rows = await self._fetch(
-            f"SELECT seq, {', '.join(JOB_COLUMNS)} FROM taskpack_jobs"
-            f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY seq DESC LIMIT %s",
-            (*params, limit + 1))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return ([job_from_row(row[1:]) for row in rows],
-                encode_cursor(rows[-1][0]) if more and rows else None)
+        sql, params = paged_query(f"SELECT seq, {', '.join(JOB_COLUMNS)} FROM taskpack_jobs", (
+            ("status = %s", status), ("task = %s", task), ("seq < %s", decode_cursor(cursor))),
+            limit, "%s")
+        rows, next_cursor = split_page(await self._fetch(sql, params), limit)
+        return [job_from_row(row[1:]) for row in rows], next_cursor
 
     async def job_counts(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(JOB_STATUSES, 0)
@@ -635,7 +611,7 @@ async def _finish(conn: psycopg.AsyncConnection[Any], worker: str, item: Finish)
             "locked_by = NULL, locked_until = NULL, updated_at = %s, "
             "run_at = COALESCE(%s, run_at) WHERE id = %s "
             f"RETURNING {', '.join(JOB_COLUMNS)}",
-            (status, _text(item.error), _text(item.traceback), now,
+            (status, clean_optional(item.error), clean_optional(item.traceback), now,
              item.retry_at if status == "pending" else None, item.job_id))
         if status == "pending":
             await conn.execute(f"NOTIFY {CHANNEL}")
@@ -663,10 +639,6 @@ async def _job(conn: psycopg.AsyncConnection[Any], job_id: str) -> Job | None:
     cur = await conn.execute(f"{_JOBS} WHERE id = %s", (job_id,))
     row = await cur.fetchone()
     return None if row is None else job_from_row(row)
-
-
-def _text(value: str | None) -> str | None:
-    return None if value is None else clean_text(value)
 
 
 async def _enqueue(conn: psycopg.AsyncConnection[Any], job: NewJob, now: float) -> Job:

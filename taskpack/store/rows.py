@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import Job, NewJob, RunRecord
-from .buffer import clean_text, from_json, json_text
+from .buffer import clean_optional, clean_text, from_json, json_text
 
 RUN_COLUMNS = ("id", "task", "trigger", "payload_hash", "started_at", "finished_at",
                "duration_ms", "attempts", "outcome", "error", "host", "payload", "result",
@@ -26,13 +26,9 @@ def run_values(run: RunRecord) -> tuple[Any, ...]:
     surrogates and NUL replaced), payload and result as bounded JSON text."""
     return (clean_text(run.id), clean_text(run.task), clean_text(run.trigger),
             clean_text(run.payload_hash), run.started_at, run.finished_at, run.duration_ms,
-            run.attempts, run.outcome, _opt(run.error), clean_text(run.host),
-            json_text(run.payload), json_text(run.result), _opt(run.traceback),
-            _opt(run.job_id))
-
-
-def _opt(text: str | None) -> str | None:
-    return None if text is None else clean_text(text)
+            run.attempts, run.outcome, clean_optional(run.error), clean_text(run.host),
+            json_text(run.payload), json_text(run.result), clean_optional(run.traceback),
+            clean_optional(run.job_id))
 
 
 def run_from_row(row: Sequence[Any]) -> RunRecord:

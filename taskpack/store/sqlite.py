@@ -56,9 +56,9 @@ from . import (
     StoreError,
     StoreUnavailable,
 )
-from .buffer import RunBuffer, clean_text, json_text
+from .buffer import RunBuffer, clean_optional, json_text
 from .migrations import check_not_newer, latest, migrations
-from .paging import Wakeup, decode_cursor, encode_cursor
+from .paging import NO_VALUE, Wakeup, decode_cursor, paged_query, split_page
 from .rows import JOB_COLUMNS, RUN_COLUMNS, job_from_row, payload_text, run_from_row, run_values
 from .urls import redact, sqlite_path
 
@@ -430,28 +430,13 @@ class SQLiteStore(Store):
         below = decode_cursor(cursor)
 
         def query(conn: sqlite3.Connection) -> RunPage:
-            where: list[str] = []
-            params: list[Any] = []
-            for column, value in (("task", task), ("outcome", outcome)):
-                if value is not None:
-                    where.append(f"{column} = ?")
-                    params.append(value)
-            if trigger == "schedule":
-                where.append("trigger >= 'schedule:' AND trigger < 'schedule;'")
-            elif trigger is not None:
-                where.append("trigger = ?")
-                params.append(trigger)
-            if below is not None:
-                where.append("seq < ?")
-                params.append(below)
-            sql = (f"SELECT seq, {', '.join(self._run_columns())} FROM runs"
-                   f"{' WHERE ' + ' AND '.join(where) if where else ''}"
-                   " ORDER BY seq DESC LIMIT ?")
-            rows = conn.execute(sql, (*params, limit + 1)).fetchall()
-            more = len(rows) > limit
-            rows = rows[:limit]
-            return RunPage([self._run(row[1:]) for row in rows],
-                           encode_cursor(rows[-1][0]) if more and rows else None)
+            sql, params = paged_query(f"SELECT seq, {', '.join(self._run_columns())} FROM runs", (
+                ("task = ?", task), ("outcome = ?", outcome),
+                ("trigger >= 'schedule:' AND trigger < 'schedule;'", NO_VALUE)
+                if trigger == "schedule" else ("trigger = ?", trigger),
+                ("seq < ?", below)), limit, "?")
+            rows, next_cursor = split_page(conn.execute(sql, params).fetchall(), limit)
+            return RunPage([self._run(row[1:]) for row in rows], next_cursor)
 
         return await self._read(query)
 
@@ -573,7 +558,7 @@ class SQLiteStore(Store):
             else:
                 status = row[0]
                 run_at_sql = ""
-                params: list[Any] = [_text(error), _text(traceback), now]
+                params: list[Any] = [clean_optional(error), clean_optional(traceback), now]
                 if status == "running":
                     status = "pending" if retry_at is not None else "failed"
                     if retry_at is not None:
@@ -603,20 +588,10 @@ class SQLiteStore(Store):
         below = decode_cursor(cursor)
 
         def query(conn: sqlite3.Connection) -> tuple[list[Job], str | None]:
-            where: list[str] = []
-            params: list[Any] = []
-            for test, value in (("status = ?", status), ("task = ?", task), ("seq < ?", below)):
-                if value is not None:
-                    where.append(test)
-                    params.append(value)
-            sql = (f"SELECT seq, {', '.join(JOB_COLUMNS)} FROM jobs"
-                   f"{' WHERE ' + ' AND '.join(where) if where else ''}"
-                   " ORDER BY seq DESC LIMIT ?")
-            rows = conn.execute(sql, (*params, limit + 1)).fetchall()
-            more = len(rows) > limit
-            rows = rows[:limit]
-            return ([job_from_row(row[1:]) for row in rows],
-                    encode_cursor(rows[-1][0]) if more and rows else None)
+            sql, params = paged_query(f"SELECT seq, {', '.join(JOB_COLUMNS)} FROM jobs", (
+                ("status = ?", status), ("task = ?", task), ("seq < ?", below)), limit, "?")
+            rows, next_cursor = split_page(conn.execute(sql, params).fetchall(), limit)
+            return [job_from_row(row[1:]) for row in rows], next_cursor
 
         return await self._read(query)
 
@@ -713,10 +688,6 @@ def _copy_legacy(conn: sqlite3.Connection, table: str) -> None:
     columns = ", ".join(LEGACY_COLUMNS)
     conn.execute(f"INSERT OR IGNORE INTO runs ({columns}) SELECT {columns} FROM {table} "
                  "ORDER BY seq")
-
-
-def _text(value: str | None) -> str | None:
-    return None if value is None else clean_text(value)
 
 
 def _jobs_by_id(conn: sqlite3.Connection, ids: Sequence[str]) -> list[Job]:
