@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser import chromium
 from tests.helpers import REPO, copy_example, write_files
 from tests.servers import ServerProcess, free_port, wait_for
 from tests.test_dev_server import Dev
@@ -31,10 +32,6 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 Page = playwright_api.Page
 expect = playwright_api.expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 SHOTS = REPO / ".cache" / "screenshots"
 TOKEN = "dashboard-token"
 
@@ -73,13 +70,8 @@ EXTRA = {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install_chromium.sh (make test does)")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                              headless=True)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -15,15 +15,13 @@ from typing import Any
 
 import pytest
 
+from tests.browser import chromium
 from tests.helpers import write_files
 from tests.servers import free_port
 from tests.test_faults_http import FILES, DevProcess
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 ATTACK = """<!doctype html>
 <title>another site</title>
@@ -54,13 +52,8 @@ ATTACK = """<!doctype html>
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install_chromium.sh (make test does)")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS,
-                                              headless=True)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -243,29 +243,30 @@ class MemoryStore(Store):
         return counts
 
     async def cancel(self, job_id: str) -> Job | None:
-        with self._lock:
-            item = self._jobs.get(job_id)
-            if item is None:
-                return None
-            seq, job = item
-            if job.status in ("pending", "running"):
-                job = replace(job, status="cancelled", updated_at=time.time())
-                self._jobs[job_id] = (seq, job)
-        return job
+        return self._change(job_id, ("pending", "running"),
+                            lambda job, now: replace(job, status="cancelled", updated_at=now))
 
     async def retry(self, job_id: str) -> Job | None:
+        job = self._change(job_id, ("failed", "cancelled"), lambda job, now: replace(
+            job, status="pending", attempts=0, run_at=now, updated_at=now, locked_by=None,
+            locked_until=None))
+        if job is not None and job.status == "pending":
+            self._wakeup.notify()
+        return job
+
+    def _change(self, job_id: str, statuses: tuple[str, ...],
+                change: Callable[[Job, float], Job]) -> Job | None:
+        """The job ``job_id`` after ``change`` (given the job and the time),
+        applied only while its status is one of ``statuses``; None when
+        there is no such job."""
         with self._lock:
             item = self._jobs.get(job_id)
             if item is None:
                 return None
             seq, job = item
-            if job.status in ("failed", "cancelled"):
-                now = time.time()
-                job = replace(job, status="pending", attempts=0, run_at=now, updated_at=now,
-                              locked_by=None, locked_until=None)
+            if job.status in statuses:
+                job = change(job, time.time())
                 self._jobs[job_id] = (seq, job)
-        if job.status == "pending":
-            self._wakeup.notify()
         return job
 
     # schedule claims

@@ -365,6 +365,14 @@ function runRow(run, fresh) {
     el("td", { class: "mono" }, run.error || ""));
 }
 
+// The query of one page of a listing: the set filters, 50 rows, below `cursor`.
+function pageQuery(filters, cursor) {
+  const query = new URLSearchParams({ limit: "50" });
+  for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
+  if (cursor) query.set("cursor", cursor);
+  return query;
+}
+
 function matches(run, filters) {
   return (!filters.task || run.task === filters.task)
     && (!filters.outcome || run.outcome === filters.outcome)
@@ -397,9 +405,7 @@ async function runsView() {
   const seen = new Set();
   let cursor = null;
   async function load() {
-    const query = new URLSearchParams({ limit: "50" });
-    for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
-    if (cursor) query.set("cursor", cursor);
+    const query = pageQuery(filters, cursor);
     const page = await apiData(`runs?${query}`);
     for (const run of page.runs) {
       if (seen.has(run.id)) continue;
@@ -623,9 +629,7 @@ async function jobsView() {
   }
   let cursor = null;
   async function load() {
-    const query = new URLSearchParams({ limit: "50" });
-    for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
-    if (cursor) query.set("cursor", cursor);
+    const query = pageQuery(filters, cursor);
     const { ok, status, data: page } = await api(`jobs?${query}`, { outside: true });
     if (status === 404) { noQueue(); return false; }
     if (!ok) throw new Error(page.message);
