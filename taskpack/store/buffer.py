@@ -73,13 +73,17 @@ def json_text(value: Any) -> str | None:
     if value is None:
         return None
     try:
-        text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
+        text = _ENCODE(value)
     except (ValueError, TypeError, RecursionError):
         text = json.dumps(clean_text(repr(value))[:MAX_JSON], ensure_ascii=False)
     text = clean_text(text)
     if len(text) > MAX_JSON:
         text = json.dumps({"truncated": len(text), "preview": text[:1000]}, ensure_ascii=False)
     return text
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=False).encode
+"""``json.dumps`` with :func:`json_text`'s options, the encoder made once."""
 
 
 def from_json(text: str | None) -> Any:
