@@ -78,10 +78,6 @@ class Project:
                 return task
         raise KeyError(name)
 
-    def schedules_of(self, name: str) -> tuple[str, ...]:
-        """The cron expressions that run ``name``."""
-        return tuple(s.cron for s in self.schedules if name in s.tasks)
-
     def preset_options(self, family: str) -> Mapping[str, Any]:
         """The validated ``[family]`` table (``server``, ``cloudflare``, ``vercel``)."""
         return self.config.preset_options.get(family, _frozen())

@@ -140,11 +140,6 @@ def read_task_file(root: Path, rel: str) -> TaskFile:
     return TaskFile(description, bool(calls))
 
 
-def read_description(root: Path, rel: str) -> str:
-    """The description of the task file ``rel`` (see :func:`read_task_file`)."""
-    return read_task_file(root, rel).description
-
-
 # define_task's own keywords; every other keyword is an execution option.
 _NOT_OPTIONS = frozenset({"run", "name", "description"})
 

@@ -1,8 +1,10 @@
 """``server_cluster``: N worker processes serving one port, each running
 the scheduler.
 
-The supervisor (:func:`serve_cluster`) binds the socket, forks ``WORKERS``
-workers (default: the CPU count) that all accept on it, and replaces any
+The supervisor (:func:`serve_cluster`) binds the port, forks ``WORKERS``
+workers (default: the CPU count) that all accept connections on it (on
+Linux each on its own ``SO_REUSEPORT`` socket, so the kernel spreads
+connections evenly: :data:`taskpack.serving.BALANCED`), and replaces any
 worker that dies. Every worker runs the scheduler: each fire is claimed in
 the store (:mod:`taskpack.scheduler`, DESIGN §11), so it runs once whatever
 the number of workers, instances or hosts, and a dead worker's share needs
@@ -71,14 +73,19 @@ def serve_cluster(base: Path, options: ServerOptions) -> None:
         bundle = BundleApp.load(base, options)
         asyncio.run(check_store(bundle.registry.store))
 
-    from .serving import bind, run
+    from .serving import BALANCED, bind, run, worker_socket
 
     logs.lean_records()
-    sock = bind(host, port)
+    sock = bind(host, port, reuse_port=BALANCED)
 
     def work() -> None:
         on_stop = bundle.dashboard.close if bundle.dashboard is not None else None
-        status = run(bundle.app, sock, grace=options.shutdown_grace, on_stop=on_stop)
+        try:
+            listener = worker_socket(sock) if BALANCED else sock
+        except OSError as exc:
+            logger.error("worker cannot listen on %s:%d: %s", host, port, exc.strerror)
+            sys.exit(STARTUP_FAILURE)
+        status = run(bundle.app, listener, grace=options.shutdown_grace, on_stop=on_stop)
         sys.exit(STARTUP_FAILURE if status else 0)
 
     logger.info("serving on http://%s:%d with %d workers", host, port, count)

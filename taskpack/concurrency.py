@@ -173,5 +173,8 @@ def canonical_json(payload: Any) -> str:
     are not JSON are written with ``repr`` so any payload has a key."""
     if not payload:
         return "{}" if isinstance(payload, dict) else repr(payload)
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=repr)
+    return _CANONICAL(payload)
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              default=repr).encode

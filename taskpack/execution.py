@@ -330,18 +330,17 @@ class Runner:
 
 class _RunIds:
     """Run ids: 16 random hex digits per process (drawn again in a forked
-    child) and a 16-digit counter, unique across processes without a
-    system call per run."""
+    child, see :func:`_after_fork`) and a 16-digit counter, unique across
+    processes without a system call per run."""
 
     def __init__(self) -> None:
-        self.pid = -1
-        self.prefix = ""
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(8).hex()
         self.count = itertools.count()
 
     def __call__(self) -> str:
-        if self.pid != os.getpid():
-            self.pid, self.prefix = os.getpid(), os.urandom(8).hex()
-            self.count = itertools.count()
         return f"{self.prefix}{next(self.count):016x}"
 
 
@@ -425,16 +424,27 @@ def run_record(run_id: str, task: str, trigger: str, payload: Any, started: floa
         None if error is None else "".join(traceback.format_exception(error)), job_id)
 
 
-_host: tuple[int, str] = (0, "")
+_host = ""
 
 
 def host_name() -> str:
     """``hostname:pid`` of this process (a run's ``host``)."""
     global _host
-    pid = os.getpid()
-    if _host[0] != pid:
-        _host = (pid, f"{socket.gethostname()}:{pid}")
-    return _host[1]
+    if not _host:
+        _host = f"{socket.gethostname()}:{os.getpid()}"
+    return _host
+
+
+def _after_fork() -> None:
+    """A forked child (a cluster worker) draws its own run id prefix and
+    names its own pid."""
+    global _host
+    _host = ""
+    new_run_id.reset()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows or Pyodide, which cannot fork
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def describe(exc: BaseException) -> str:

@@ -44,6 +44,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -58,6 +59,10 @@ access_logger = logging.getLogger(ACCESS_LOGGER)
 PREFIX = "/_nitro/tasks"
 DEFAULT_BODY_LIMIT = 1024 * 1024
 JSON_TYPE = "application/json; charset=utf-8"
+JSON_HEADERS: Mapping[str, str] = MappingProxyType({"content-type": JSON_TYPE})
+"""The headers of a plain JSON response (shared: :func:`send_response`
+sends them pre-encoded)."""
+_JSON_HEADER = (b"content-type", JSON_TYPE.encode("latin-1"))
 
 RUN_METHODS = ("GET", "POST")
 RUNS_SUFFIX = "/runs"
@@ -140,19 +145,26 @@ def dumps(data: Any) -> str:
     whole text ASCII with ``\\uXXXX`` escapes, which JSON parsers read back
     exactly. ``TypeError``/``ValueError`` if it is not JSON-serialisable
     (NaN and infinities included: they are not JSON)."""
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    text = _ENCODE(data)
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            return json.dumps(data, allow_nan=False)
+            return _ENCODE_ASCII(data)
     return text
+
+
+# One encoder each, made once: ``json.dumps`` with options builds a new
+# encoder per call, which the task API's hot path would pay per request.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_ENCODE_ASCII = json.JSONEncoder(allow_nan=False).encode
 
 
 def json_response(status: int, data: Any, headers: Mapping[str, str] | None = None) -> HttpResponse:
     """``data`` as a JSON response (see :func:`dumps`)."""
     body = dumps(data).encode("utf-8")
-    return HttpResponse(status, {"content-type": JSON_TYPE, **(headers or {})}, body)
+    return HttpResponse(status, {"content-type": JSON_TYPE, **headers} if headers else
+                        JSON_HEADERS, body)
 
 
 def dump_result(name: str, result: Any) -> str:
@@ -448,7 +460,7 @@ class TaskApi:
             body = dump_result(name, result)
         except TaskError as exc:
             return error_response(exc.status_code, exc.message)
-        return HttpResponse(200, {"content-type": JSON_TYPE}, body.encode("utf-8"))
+        return HttpResponse(200, JSON_HEADERS, body.encode("utf-8"))
 
     def failure(self, exc: Exception, message: str | None = None) -> HttpResponse:
         """The 500 for ``exc``: its message (or ``message``); in dev also the
@@ -574,7 +586,7 @@ def request_payload(query: Iterable[tuple[str, str]], body: bytes) -> dict[str, 
     except UnicodeDecodeError:
         raise PayloadError("request body is not UTF-8 text") from None
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = _DECODE(text)
     except RecursionError:
         raise PayloadError(f"request body nests deeper than {MAX_DEPTH} levels") from None
     except PayloadError:
@@ -594,6 +606,10 @@ def request_payload(query: Iterable[tuple[str, str]], body: bytes) -> dict[str, 
 
 def _refuse_constant(name: str) -> Any:
     raise PayloadError(f"request body is not valid JSON: {name} is not a JSON number")
+
+
+_DECODE = json.JSONDecoder(parse_constant=_refuse_constant).decode
+"""``json.loads(text, parse_constant=...)`` without a new decoder per call."""
 
 
 def _check_parsed(text: str, data: Any) -> None:
@@ -825,8 +841,12 @@ async def _read_body(receive: Receive, headers: Mapping[str, str], api: TaskApi)
 
 async def send_response(send: Send, response: HttpResponse) -> None:
     """Send ``response`` on an ASGI ``send`` channel (with ``content-length``)."""
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-    headers.append((b"content-length", str(len(response.body)).encode()))
+    if response.headers is JSON_HEADERS:
+        headers = [_JSON_HEADER, (b"content-length", b"%d" % len(response.body))]
+    else:
+        headers = [(k.encode("latin-1"), v.encode("latin-1"))
+                   for k, v in response.headers.items()]
+        headers.append((b"content-length", b"%d" % len(response.body)))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
 

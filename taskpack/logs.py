@@ -62,7 +62,9 @@ _JSON_ESCAPES = {code: f"\\u{code:04x}" for code in (*range(0x7F, 0xA0), 0x2028,
 def escape(text: str) -> str:
     """``text`` with every control character escaped (``\\n``, ``\\x1b``,
     ``\\u2028``): one line, whatever it held."""
-    return text.translate(_ESCAPES)
+    # Every character escaped is non-printable: a printable text (the
+    # common case, checked in C) is returned as is.
+    return text if text.isprintable() else text.translate(_ESCAPES)
 
 
 _NEEDS_QUOTES = re.compile(r'[\s"=\\\x00-\x1f\x7f-\x9f\u2028\u2029]')

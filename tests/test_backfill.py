@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import pytest
 
 from taskpack import define_task
@@ -10,6 +13,7 @@ from taskpack.builder.manifest import build_manifest
 from taskpack.builder.project import load_project
 from taskpack.cron import CronExpr, zone
 from taskpack.options import apply_overrides, make_options, parse_duration
+from taskpack.store import schedule_id
 from tests.helpers import MakeProject
 from tests.test_cli import invoke
 
@@ -97,3 +101,26 @@ def test_plan_counts_older_fires_no_window_reaches() -> None:
     plan = plan_missed([], {"a": 60.0}, now_ms=0, grace=60, older=12)
     assert plan.skipped == {"a": 12}
     assert plan.count == 12
+
+
+def test_fire_instants_and_claim_ids_do_not_depend_on_the_hosts_time_zone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hosts compute the same claim keys whatever their own TZ: instants come
+    from the configured zone, DST included (Berlin skips 02:30 on 29 March
+    2026: it fires once, at 03:00)."""
+    expr = CronExpr.parse("30 2 * * *")
+    start = round(datetime(2026, 3, 27, tzinfo=UTC).timestamp() * 1000)
+    end = round(datetime(2026, 3, 31, tzinfo=UTC).timestamp() * 1000)
+    baseline = list(fires_between(expr, zone("Europe/Berlin"), start, end))
+    ident = schedule_id(expr.canonical, "Europe/Berlin", ["b", "a"])
+    try:
+        for host_zone in ("America/New_York", "Asia/Kolkata", "UTC"):
+            monkeypatch.setenv("TZ", host_zone)
+            time.tzset()
+            assert list(fires_between(expr, zone("Europe/Berlin"), start, end)) == baseline
+            assert schedule_id(expr.canonical, "Europe/Berlin", ["a", "b"]) == ident
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert [datetime.fromtimestamp(ms / 1000, UTC).strftime("%d %H:%M") for ms in baseline] == [
+        "27 01:30", "28 01:30", "29 01:00", "30 00:30"]

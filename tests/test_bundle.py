@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -166,18 +165,6 @@ def test_uninstallable_requirement_lines(make_project: MakeProject, line: str) -
         project_requirements(load_project(root))
 
 
-@pytest.fixture
-def isolated_imports() -> Iterator[None]:
-    """Forget modules and sys.path entries a test's project added (its
-    ``lib`` package must not shadow another test's)."""
-    path, modules = list(sys.path), set(sys.modules)
-    yield
-    sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        del sys.modules[name]
-
-
-@pytest.mark.usefixtures("isolated_imports")
 def test_bundle_loads_lazily_and_runs(make_project: MakeProject, tmp_path: Path) -> None:
     root = make_project({
         "tasks/uses_lib.py": """

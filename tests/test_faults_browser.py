@@ -32,6 +32,10 @@ ATTACK = """<!doctype html>
 </form>
 <script>
   const api = "{api}";
+  // Each attempt settles, or counts as "timeout" after 10 s: a request the
+  // server never answers must not hang the test (evaluate has no timeout).
+  const bounded = attempt => Promise.race([
+    attempt, new Promise(done => setTimeout(() => done("timeout"), 10000))]);
   window.attempts = Promise.allSettled([
     new Promise(done => {{
       const img = document.getElementById("img");
@@ -45,7 +49,7 @@ ATTACK = """<!doctype html>
       document.querySelector("iframe").onload = done;
       document.getElementById("form").submit();
     }}),
-  ]).then(results => results.map(r => r.status));
+  ].map(bounded)).then(results => results.map(r => r.status));
 </script>
 """
 

@@ -8,6 +8,7 @@ tests/options_project.py."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -36,6 +37,7 @@ TICK = "e2e:tick"
 TICK_TRIGGER = "schedule:* * * * * *"
 TASK_COUNT = 11  # examples/basic's 4, EXTRA_TASKS' 2, the option tasks' 5
 RUNS = 300  # HTTP runs the cluster test sends
+BURST = 60  # connections the cluster test opens at once
 HISTORY = Path(".taskpack") / "store.sqlite"  # under the server's working directory
 HEALTHY_STORE = {"ok": True, "backend": "sqlite", "error": None, "lost_runs": 0}
 
@@ -374,10 +376,29 @@ def test_cluster_fires_each_tick_once_through_a_killed_worker(e2e_project: Path,
     with ThreadPoolExecutor(6) as pool:
         statuses = [code for codes in pool.map(send, range(6)) for code in codes]
     assert statuses == [200] * RUNS
+    # A burst of connections opened at once (as a load generator does),
+    # then one run on each: every worker must get its share of them.
+    port = int(server.url.rsplit(":", 1)[1])
+    burst = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(BURST)]
+    for connection in burst:
+        connection.connect()
+    for i, connection in enumerate(burst):
+        connection.request("POST", "/_nitro/tasks/opts:limited", json.dumps({"payload": {"b": i}}),
+                           {"authorization": f"Bearer {TOKEN}",
+                            "content-type": "application/json"})
+        assert connection.getresponse().read() and connection.sock is not None
+        connection.close()
     assert server.terminate() == 0
     limited = history(db, "opts:limited")
-    assert sorted(r["payload_hash"] for r in limited) == sorted(
+    bursts = {payload_hash({"b": i}) for i in range(BURST)}
+    assert sorted(r["payload_hash"] for r in limited if r["payload_hash"] not in bursts) == sorted(
         payload_hash({"i": i}) for i in range(RUNS))
+    # The burst's connections are spread over the workers (on Linux each
+    # listens on its own SO_REUSEPORT socket; on one shared socket, the
+    # first worker to wake accepted most of them).
+    served = Counter(r["host"] for r in limited if r["payload_hash"] in bursts)
+    assert sum(served.values()) == BURST and len(served) == 3, served
+    assert min(served.values()) >= BURST // 10, served
     # The workers share one history file: each tick recorded once (told apart
     # by the hash of its payload, the fire time). Only a run the killed
     # worker had not written yet may be missing.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 import subprocess
@@ -151,11 +152,13 @@ def test_db_status_and_migrate(make_project: MakeProject, pg_url: str) -> None:
 # -- a server that goes away ----------------------------------------------------------------
 
 
-def test_the_store_survives_a_restart_and_a_crash_of_postgres() -> None:
+def test_the_store_survives_a_restart_and_a_crash_of_postgres(
+        caplog: pytest.LogCaptureFixture) -> None:
     """Runs recorded while PostgreSQL restarts or after it crashed are kept
     (the writer retries), a server's web part keeps answering (its
     /_health says the store is down, then up), a job enqueued before is
-    claimed after, and nothing is stored twice."""
+    claimed after, and nothing is stored twice. The outage is logged by the
+    store once per state change, not by the pool on every reconnect try."""
     from taskpack import Registry, define_task
     from taskpack.server import BundleApp
     from tests.asgi_driver import call
@@ -200,6 +203,8 @@ def test_the_store_survives_a_restart_and_a_crash_of_postgres() -> None:
     assert sorted(found["ids"]) == sorted(f"t-{n}" for n in range(150))
     assert found["health"] == {"ok": True, "backend": "postgres", "error": None, "lost_runs": 0}
     assert found["echo"] == [{"up": False}]  # the run made while it was down, kept
+    assert [r.getMessage() for r in caplog.records
+            if r.name.startswith("psycopg") and r.levelno > logging.DEBUG] == []
 
 
 # -- paging at 100,000 runs -------------------------------------------------------------------

@@ -73,13 +73,17 @@ def json_text(value: Any) -> str | None:
     if value is None:
         return None
     try:
-        text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
+        text = _ENCODE(value)
     except (ValueError, TypeError, RecursionError):
         text = json.dumps(clean_text(repr(value))[:MAX_JSON], ensure_ascii=False)
     text = clean_text(text)
     if len(text) > MAX_JSON:
         text = json.dumps({"truncated": len(text), "preview": text[:1000]}, ensure_ascii=False)
     return text
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=False).encode
+"""``json.dumps`` with :func:`json_text`'s options, the encoder made once."""
 
 
 def from_json(text: str | None) -> Any:
@@ -97,17 +101,22 @@ def clean_optional(text: str | None) -> str | None:
     return None if text is None else clean_text(text)
 
 
-def clean_run(run: RunRecord) -> RunRecord:
-    """``run`` as a store keeps it: strings cleaned (:func:`clean_text`),
-    ``payload``/``result`` turned into JSON-ready values (through
-    :func:`json_text`)."""
+def clean_strings(run: RunRecord) -> RunRecord:
+    """``run`` with its strings cleaned (:func:`clean_text`)."""
     return run._replace(
         id=clean_text(run.id), task=clean_text(run.task), trigger=clean_text(run.trigger),
         payload_hash=clean_text(run.payload_hash), error=clean_optional(run.error),
         host=clean_text(run.host), traceback=clean_optional(run.traceback),
         job_id=clean_optional(run.job_id),
-        payload=from_json(json_text(run.payload)), result=from_json(json_text(run.result)),
     )
+
+
+def clean_run(run: RunRecord) -> RunRecord:
+    """``run`` as a store keeps it: strings cleaned (:func:`clean_strings`),
+    ``payload``/``result`` turned into JSON-ready values (through
+    :func:`json_text`)."""
+    return clean_strings(run)._replace(payload=from_json(json_text(run.payload)),
+                                       result=from_json(json_text(run.result)))
 
 
 # -- the buffer --------------------------------------------------------------

@@ -75,9 +75,29 @@ T = TypeVar("T")
 logger = logging.getLogger("taskpack.store")
 
 BACKEND = "postgres"
+POOL_NAME = "taskpack-store"
 CHANNEL = "taskpack_jobs"
 MIGRATION_LOCK = 0x7461736B7061636B  # "taskpack": the advisory lock of migrations
 CONNECT_TIMEOUT = 5
+
+
+class _ReconnectNoise(logging.Filter):
+    """Demotes to DEBUG what psycopg's pool logs on every reconnect attempt of
+    our pool (and on each dead connection it discards) while PostgreSQL is
+    down: the store logs the outage itself, once per state change."""
+
+    TEMPLATES = ("error connecting in %r: %s",
+                 "reconnection attempt in pool %r failed after %s sec")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = (record.msg in self.TEMPLATES and isinstance(record.args, tuple)
+                and record.args[:1] == (POOL_NAME,))
+        if ours or record.msg == "discarding closed connection: %s":
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+logging.getLogger("psycopg.pool").addFilter(_ReconnectNoise())
 POOL_WAIT = 3.0
 """Seconds a call waits for a pooled connection (a server that is down
 makes calls :class:`StoreUnavailable` after this)."""
@@ -197,7 +217,7 @@ class PostgresStore(Store):
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
             self.url, min_size=1, max_size=self.pool_size, open=False,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
-            name="taskpack-store")
+            name=POOL_NAME)
         try:
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT * 2)
         except Exception as exc:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import Job, NewJob, RunRecord
-from .buffer import clean_optional, clean_text, from_json, json_text
+from .buffer import clean_strings, clean_text, from_json, json_text
 
 RUN_COLUMNS = ("id", "task", "trigger", "payload_hash", "started_at", "finished_at",
                "duration_ms", "attempts", "outcome", "error", "host", "payload", "result",
@@ -22,13 +22,11 @@ JOB_COLUMNS = ("id", "task", "payload", "status", "run_at", "created_at", "updat
 
 
 def run_values(run: RunRecord) -> tuple[Any, ...]:
-    """A run as column values: strings cleaned (:func:`clean_text`: lone
-    surrogates and NUL replaced), payload and result as bounded JSON text."""
-    return (clean_text(run.id), clean_text(run.task), clean_text(run.trigger),
-            clean_text(run.payload_hash), run.started_at, run.finished_at, run.duration_ms,
-            run.attempts, run.outcome, clean_optional(run.error), clean_text(run.host),
-            json_text(run.payload), json_text(run.result), clean_optional(run.traceback),
-            clean_optional(run.job_id))
+    """A run as column values (:data:`RUN_COLUMNS`): strings cleaned
+    (:func:`clean_strings`: lone surrogates and NUL replaced), payload and
+    result as bounded JSON text."""
+    return tuple(clean_strings(run)._replace(payload=json_text(run.payload),
+                                             result=json_text(run.result)))
 
 
 def run_from_row(row: Sequence[Any]) -> RunRecord:

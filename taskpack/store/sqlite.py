@@ -73,7 +73,6 @@ CLAIM_KEEP = 7 * 24 * 3600 * 1000
 LEGACY_FILE = "history.sqlite"
 LEGACY_COLUMNS = RUN_COLUMNS[:10]
 
-_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _JOBS = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
 
 

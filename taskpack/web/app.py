@@ -23,7 +23,6 @@ read: the page sends the token as a bearer header.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -98,12 +97,6 @@ class WebRequest:
         """The last value of query parameter ``name``; None when absent or blank."""
         values = [value for key, value in self.http.query if key == name and value != ""]
         return values[-1] if values else None
-
-    def json_body(self) -> Any:
-        """The body as JSON (None when empty); ``ValueError`` when it is not JSON."""
-        if not self.http.body.strip():
-            return None
-        return json.loads(self.http.body.decode("utf-8"))
 
 
 Handler = Callable[[WebRequest], Awaitable[HttpResponse]]
