@@ -332,10 +332,13 @@ class PostgresStore(Store):
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.cursor() as cur:
-                await cur.executemany(
-                    f"INSERT INTO taskpack_runs ({_RUN_COLS}) VALUES "
-                    f"({', '.join(['%s'] * len(RUN_COLUMNS))}) ON CONFLICT (id) DO NOTHING",
-                    [run_values(run) for run in batch])
+                row = f"({', '.join(['%s'] * len(RUN_COLUMNS))})"
+                for start in range(0, len(batch), _ROWS_PER_INSERT):  # one statement each
+                    chunk = batch[start:start + _ROWS_PER_INSERT]
+                    await cur.execute(
+                        f"INSERT INTO taskpack_runs ({_RUN_COLS}) VALUES "
+                        f"{', '.join([row] * len(chunk))} ON CONFLICT (id) DO NOTHING".encode(),
+                        [value for run in chunk for value in run_values(run)])
                 await cur.executemany(
                     "DELETE FROM taskpack_runs WHERE task = %s AND seq <= (SELECT seq FROM "
                     "taskpack_runs WHERE task = %s ORDER BY seq DESC OFFSET %s LIMIT 1)",
@@ -617,6 +620,9 @@ class PostgresStore(Store):
 
 
 # -- SQL helpers -----------------------------------------------------------------
+
+_ROWS_PER_INSERT = 1000
+"""Runs per multi-row INSERT (15 parameters each, far below the protocol's 65,535)."""
 
 _FAST_CLAIM = (
     # cand: the first `limit` due jobs (locked, skipping others' locks);
