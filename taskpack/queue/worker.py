@@ -5,11 +5,20 @@ One loop per process (graphile-worker's ``worker.ts`` is the model)::
     while not stopping:
         free = concurrency - running
         claim up to `free` due jobs (locked for `lease` seconds)
-        start each as an asyncio task: registry.run_job(...) then store.finish(...)
+        start each as an asyncio task: registry.run_job(...), then queue its finish
         if fewer than `free` came back: wait for a wake-up (NOTIFY on Postgres,
         an in-process event + a short poll on SQLite), a freed slot, or `poll` seconds
 
-A heartbeat task renews the leases of running jobs every ``lease / 3``
+A slot is free again as soon as its job's attempt ended: the finish is
+queued and a flusher task stores the queued finishes in batches
+(:meth:`~taskpack.store.Store.finish_many`, one transaction), so claiming
+and finishing overlap. Until its finish is stored a job still counts as
+held: it is heartbeated, and at most ``concurrency`` finishes may wait
+(claims pause beyond that). A process that dies with finishes unstored
+leaves those jobs locked until their lease ends; they run again
+(at-least-once), like a job that was running.
+
+A heartbeat task renews the leases of running (and unstored) jobs every ``lease / 3``
 seconds; a job whose lease was lost (this process stalled longer than the
 lease and another worker took it) is logged, and its late ``finish`` is
 ignored by the store. A job's failure retries per the task's ``retries``:
@@ -82,7 +91,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._batch = max(1, concurrency // 2)
-        self._finishing: list[tuple[Finish, asyncio.Future[Job | None]]] = []
+        self._finishing: list[Finish] = []
+        self._unstored: set[str] = set()  # attempts ended, finish not stored yet
         self._flusher: asyncio.Task[None] | None = None
 
     def start(self) -> asyncio.Task[None]:
@@ -100,6 +110,7 @@ class Worker:
         try:
             while not self._stopping:
                 free = self.concurrency - len(self.running)
+                free -= max(0, len(self._unstored) - self.concurrency)  # backpressure
                 if free <= 0 or (busy and free < self._batch):
                     # Busy: claim again once a batch of slots is free (one
                     # claim per batch, not per finished job).
@@ -134,6 +145,7 @@ class Worker:
             for task in stuck:
                 task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
+        deadline = time.monotonic() + grace
         running = set(self.running.values())
         if running:
             logger.info("worker %s: waiting up to %gs for %d running job(s)", self.name,
@@ -146,8 +158,13 @@ class Worker:
                                "they run again after their lease", self.name, len(pending), grace)
                 await asyncio.gather(*pending, return_exceptions=True)
         flusher = self._flusher
-        if flusher is not None and not flusher.done():  # finishes the store never took
-            flusher.cancel()
+        if flusher is not None and not flusher.done():  # store what ended, within grace
+            await asyncio.wait({flusher}, timeout=max(0.0, deadline - time.monotonic()))
+            if not flusher.done():  # finishes the store never took: run again after the lease
+                flusher.cancel()
+                logger.warning("worker %s: %d finish(es) not stored within %gs; those jobs "
+                               "run again after their lease", self.name,
+                               len(self._unstored), grace)
             await asyncio.gather(flusher, return_exceptions=True)
         logger.info("worker %s stopped", self.name)
 
@@ -189,18 +206,14 @@ class Worker:
 
     async def _finish(self, job: Job, attempt: JobAttempt, result: Any,
                       retry_at: float | None) -> None:
-        """Store the attempt's end; attempts that end in the same moment are
-        stored together (:meth:`~taskpack.store.Store.finish_many`)."""
-        done: asyncio.Future[Job | None] = asyncio.get_running_loop().create_future()
-        self._finishing.append((Finish(job.id, attempt.ok, result, attempt.error,
-                                       attempt.traceback, retry_at), done))
+        """Queue the attempt's end for the flusher and free the slot;
+        attempts that end in the same moment are stored together
+        (:meth:`~taskpack.store.Store.finish_many`)."""
+        self._unstored.add(job.id)
+        self._finishing.append(Finish(job.id, attempt.ok, result, attempt.error,
+                                      attempt.traceback, retry_at))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="taskpack finish")
-        stored = await asyncio.shield(done)
-        if stored is None:
-            logger.warning("job %s: finished after its lease was lost; another worker "
-                           "ran or runs it (at-least-once)", job.id)
-        job_changed(stored)
 
     async def _flush(self) -> None:
         """Store queued finishes in batches until none are left; a store
@@ -210,16 +223,19 @@ class Worker:
             batch, self._finishing = self._finishing, []
             while True:
                 try:
-                    answers = await self.store.finish_many(self.name,
-                                                           [item for item, _ in batch])
+                    answers = await self.store.finish_many(self.name, batch)
                 except Exception as exc:
                     await self._pause(self.health.failed("finish", exc), stopping_ok=True)
                     continue
                 break
             self.health.ok()
-            for (_, future), answer in zip(batch, answers, strict=True):
-                if not future.done():
-                    future.set_result(answer)
+            for item, stored in zip(batch, answers, strict=True):
+                self._unstored.discard(item.job_id)
+                if stored is None:
+                    logger.warning("job %s: finished after its lease was lost; another worker "
+                                   "ran or runs it (at-least-once)", item.job_id)
+                job_changed(stored)
+            self._wake.set()  # slots held back by unstored finishes are free
 
     # -- waiting ---------------------------------------------------------------------
 
@@ -251,7 +267,7 @@ class Worker:
         health = StoreHealth(f"worker {self.name} heartbeat", logger)
         while True:
             await asyncio.sleep(self.lease / 3)
-            ids = list(self.running)
+            ids = list(self.running.keys() | self._unstored)
             if not ids:
                 continue
             try:
@@ -261,6 +277,6 @@ class Worker:
                 continue
             health.ok()
             for job_id in ids:
-                if job_id not in held and job_id in self.running:
+                if job_id not in held and (job_id in self.running or job_id in self._unstored):
                     logger.warning("job %s: lease lost (this worker stalled past its lease); "
                                    "another worker may run it again", job_id)

@@ -371,6 +371,25 @@ class PostgresStore(Store):
             "ORDER BY task, seq DESC")
         return {row[1]: run_from_row(row) for row in rows}
 
+    async def _autocommit(self, fn: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """``fn(conn)`` outside a transaction, for one statement (atomic on
+        its own: one round trip, no BEGIN/COMMIT); retried once like :meth:`_tx`."""
+        try:
+            async with self._conn() as conn:
+                return await fn(conn)
+        except _Broken:
+            pass
+        async with self._conn() as conn:
+            return await fn(conn)
+
+    async def _statement(self, sql: str, params: Any) -> list[Any]:
+        """The rows of one statement run with :meth:`_autocommit`."""
+        async def run(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
+            cur = await conn.execute(sql.encode(), params)
+            return await cur.fetchall()
+
+        return await self._autocommit(run)
+
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         async def fetch(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
             cur = await conn.execute(sql.encode(), params)
@@ -391,8 +410,25 @@ class PostgresStore(Store):
         return stored
 
     async def claim(self, worker: str, limit: int, lease: float = DEFAULT_LEASE) -> list[Job]:
+        """One statement (no transaction round trips) claims the due jobs of
+        no named queue among the first ``limit``; only when it saw a due job
+        of a named queue or a running job whose lease ran out does the full
+        claim (:meth:`_claim_checked`) run, for the slots left."""
         if limit < 1:
             return []
+        now = time.time()
+        rows = await self._statement(_FAST_CLAIM, {"now": now, "limit": limit,
+                                                   "worker": worker, "until": now + lease})
+        fast = [job_from_row(row[1:]) for row in rows if row[1] is not None]
+        if not rows or not rows[0][0]:  # no queued candidate, no lost lease
+            return fast
+        checked = await self._claim_checked(worker, limit - len(fast), lease)
+        return sorted(fast + checked, key=lambda job: (job.priority, job.run_at))  # stable
+
+    async def _claim_checked(self, worker: str, limit: int, lease: float) -> list[Job]:
+        """The full claim in one transaction: leases that ran out go back to
+        ``pending``, then up to ``limit`` due jobs, a named queue's only if
+        no job of it runs (its advisory lock held until commit)."""
 
         async def claim(conn: psycopg.AsyncConnection[Any]) -> list[Job]:
             now = time.time()
@@ -401,6 +437,8 @@ class PostgresStore(Store):
                 "UPDATE taskpack_jobs SET status = 'pending', locked_by = NULL, "
                 "locked_until = NULL, updated_at = %s WHERE status = 'running' "
                 "AND locked_until < %s", (now, now))
+            if limit < 1:
+                return []
             cur = await conn.execute(
                 "SELECT id, queue FROM taskpack_jobs WHERE status = 'pending' AND run_at <= %s "
                 "ORDER BY priority, run_at, seq LIMIT %s FOR UPDATE SKIP LOCKED",
@@ -444,8 +482,8 @@ class PostgresStore(Store):
 
     async def finish_many(self, worker: str, items: Sequence[Finish]) -> list[Job | None]:
         """Every item in one transaction (a worker finishes what ended
-        together at once): the successes in one statement, each failure in
-        two."""
+        together at once): the successes in one statement (run alone when
+        every item succeeded), each failure in two."""
         if not items:
             return []
 
@@ -454,7 +492,11 @@ class PostgresStore(Store):
             return [succeeded.get(item.job_id) if item.ok else await _finish(conn, worker, item)
                     for item in items]
 
-        done = await self._tx(finish)
+        if all(item.ok for item in items):  # one statement: no transaction needed
+            succeeded = await self._autocommit(lambda conn: _succeed(conn, worker, items))
+            done = [succeeded.get(item.job_id) for item in items]
+        else:
+            done = await self._tx(finish)
         if any(job is not None and job.queue is not None for job in done):
             await self._notify()  # their queues are free again
         return done
@@ -575,6 +617,23 @@ class PostgresStore(Store):
 
 
 # -- SQL helpers -----------------------------------------------------------------
+
+_FAST_CLAIM = (
+    # cand: the first `limit` due jobs (locked, skipping others' locks);
+    # claimed: those of no named queue, now running; every row carries
+    # `blocked`: whether a queued candidate or a lost lease needs the full claim.
+    "WITH cand AS (SELECT id, queue, seq FROM taskpack_jobs WHERE status = 'pending' "
+    "AND run_at <= %(now)s ORDER BY priority, run_at, seq LIMIT %(limit)s "
+    "FOR UPDATE SKIP LOCKED), "
+    "claimed AS (UPDATE taskpack_jobs AS j SET status = 'running', attempts = j.attempts + 1, "
+    "locked_by = %(worker)s, locked_until = %(until)s, updated_at = %(now)s FROM cand "
+    "WHERE j.id = cand.id AND cand.queue IS NULL "
+    f"RETURNING {', '.join('j.' + name for name in JOB_COLUMNS)}, cand.seq AS cand_seq) "
+    "SELECT EXISTS (SELECT 1 FROM cand WHERE queue IS NOT NULL) OR EXISTS (SELECT 1 FROM "
+    "taskpack_jobs WHERE status = 'running' AND locked_until < %(now)s) AS blocked, "
+    f"{', '.join('c.' + name for name in JOB_COLUMNS)} "
+    "FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON TRUE "
+    "ORDER BY c.priority, c.run_at, c.cand_seq")
 
 
 async def _version(conn: psycopg.AsyncConnection[Any]) -> int:
