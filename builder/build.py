@@ -26,7 +26,7 @@ from taskpack import __version__
 from taskpack.presets import DEFAULT_PRESET, Preset, get_preset
 
 from .bundle import BUILD_RECORD, FILE_MODE, seal_tree, write_text
-from .dialects import Trigger
+from .dialects import SCHEDULER, Trigger
 from .errors import TaskpackError, UsageError
 from .project import Project, load_project
 
@@ -57,7 +57,8 @@ def build(root: Path, *, preset: str | None = None, output: Path | None = None,
     project = load_project(root)
     chosen = resolve_preset(project, preset, os.environ if env is None else env)
     out = resolve_output(project, output)
-    warnings = project.warnings + tuple(chosen.validate(project))
+    warnings = (project.warnings + tuple(chosen.validate(project))
+                + tuple(ignored_backfill(project, chosen)))
     if not project.tasks:
         warnings += (f"no tasks: nothing under {project.config.tasks_dir}/ and none in "
                      f"{project.config.label} (is --root the project folder?)",)
@@ -244,3 +245,15 @@ def _exchange(a: Path, b: Path) -> bool:
         return False
     raise OSError(code, os.strerror(code), str(b))
 
+
+def ignored_backfill(project: Project, chosen: Preset) -> list[str]:
+    """A warning per scheduled task with a ``backfill`` window on a preset
+    whose platform runs the schedules: platform cron does not backfill
+    missed fires (DESIGN §11), so the option does nothing there."""
+    if chosen.cron_platform is SCHEDULER:
+        return []
+    scheduled = {name for trigger in chosen.deployed_schedules(project) for name in trigger.tasks}
+    return [f"{where}: ignored by the {chosen.name} preset ({chosen.cron_platform.label} runs "
+            "the schedules and does not backfill missed fires)"
+            for task in project.tasks if task.name in scheduled
+            if (where := task.sets("backfill")) is not None]

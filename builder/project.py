@@ -38,6 +38,8 @@ class TaskSpec:
     ``handler`` is a root-relative POSIX path (``tasks/db/migrate.py``) or
     ``module:attr``; ``None`` when the task is listed in config without an
     implementation (it answers 501). ``source`` is the scanned file, if any.
+    ``options`` are the config's; ``source_options`` the names of the
+    options the handler file's ``define_task(...)`` sets.
     """
 
     name: str
@@ -45,6 +47,16 @@ class TaskSpec:
     description: str = ""
     source: str | None = None
     options: Mapping[str, Any] = field(default_factory=_frozen)
+    source_options: frozenset[str] = frozenset()
+
+    def sets(self, option: str) -> str | None:
+        """Where ``option`` is set for this task (a config key or the
+        handler's ``define_task``), or None."""
+        if option in self.options:
+            return f'tasks."{self.name}".{option}'
+        if option in self.source_options:
+            return f"{self.handler}: define_task({option}=...)"
+        return None
 
 
 @dataclass(frozen=True)
@@ -146,7 +158,8 @@ def task_hint(name: str, known: Sequence[str]) -> str:
 
 
 def _from_scan(task: ScannedTask) -> tuple[str, TaskSpec]:
-    return task.name, TaskSpec(task.name, task.path, task.description, source=task.path)
+    return task.name, TaskSpec(task.name, task.path, task.description, source=task.path,
+                               source_options=task.options)
 
 
 def _merge(root: Path, config: Config, name: str, entry: TaskConfig,
@@ -157,17 +170,19 @@ def _merge(root: Path, config: Config, name: str, entry: TaskConfig,
                            "segments joined with ':')", "tasks", name)
     handler = scanned.path if scanned else None
     description = scanned.description if scanned else ""
+    source_options = scanned.options if scanned else frozenset()
     if entry.handler is not None:
         handler = _check_handler(root, config, name, entry.handler, task_files)
+        source_options = frozenset()
         if handler.endswith(".py"):
             info = read_task_file(root, handler)
             if not info.defines_task:
                 raise config.error(f"{handler} {NO_TASK}", "tasks", name, "handler")
-            description = info.description
+            description, source_options = info.description, info.options
     if entry.description is not None:
         description = entry.description
     return TaskSpec(name, handler, description, source=scanned.path if scanned else None,
-                    options=_frozen(entry.options))
+                    options=_frozen(entry.options), source_options=source_options)
 
 
 def _check_handler(root: Path, config: Config, name: str, handler: str,

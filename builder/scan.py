@@ -27,21 +27,26 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_-]+(:[A-Za-z0-9_.-]+)*$")
 
 @dataclass(frozen=True)
 class ScannedTask:
-    """A task file: its name, root-relative POSIX path, description, and
-    whether it defines a task (``define_task`` seen at top level)."""
+    """A task file: its name, root-relative POSIX path, description,
+    whether it defines a task (``define_task`` seen at top level) and the
+    options its ``define_task(...)`` names."""
 
     name: str
     path: str
     description: str
     defines_task: bool = True
+    options: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class TaskFile:
-    """What reading a task file tells without running it."""
+    """What reading a task file tells without running it: its description,
+    whether it defines a task, and the execution options its
+    ``define_task(...)`` names (whatever their values)."""
 
     description: str
     defines_task: bool
+    options: frozenset[str] = frozenset()
 
 
 def scan_tasks(root: Path, tasks_dir: str) -> tuple[ScannedTask, ...]:
@@ -66,7 +71,7 @@ def scan_tasks(root: Path, tasks_dir: str) -> tuple[ScannedTask, ...]:
             raise ConfigError(rel, None, f"{name!r} is not a valid task name (use letters, "
                               "digits, '_' and '-', folders joined with ':')")
         info = read_task_file(root, rel)
-        task = ScannedTask(name, rel, info.description, info.defines_task)
+        task = ScannedTask(name, rel, info.description, info.defines_task, info.options)
         other = folded.get(name.casefold())
         if other is not None:
             raise ConfigError(rel, None, f"task name {name!r} collides with {other.path} "
@@ -126,8 +131,11 @@ def read_task_file(root: Path, rel: str) -> TaskFile:
         names = ", ".join(label for label, _ in calls)
         raise ConfigError(rel, None, f"defines more than one task ({names}); keep one per file")
     description = None
+    options: set[str] = set()
     for _, call in calls:
         _check_literal_options(rel, call)
+        options.update(keyword.arg for keyword in call.keywords
+                       if keyword.arg is not None and keyword.arg not in _NOT_OPTIONS)
         for keyword in call.keywords:
             value = keyword.value
             if keyword.arg == "description" and isinstance(value, ast.Constant) \
@@ -137,7 +145,7 @@ def read_task_file(root: Path, rel: str) -> TaskFile:
         docstring = ast.get_docstring(module)
         description = (docstring.strip().splitlines()[0]
                        if docstring and docstring.strip() else "")
-    return TaskFile(description, bool(calls))
+    return TaskFile(description, bool(calls), frozenset(options))
 
 
 # define_task's own keywords; every other keyword is an execution option.

@@ -124,3 +124,35 @@ def test_fire_instants_and_claim_ids_do_not_depend_on_the_hosts_time_zone(
         time.tzset()
     assert [datetime.fromtimestamp(ms / 1000, UTC).strftime("%d %H:%M") for ms in baseline] == [
         "27 01:30", "28 01:30", "29 01:00", "30 00:30"]
+
+
+@pytest.mark.parametrize("preset", ["cloudflare_module", "vercel", "aws_lambda", "kubernetes"])
+def test_platform_cron_presets_say_backfill_is_ignored(make_project: MakeProject,
+                                                       preset: str) -> None:
+    """Platform cron does not backfill: the build says so for each scheduled
+    task with a window, set in config or in the task's define_task; taskpack's
+    own scheduler (server) honours it and says nothing."""
+    from taskpack.builder.build import build
+    from taskpack.builder.dialects import SCHEDULER
+
+    root = make_project({
+        "tasks/a.py": "from taskpack import define_task\n"
+                      "@define_task(backfill='1h')\ndef run(event):\n    return 1\n",
+        "tasks/b.py": "from taskpack import define_task\n"
+                      "@define_task\ndef run(event):\n    return 1\n",
+        "tasks/c.py": "from taskpack import define_task\n"
+                      "@define_task(backfill='1h')\ndef run(event):\n    return 1\n",
+        "taskpack.toml": '[tasks.b]\nbackfill = "2h"\n'
+                         '[scheduled_tasks]\n"0 3 * * *" = ["a", "b"]\n',
+    })
+    server = build(root, preset="server", output=root / "server-out")
+    assert not [w for w in server.warnings if "backfill" in w]
+    result = build(root, preset=preset, output=root / "out")
+    label = result.preset.cron_platform.label
+    assert result.preset.cron_platform is not SCHEDULER
+    assert [w for w in result.warnings if "backfill" in w] == [
+        f"tasks/a.py: define_task(backfill=...): ignored by the {preset} preset ({label} runs "
+        "the schedules and does not backfill missed fires)",
+        f'tasks."b".backfill: ignored by the {preset} preset ({label} runs '
+        "the schedules and does not backfill missed fires)",
+    ]  # c has a window but no schedule: nothing to say
