@@ -189,6 +189,19 @@ def test_a_named_queue_runs_one_job_at_a_time(url: str) -> None:
     on_store(url, test)
 
 
+def test_a_lost_lease_is_claimed_in_its_order_even_by_a_full_claim(url: str) -> None:
+    async def test(store: Store) -> None:
+        now = time.time()
+        lost = await store.enqueue(job(payload={"n": 1}, at=now - 10))
+        assert len(await store.claim("dead", 1, lease=0.3)) == 1
+        later = [await store.enqueue(job(payload={"n": n}, at=now - 5)) for n in (2, 3)]
+        await asyncio.sleep(0.5)
+        assert [(j.id, j.attempts) for j in await store.claim("alive", 1)] == [(lost.id, 2)]
+        assert [j.id for j in await store.claim("alive", 5)] == [j.id for j in later]
+
+    on_store(url, test)
+
+
 def test_an_expired_lease_is_reclaimed_and_heartbeats_tell_who_lost_it(url: str) -> None:
     async def test(store: Store) -> None:
         held = await store.enqueue(job(payload={"n": 1}, queue="q"))

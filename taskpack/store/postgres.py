@@ -414,9 +414,11 @@ class PostgresStore(Store):
 
     async def claim(self, worker: str, limit: int, lease: float = DEFAULT_LEASE) -> list[Job]:
         """One statement (no transaction round trips) claims the due jobs of
-        no named queue among the first ``limit``; only when it saw a due job
-        of a named queue or a running job whose lease ran out does the full
-        claim (:meth:`_claim_checked`) run, for the slots left."""
+        no named queue among the first ``limit``; when it saw a due job of a
+        named queue the full claim (:meth:`_claim_checked`) runs for the
+        slots left, and when it saw a running job whose lease ran out it
+        claims nothing and the full claim runs for all of them (the lost job
+        goes back to pending and is claimed in its order)."""
         if limit < 1:
             return []
         now = time.time()
@@ -625,19 +627,22 @@ _ROWS_PER_INSERT = 1000
 """Runs per multi-row INSERT (15 parameters each, far below the protocol's 65,535)."""
 
 _FAST_CLAIM = (
-    # cand: the first `limit` due jobs (locked, skipping others' locks);
-    # claimed: those of no named queue, now running; every row carries
-    # `blocked`: whether a queued candidate or a lost lease needs the full claim.
-    "WITH cand AS (SELECT id, queue, seq FROM taskpack_jobs WHERE status = 'pending' "
+    # lost: a running job's lease ran out (then nothing is claimed here: the
+    # full claim puts it back to pending and claims in order); cand: the
+    # first `limit` due jobs (locked, skipping others' locks); claimed: those
+    # of no named queue, now running; every row carries `blocked`: whether
+    # the full claim must run.
+    "WITH lost AS (SELECT EXISTS (SELECT 1 FROM taskpack_jobs WHERE status = 'running' "
+    "AND locked_until < %(now)s) AS seen), "
+    "cand AS (SELECT id, queue, seq FROM taskpack_jobs WHERE status = 'pending' "
     "AND run_at <= %(now)s ORDER BY priority, run_at, seq LIMIT %(limit)s "
     "FOR UPDATE SKIP LOCKED), "
     "claimed AS (UPDATE taskpack_jobs AS j SET status = 'running', attempts = j.attempts + 1, "
     "locked_by = %(worker)s, locked_until = %(until)s, updated_at = %(now)s FROM cand "
-    "WHERE j.id = cand.id AND cand.queue IS NULL "
+    "WHERE j.id = cand.id AND cand.queue IS NULL AND NOT (SELECT seen FROM lost) "
     f"RETURNING {', '.join('j.' + name for name in JOB_COLUMNS)}, cand.seq AS cand_seq) "
-    "SELECT EXISTS (SELECT 1 FROM cand WHERE queue IS NOT NULL) OR EXISTS (SELECT 1 FROM "
-    "taskpack_jobs WHERE status = 'running' AND locked_until < %(now)s) AS blocked, "
-    f"{', '.join('c.' + name for name in JOB_COLUMNS)} "
+    "SELECT EXISTS (SELECT 1 FROM cand WHERE queue IS NOT NULL) OR (SELECT seen FROM lost) "
+    f"AS blocked, {', '.join('c.' + name for name in JOB_COLUMNS)} "
     "FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON TRUE "
     "ORDER BY c.priority, c.run_at, c.cand_seq")
 
