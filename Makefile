@@ -41,7 +41,7 @@ tools: venv
 
 # Every benchmark, one after another (about 15 minutes with the job queue against its peers); figures go in docs/benchmarks.md.
 bench: venv
-	for script in run_task build coldstart scheduler http_api dev_idle; do \
+	for script in run_task build coldstart scheduler http_api vs_nitro dev_idle; do \
 		echo "== bench/$$script.py"; $(BIN)/python bench/$$script.py || exit 1; done
 	echo "== bench/job_queue.py"; $(BIN)/python bench/job_queue.py --server private
 
