@@ -43,7 +43,8 @@ from taskpack.builder.dialects import AWS_SCHEDULER, Trigger, skipped_in_gap
 from taskpack.builder.project import Project
 from taskpack.builder.yaml_out import dump_yaml
 from taskpack.cron import CronExpr
-from taskpack.platforms.aws_lambda import TASKS_TOKEN, schedule_input
+from taskpack.http import TASKS_TOKEN_ENV
+from taskpack.platforms.aws_lambda import schedule_input
 
 name = "aws_lambda"
 aliases = ("aws-lambda",)
@@ -143,10 +144,10 @@ def sam_template(project: Project, options: Options,
             "Type": "String",
             "NoEcho": True,
             "Default": "",
-            "Description": f"Bearer token of the task API ({TASKS_TOKEN}); "
+            "Description": f"Bearer token of the task API ({TASKS_TOKEN_ENV}); "
                            "empty: the API answers 500",
         }}
-        properties["Environment"] = {"Variables": {TASKS_TOKEN: {"Ref": TOKEN_PARAMETER}}}
+        properties["Environment"] = {"Variables": {TASKS_TOKEN_ENV: {"Ref": TOKEN_PARAMETER}}}
         properties["FunctionUrlConfig"] = {"AuthType": "NONE"}
     if triggers:
         properties["Events"] = {

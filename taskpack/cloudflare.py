@@ -36,6 +36,7 @@ from typing import Any
 from .fire import Outcome, run_fire
 from .http import (
     PREFIX,
+    TASKS_TOKEN_ENV,
     HttpRequest,
     HttpResponse,
     TaskApi,
@@ -52,7 +53,6 @@ from .task import TaskContext
 
 logger = logging.getLogger("taskpack.cloudflare")
 
-TOKEN_SECRET = "TASKPACK_TASKS_TOKEN"
 NO_QUEUE = ("no Cloudflare Queue is bound to this Worker (env.TASKPACK_JOBS): set "
             '[cloudflare] queue = "<queue name>" in the taskpack config and rebuild')
 
@@ -109,13 +109,14 @@ class Worker:
             on_api = request.path == PREFIX or request.path.startswith(PREFIX + "/")
             return api_off("cloudflare") if on_api else error_response(404, "not found")
         bind_env(env)
-        token = configured_secret(getattr(env, TOKEN_SECRET, None))
+        token = configured_secret(getattr(env, TASKS_TOKEN_ENV, None))
         if token is None:
-            logger.error("taskpack: the task API is on but the %s secret is not set", TOKEN_SECRET)
+            logger.error("taskpack: the task API is on but the %s secret is not set",
+                         TASKS_TOKEN_ENV)
             return error_response(
                 500,
-                f"the task API is enabled but the Worker secret {TOKEN_SECRET} is not set "
-                f"(npx wrangler secret put {TOKEN_SECRET})",
+                f"the task API is enabled but the Worker secret {TASKS_TOKEN_ENV} is not set "
+                f"(npx wrangler secret put {TASKS_TOKEN_ENV})",
             )
         wait_until = _wait_until(ctx)
         api = TaskApi(

@@ -300,6 +300,11 @@ def browser_rule(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+TASKS_TOKEN_ENV = "TASKPACK_TASKS_TOKEN"
+"""The variable (or Worker secret) that holds the task API's bearer token,
+on every platform."""
+
+
 def configured_secret(value: object) -> str | None:
     """A secret as configured (an environment variable, a Worker secret):
     surrounding whitespace removed (a trailing newline from a secrets file

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import logs
 from .http import (
+    TASKS_TOKEN_ENV,
     ASGIApp,
     HttpRequest,
     HttpResponse,
@@ -82,7 +83,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("taskpack.server")
 
-TOKEN_ENV = "TASKPACK_TASKS_TOKEN"
 HEALTH_STORE_TIMEOUT = 2.0
 SCHEDULER_ENV = "TASKPACK_SCHEDULER"
 HEALTH_PATH = "/_health"
@@ -150,10 +150,10 @@ def token_from_env(options: ServerOptions, env: Mapping[str, str]) -> str | None
             raise ServerConfigError("[server] dashboard = true needs the task API (its token "
                                     "guards the dashboard): set [server] tasks_api = true")
         return None
-    token = configured_secret(env.get(TOKEN_ENV))
+    token = configured_secret(env.get(TASKS_TOKEN_ENV))
     if token is None:
         raise ServerConfigError(
-            f"{TOKEN_ENV} is empty: the task API is on ([server] tasks_api = true), so set "
+            f"{TASKS_TOKEN_ENV} is empty: the task API is on ([server] tasks_api = true), so set "
             "it to a secret token callers send as `Authorization: Bearer <token>`"
         )
     return token

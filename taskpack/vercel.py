@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 from .fire import run_fire
 from .http import (
+    TASKS_TOKEN_ENV,
     ASGIApp,
     HttpRequest,
     HttpResponse,
@@ -68,13 +69,13 @@ from .http import (
 from .queue.binding import bind_queue
 from .queue.remote import StoreSink
 from .registry import Registry
+from .store.urls import DATABASE_URL_ENV
 
 logger = logging.getLogger("taskpack.vercel")
 
 CRON_PREFIX = "/_taskpack/cron/"
 SCHEDULE_HEADER = "x-vercel-cron-schedule"
 CRON_SECRET = "CRON_SECRET"
-TASKS_TOKEN = "TASKPACK_TASKS_TOKEN"
 
 
 def cron_path(schedule: str) -> str:
@@ -164,8 +165,8 @@ def tasks_api_policy(
     variable is unset (never open)."""
 
     token = secret_bearer_token(
-        lambda: environ.get(TASKS_TOKEN),
-        f"{TASKS_TOKEN} is not set: add it to the Vercel project's environment variables to "
+        lambda: environ.get(TASKS_TOKEN_ENV),
+        f"{TASKS_TOKEN_ENV} is not set: add it to the Vercel project's environment variables to "
         "use the task API",
     )
 
@@ -177,7 +178,6 @@ def tasks_api_policy(
     return policy
 
 
-DATABASE_URL = "TASKPACK_DATABASE_URL"
 NO_QUEUE = (
     "enqueue_task on Vercel needs a PostgreSQL store: set TASKPACK_DATABASE_URL to a "
     "postgresql:// URL in the project's environment variables and run `taskpack worker` "
@@ -188,7 +188,7 @@ NO_QUEUE = (
 def bind_store_queue(registry: Registry, environ: Mapping[str, str]) -> None:
     """Point ``enqueue_task`` at the PostgreSQL store of ``TASKPACK_DATABASE_URL``,
     or leave it unbound with :data:`NO_QUEUE` as the reason."""
-    url = environ.get(DATABASE_URL, "").strip()
+    url = environ.get(DATABASE_URL_ENV, "").strip()
     if url.startswith(("postgresql:", "postgres:")):
         bind_queue(StoreSink(url, registry.root))
     else:

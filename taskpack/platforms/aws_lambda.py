@@ -54,6 +54,7 @@ from urllib.parse import parse_qsl, unquote
 
 from ..fire import run_fire
 from ..http import (
+    TASKS_TOKEN_ENV,
     HttpRequest,
     HttpResponse,
     TaskApi,
@@ -68,7 +69,6 @@ from . import epoch_ms
 
 logger = logging.getLogger("taskpack.aws_lambda")
 
-TASKS_TOKEN = "TASKPACK_TASKS_TOKEN"
 EVENT_MARKER = "schedule"
 SCHEDULED_TIME_PLACEHOLDER = "<aws.scheduler.scheduled-time>"
 ATTEMPT_PLACEHOLDER = "<aws.scheduler.attempt-number>"
@@ -164,8 +164,8 @@ class LambdaHandler:
             return response_to_event(error_response(
                 404, "the task API is off; enable it with [aws_lambda] tasks_api = true"))
         policy = secret_bearer_token(
-            lambda: self.environ.get(TASKS_TOKEN),
-            f"{TASKS_TOKEN} is not set: add it to the function's environment variables to use "
+            lambda: self.environ.get(TASKS_TOKEN_ENV),
+            f"{TASKS_TOKEN_ENV} is not set: add it to the function's environment variables to use "
             "the task API",
         )
         api = TaskApi(self.registry, policy=policy)
