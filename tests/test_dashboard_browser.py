@@ -397,12 +397,17 @@ def test_the_page_reconnects_after_the_server_restarts(tmp_path: Path, page: Pag
         expect(page.locator("#live")).to_have_text("Live")
         assert server.terminate() == 0
         expect(page.locator("#live")).not_to_have_text("Live")
+        # A view drawn while the server is down fails to fetch...
+        page.evaluate("location.hash = '#/runs?trigger=http'")
+        expect(page.get_by_role("heading", name="Something went wrong")).to_be_visible()
         again = ServerProcess(server.process.args, {"PORT": str(server.port),  # type: ignore[arg-type]
                                                      "TASKPACK_TASKS_TOKEN": TOKEN},
                               tmp_path / "again.log", cwd=tmp_path)
         server = again
         server.wait_healthy()
         expect(page.locator("#live")).to_have_text("Live", timeout=15000)
+        # ...and is drawn again once the live stream is back.
+        expect(page.get_by_role("heading", name="Runs")).to_be_visible()
         ran = httpx.post(f"{server.url}/_nitro/tasks/echo:payload",
                          json={"payload": {"after": "restart"}}, headers=auth)
         assert ran.status_code == 200

@@ -13,7 +13,7 @@ const JOB_STATUSES = ["pending", "running", "succeeded", "failed", "cancelled"];
 const SYMBOLS = { ok: "✓", succeeded: "✓", error: "✗", failed: "✗", timeout: "⏱", invalid: "⚠",
                   cancelled: "⊘", pending: "…", running: "▶" };
 
-const state = { info: null, tasks: null, view: null, live: null, listeners: new Set() };
+const state = { info: null, tasks: null, view: null, live: null, listeners: new Set(), turn: 0 };
 
 class AuthError extends Error {}
 
@@ -139,6 +139,7 @@ async function route() {
   const path = location.hash.replace(/^#\/?/, "").split("?")[0];
   const parts = path.split("/").map(decodeURIComponent);
   const [view, arg] = [parts[0] || "tasks", parts.slice(1).join("/")];
+  const turn = ++state.turn;  // a later route() makes this one stale
   state.listeners.clear();
   markNav(view === "run" ? "tasks" : view);
   try {
@@ -150,6 +151,7 @@ async function route() {
     else if (view === "jobs") await jobsView();
     else await tasksView();
   } catch (error) {
+    if (turn !== state.turn) return;  // a newer view is on screen: not ours to replace
     if (error instanceof AuthError) signIn(error.message);
     else show("Something went wrong", el("p", { class: "problem", role: "alert" }, error.message));
   }
@@ -191,10 +193,18 @@ function connectLive() {
   const controller = new AbortController();
   state.live = controller;
   let delay = 1000;
+  let wasOpen = false;
   (async () => {
     while (!controller.signal.aborted) {
       try {
-        await readStream(controller.signal, () => { delay = 1000; });
+        await readStream(controller.signal, () => {
+          delay = 1000;
+          // Back after a drop: events were missed and a fetch may have failed
+          // meanwhile, so the view is drawn again (not the run form: it keeps
+          // what the user typed).
+          if (wasOpen && !location.hash.startsWith("#/run/")) route();
+          wasOpen = true;
+        });
         setLive(false, "Reconnecting…");
       } catch (error) {
         if (controller.signal.aborted) return;
@@ -417,13 +427,15 @@ async function runsView() {
     empty.hidden = seen.size > 0;
   }
   more.addEventListener("click", () => load().catch((e) => alert(e.message)));
-  await load();
+  // Listen before the first page loads: a run finishing in between is
+  // either in the page or delivered here (``seen`` keeps it to one row).
   state.listeners.add((event, run) => {
     if (event !== "run" || seen.has(run.id) || !matches(run, filters)) return;
     seen.add(run.id);
     body.prepend(runRow(run, true));
     empty.hidden = true;
   });
+  await load();
 }
 
 function block(title, value) {
