@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from taskpack.store import RunRecord
+from taskpack.store.buffer import BATCH, RunBuffer
 from taskpack.store.sqlite import SQLiteStore
 
 
@@ -119,3 +120,52 @@ def test_close_writes_what_is_buffered_within_its_bound(store: SQLiteStore) -> N
         return count(second.path)
 
     assert asyncio.run(reopen()) >= 20  # 10..19 were written or lost, 20..29 written
+
+
+def test_the_writer_lingers_for_a_full_batch_and_writes_it_at_once() -> None:
+    """Runs recorded one by one share one write: the writer waits up to
+    ``linger`` for more, and a full batch is written without waiting."""
+    kicks: list[int] = []
+    buffer = RunBuffer("test", lambda: kicks.append(buffer.pending))
+    buffer.linger = 60.0
+    written: list[list[str]] = []
+
+    def write(batch: list[RunRecord]) -> None:
+        written.append([r.id for r in batch])
+
+    for n in range(5):
+        buffer.add(run(n))
+        wait = buffer.write_due(write)
+        assert wait is not None and 0 < wait <= 60.0
+    assert written == [] and kicks == [1]  # woken once, for the first run
+    buffer.linger = 0.0
+    assert buffer.write_due(write) is None
+    assert written == [[f"r{n}" for n in range(5)]]
+
+    buffer.linger = 60.0
+    for n in range(5, 5 + BATCH + 1):
+        buffer.add(run(n))
+    assert kicks == [1, 1, BATCH]  # the first run, then a full batch
+    assert buffer.write_due(write) is not None  # the last run lingers
+    assert [len(batch) for batch in written] == [5, BATCH]
+
+
+def test_flush_reads_and_close_never_wait_for_the_linger(store: SQLiteStore) -> None:
+    store.buffer.linger = 60.0
+
+    async def main() -> tuple[bool, list[str]]:
+        await store.open()
+        for n in range(3):
+            store.record_run(run(n))
+        flushed = await store.flush(10)
+        store.record_run(run(3))
+        seen = [r.id for r in (await store.list_runs(limit=10)).runs]  # its own runs
+        for n in range(4, 6):
+            store.record_run(run(n))
+        await store.close(timeout=10)
+        return flushed, seen
+
+    flushed, seen = asyncio.run(main())
+    assert flushed
+    assert seen == ["r3", "r2", "r1", "r0"]
+    assert count(store.path) == 6
