@@ -467,7 +467,7 @@ def serve(base: Path, options: ServerOptions) -> None:
     sock = bind(host, port)
     logger.info("serving on http://%s:%d", f"[{host}]" if ":" in host else host, port)
     on_stop = bundle.dashboard.close if bundle.dashboard is not None else None
-    sys.exit(run(bundle.app, sock, grace=options.shutdown_grace, on_stop=on_stop))
+    sys.exit(run(bundle.app, bundle.api, sock, grace=options.shutdown_grace, on_stop=on_stop))
 
 
 @contextlib.contextmanager

@@ -1,5 +1,7 @@
-"""Serving an ASGI app in this process: granian's HTTP server (Rust, HTTP/1.1
-and HTTP/2) embedded in a uvloop event loop. Used by the ``server`` and
+"""Serving the bundle's app in this process: granian's HTTP server (Rust,
+HTTP/1.1 and HTTP/2) embedded in a uvloop event loop, through granian's
+native RSGI interface (:class:`taskpack.rsgi.RSGIApp`: the task API answered
+directly, other paths by the ASGI app). Used by the ``server`` and
 ``server_cluster`` bundles (:func:`taskpack.server.serve`,
 :func:`taskpack.cluster.serve_cluster`); the ``asgi`` bundle leaves the
 choice of server to its user and never imports this module.
@@ -7,7 +9,8 @@ choice of server to its user and never imports this module.
 Why granian embedded, measured on this project's 2-core machine
 (docs/benchmarks.md): with the bundle's app, granian answered the task API
 faster than uvicorn with uvloop + httptools and with a lower p99, and far
-faster than uvicorn's default pure-Python stack; embedding it (rather than
+faster than uvicorn's default pure-Python stack; over RSGI rather than
+ASGI, a bare app answered 1.3x as many requests here; embedding it (rather than
 granian's own process manager, which starts each worker as a fresh
 interpreter) keeps cold start to one interpreter and lets the cluster's
 supervisor fork workers that share one listening socket.
@@ -35,8 +38,11 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .rsgi import RSGIApp
+
 if TYPE_CHECKING:
-    from .http import ASGIApp, Receive, Scope, Send
+    from .http import ASGIApp, Message, TaskApi
+    from .rsgi import HTTPProtocol, Scope
 
 logger = logging.getLogger("taskpack.server")
 
@@ -90,13 +96,15 @@ def worker_socket(held: socket.socket) -> socket.socket:
     return sock
 
 
-def run(app: ASGIApp, sock: socket.socket, *, grace: float,
+def run(app: ASGIApp, api: TaskApi, sock: socket.socket, *, grace: float,
         on_stop: Callable[[], None] | None = None) -> int:
-    """Serve ``app`` on the listening socket ``sock`` (:func:`bind`; cluster
-    workers inherit it) until SIGTERM/SIGINT; the exit status.
+    """Serve ``app`` (the bundle's ASGI app, whose task API is ``api``) on
+    the listening socket ``sock`` (:func:`bind`; cluster workers inherit it)
+    until SIGTERM/SIGINT; the exit status. The app's ASGI lifespan runs
+    around serving: nothing is accepted before its startup completed.
     ``on_stop`` is called first thing on the signal (the dashboard ends its
     live streams, which would otherwise hold the graceful shutdown)."""
-    serving = _serve(InFlight(app), sock.fileno(), grace, on_stop)
+    serving = _serve(app, InFlight(RSGIApp(api, app)), sock.fileno(), grace, on_stop)
     try:
         import uvloop
     except ImportError:  # not on Windows: the standard loop serves too
@@ -105,24 +113,24 @@ def run(app: ASGIApp, sock: socket.socket, *, grace: float,
 
 
 class InFlight:
-    """``app`` with its HTTP requests in flight tracked, so that those still
-    running when the grace period after a stop signal is over can be
-    cancelled: granian waits for every request before the lifespan
-    shutdown, and a sync task that never returns would hold it forever.
-    A cancelled run is recorded as ``cancelled``."""
+    """An RSGI ``app`` with its requests in flight tracked, so that those
+    still running when the grace period after a stop signal is over can be
+    cancelled: granian waits for every request before it returns, and a
+    sync task that never returns would hold it forever. A cancelled run is
+    recorded as ``cancelled``."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: RSGIApp) -> None:
         self.app = app
         self.tasks: set[asyncio.Task[Any]] = set()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        task = asyncio.current_task() if scope["type"] == "http" else None
+    async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
+        task = asyncio.current_task()
         if task is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, proto)
             return
         self.tasks.add(task)
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, proto)
         finally:
             self.tasks.discard(task)
 
@@ -132,7 +140,52 @@ class InFlight:
             task.cancel()
 
 
-async def _serve(app: InFlight, fd: int, grace: float,
+class Lifespan:
+    """The ASGI lifespan of ``app``, run by the server: :meth:`startup`
+    before serving, :meth:`shutdown` after. An app that raises before
+    completing its startup is taken as one without lifespan support (as
+    ASGI servers do); a failed startup or shutdown is logged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._events: asyncio.Queue[Message] = asyncio.Queue()
+        self._answer: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> bool:
+        """Run the startup; False when the app reports it failed."""
+        self._task = asyncio.create_task(self._run())
+        return await self._step("startup")
+
+    async def shutdown(self) -> bool:
+        """Run the shutdown; False when the app reports it failed."""
+        if self._task is None or self._task.done():
+            return True
+        return await self._step("shutdown")
+
+    async def _step(self, phase: str) -> bool:
+        await self._events.put({"type": f"lifespan.{phase}"})
+        answer = await self._answer.get()
+        if answer["type"] == f"lifespan.{phase}.failed":
+            logger.error("%s failed: %s", phase, answer.get("message", ""))
+            return False
+        return True
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.3"},
+                 "state": {}}
+        try:
+            await self.app(scope, self._events.get, self._answer.put)
+        except Exception:
+            if self._answer.empty():
+                logger.debug("the app does not support the lifespan protocol")
+        finally:
+            # Whatever is still waited for is complete: nothing more will come.
+            for phase in ("startup", "shutdown"):
+                self._answer.put_nowait({"type": f"lifespan.{phase}.complete"})
+
+
+async def _serve(app: ASGIApp, rsgi: InFlight, fd: int, grace: float,
                  on_stop: Callable[[], None] | None) -> int:
     from granian import _granian
     from granian.constants import Interfaces
@@ -147,7 +200,10 @@ async def _serve(app: InFlight, fd: int, grace: float,
             holder: Any = _granian.SocketHolder
             self._ssp, self._shd = None, holder(fd, False, BACKLOG)
 
-    server: Any = Embedded(app, interface=Interfaces.ASGI, log_enabled=False, websockets=False)
+    lifespan = Lifespan(app)
+    if not await lifespan.startup():
+        return 1
+    server: Any = Embedded(rsgi, interface=Interfaces.RSGI, log_enabled=False, websockets=False)
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -156,7 +212,7 @@ async def _serve(app: InFlight, fd: int, grace: float,
         note_stop_signal()  # the lifespan shutdown gets what is left of the grace
         if on_stop is not None:
             on_stop()
-        loop.call_later(grace, app.cancel)
+        loop.call_later(grace, rsgi.cancel)
         if not server.interrupt_signal:
             # Running requests, then the lifespan shutdown (which bounds its
             # own steps by ``grace``), must be done by then.
@@ -170,7 +226,8 @@ async def _serve(app: InFlight, fd: int, grace: float,
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    return 1 if server.interrupt_children else 0
+    stopped = await lifespan.shutdown()
+    return 1 if server.interrupt_children or not stopped else 0
 
 
 def _give_up(seconds: float) -> None:
