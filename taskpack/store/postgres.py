@@ -24,8 +24,10 @@ a bundle gets them with ``[store] driver = "postgres"``).
   (opened on first use, reconnected with backoff), so a worker wakes within
   milliseconds of an enqueue on any host.
 * Run history goes through the shared :class:`~taskpack.store.buffer.RunBuffer`
-  and a writer task: batches of up to 500 runs in one transaction; while
-  the server is unreachable the batch is kept and retried with backoff.
+  and a writer task: batches of up to 500 runs in one transaction, one
+  JSON parameter per 100 runs (:func:`~taskpack.store.rows.runs_json`);
+  while the server is unreachable the batch is kept and retried with
+  backoff.
 * A connection lost mid-call (PostgreSQL restarting) is a
   :class:`StoreUnavailable`; callers that loop retry.
 """
