@@ -1,4 +1,4 @@
-"""Serving an ASGI app in this process: granian's HTTP server (Rust, HTTP/1.1
+"""Serving an ASGI app in this process: granian's HTTP worker (Rust, HTTP/1.1
 and HTTP/2) embedded in a uvloop event loop. Used by the ``server`` and
 ``server_cluster`` bundles (:func:`taskpack.server.serve`,
 :func:`taskpack.cluster.serve_cluster`); the ``asgi`` bundle leaves the
@@ -12,6 +12,11 @@ granian's own process manager, which starts each worker as a fresh
 interpreter) keeps cold start to one interpreter and lets the cluster's
 supervisor fork workers that share one listening socket.
 
+Only granian's Rust extension is imported (:func:`granian_worker_module`):
+this module does what ``granian.server.embed.Server`` does for one ASGI
+worker (the lifespan, the callback scheduler, the stop signal), because
+importing granian's Python package costs a tenth of the bundle's cold start.
+
 :func:`run` returns when the server has stopped: on SIGTERM or SIGINT it
 stops accepting connections, lets running requests finish, then runs the
 app's lifespan shutdown (the bundle stops its scheduler and writes its
@@ -19,20 +24,21 @@ history, each bounded by its ``shutdown_grace``). The exit status is 0
 after that, 1 when the app's lifespan startup failed or the address cannot
 be bound (one ``error:`` line, from :func:`bind`).
 
-granian's embedded server is documented as experimental; this module pins
-its behaviour with the exact version in the bundle's ``requirements.txt``
+The worker's constructor and callback scheduler are granian internals; this
+module pins them with the exact version in the bundle's ``requirements.txt``
 (``granian==2.8.7``) and is covered end to end by the self-hosted tests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -91,12 +97,21 @@ def worker_socket(held: socket.socket) -> socket.socket:
 
 
 def run(app: ASGIApp, sock: socket.socket, *, grace: float,
-        on_stop: Callable[[], None] | None = None) -> int:
+        on_stop: Callable[[], None] | None = None,
+        prepare: Callable[[], Awaitable[None]] | None = None,
+        on_serving: Callable[[], None] | None = None) -> int:
     """Serve ``app`` on the listening socket ``sock`` (:func:`bind`; cluster
     workers inherit it) until SIGTERM/SIGINT; the exit status.
-    ``on_stop`` is called first thing on the signal (the dashboard ends its
-    live streams, which would otherwise hold the graceful shutdown)."""
-    serving = _serve(InFlight(app), sock.fileno(), grace, on_stop)
+    ``prepare`` is awaited first, on the serving event loop (the ``server``
+    bundle opens its store there: one loop and one opening); what it raises
+    propagates out of ``run`` and nothing is served. Then the app's lifespan
+    startup runs, and only once it has completed are requests answered
+    (connections made meanwhile wait in the socket's backlog);
+    ``on_serving`` is called once they are (the bundles start their
+    scheduler then: :meth:`taskpack.server.BundleApp.serving`). ``on_stop``
+    is called first thing on the signal (the dashboard ends its live
+    streams, which would otherwise hold the graceful shutdown)."""
+    serving = _serve(InFlight(app), sock.fileno(), grace, on_stop, prepare, on_serving)
     try:
         import uvloop
     except ImportError:  # not on Windows: the standard loop serves too
@@ -132,45 +147,169 @@ class InFlight:
             task.cancel()
 
 
-async def _serve(app: InFlight, fd: int, grace: float,
-                 on_stop: Callable[[], None] | None) -> int:
-    from granian import _granian
-    from granian.constants import Interfaces
-    from granian.server import embed
+# What granian's embedded server (granian.server.embed.Server, 2.8.7) passes
+# its worker with the settings taskpack used: one Rust runtime thread, HTTP/1
+# and HTTP/2 (auto), no websockets, no TLS, no static files.
+RUNTIME_THREADS = 1
+RUNTIME_BLOCKING_THREADS = 512
+BLOCKING_THREADS = 1
+BLOCKING_THREADS_IDLE_TIMEOUT = 30
+BACKPRESSURE = 128
+NO_TLS: tuple[Any, ...] = (False, None, None, None, "tls1.3", None, [], False)
 
-    base: Any = embed.Server  # untyped internals: _init_shared_socket, SocketHolder(fd)
 
-    class Embedded(base):  # type: ignore[misc]
-        """granian's embedded server on our listening socket."""
+def granian_worker_module() -> Any:
+    """granian's Rust extension (``granian._granian``: the HTTP worker, its
+    socket holder and stop signal) without granian's Python package, whose
+    import runs granian's own process manager's imports (multiprocessing,
+    tempfile, ``logging.config``, watchfiles, dotenv...): measured here as
+    a tenth of the bundle's cold start, and none of it is used by an
+    embedded worker. The module is registered under its own name, so a
+    later ``import granian`` finds and uses it."""
+    module = sys.modules.get("granian._granian")
+    if module is not None:
+        return module
+    import importlib.machinery
+    import importlib.util
 
-        def _init_shared_socket(self) -> None:
-            holder: Any = _granian.SocketHolder
-            self._ssp, self._shd = None, holder(fd, False, BACKLOG)
+    package = importlib.machinery.PathFinder.find_spec("granian")
+    locations = package.submodule_search_locations if package is not None else None
+    spec = importlib.machinery.PathFinder.find_spec("granian._granian", locations)
+    if spec is None or spec.loader is None:
+        raise ImportError("granian is not installed", name="granian")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
-    server: Any = Embedded(app, interface=Interfaces.ASGI, log_enabled=False, websockets=False)
+
+class Lifespan:
+    """The ASGI lifespan protocol, driven for ``app`` (as granian's own
+    ``LifespanProtocol``): :meth:`startup` and :meth:`shutdown` return
+    whether the app completed the phase (it reports and logs its own
+    failures). An app that returns or raises without answering does not
+    support the lifespan, and is served anyway."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.answers: asyncio.Queue[bool] = asyncio.Queue()
+        self.state: dict[str, Any] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> bool:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        await self.events.put({"type": "lifespan.startup"})
+        return await self.answers.get()
+
+    async def shutdown(self) -> bool:
+        if self.task is None or self.task.done():
+            return True
+        await self.events.put({"type": "lifespan.shutdown"})
+        return await self.answers.get()
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.3"},
+                 "state": self.state}
+        try:
+            await self.app(scope, self.events.get, self._send)
+        except Exception:
+            logger.debug("the app's lifespan raised", exc_info=True)
+        finally:
+            self.answers.put_nowait(True)  # a phase still waiting goes on without it
+
+    async def _send(self, message: Mapping[str, Any]) -> None:
+        self.answers.put_nowait(message["type"].endswith(".complete"))
+
+
+async def _serve(app: InFlight, fd: int, grace: float, on_stop: Callable[[], None] | None,
+                 prepare: Callable[[], Awaitable[None]] | None,
+                 on_serving: Callable[[], None] | None) -> int:
+    granian = granian_worker_module()
+    logging.getLogger("_granian").setLevel(logging.CRITICAL + 1)  # granian's log_enabled=False
     loop = asyncio.get_running_loop()
+    if prepare is not None:
+        await prepare()
+    lifespan = Lifespan(app)
+    if not await lifespan.startup():
+        return 1
+    stopped = loop.create_future()
+    stopping = False
 
     def stop() -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
         from .server import note_stop_signal
 
         note_stop_signal()  # the lifespan shutdown gets what is left of the grace
         if on_stop is not None:
             on_stop()
         loop.call_later(grace, app.cancel)
-        if not server.interrupt_signal:
-            # Running requests, then the lifespan shutdown (which bounds its
-            # own steps by ``grace``), must be done by then.
-            loop.call_later(3 * grace + 5, _give_up, 3 * grace + 5)
-        server.stop()
+        # Running requests, then the lifespan shutdown (which bounds its own
+        # steps by ``grace``), must be done by then.
+        loop.call_later(3 * grace + 5, _give_up, 3 * grace + 5)
+        signal_.set()
 
+    def done() -> None:
+        if not stopped.done():
+            stopped.set_result(None)
+
+    def served() -> None:  # from granian's thread: the worker has stopped
+        loop.call_soon_threadsafe(done)
+
+    signal_ = granian.WorkerSignal()
+    signal_.add_cb(served)
+    worker = granian.ASGIWorker(
+        1, (None, granian.SocketHolder(fd, False, BACKLOG)), None, RUNTIME_THREADS,
+        RUNTIME_BLOCKING_THREADS, BLOCKING_THREADS, BLOCKING_THREADS_IDLE_TIMEOUT, BACKPRESSURE,
+        "auto", None, None, False, None, *NO_TLS, (None, None))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     try:
-        await server.serve()
+        if on_serving is not None:  # before any request the worker hands over
+            loop.call_soon(on_serving)
+        worker.serve_async(_scheduler(granian, loop, app, lifespan.state), loop, signal_)
+        await stopped
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    return 1 if server.interrupt_children else 0
+    await lifespan.shutdown()
+    return 0
+
+
+def _scheduler(granian: Any, loop: asyncio.AbstractEventLoop, app: ASGIApp,
+               state: dict[str, Any]) -> Any:
+    """The worker's callback scheduler: each request, as granian's Rust side
+    hands it over (a watcher with its scope and protocol), runs ``app`` in
+    an asyncio task, with a copy of the lifespan ``state`` in its scope
+    (granian's ``_CBSchedulerAIO``, ``_future_watcher_wrapper`` and ASGI
+    callback wrapper, without access logging)."""
+    from asyncio.tasks import _enter_task, _leave_task
+
+    async def handle(watcher: Any) -> None:
+        scope = watcher.scope
+        scope.update(root_path="", state=state.copy())
+        try:
+            await app(scope, watcher.proto.receive, watcher.proto.send)
+        except BaseException as exc:
+            watcher.err(exc)
+            return
+        watcher.done()
+
+    def start(coro: Any, watcher: Any) -> None:
+        watcher.taskref(loop.create_task(coro))
+
+    class Scheduler(granian.CallbackScheduler):  # type: ignore[misc]
+        def __init__(self, *args: Any) -> None:
+            super().__init__()
+            ctx = self._ctx
+            self._schedule_fn = lambda watcher: loop.call_soon_threadsafe(
+                start, handle(watcher), watcher, context=ctx)
+
+    return Scheduler(loop, handle, None, functools.partial(_enter_task, loop),
+                     functools.partial(_leave_task, loop))
 
 
 def _give_up(seconds: float) -> None:
