@@ -85,7 +85,8 @@ def serve_cluster(base: Path, options: ServerOptions) -> None:
         except OSError as exc:
             logger.error("worker cannot listen on %s:%d: %s", host, port, exc.strerror)
             sys.exit(STARTUP_FAILURE)
-        status = run(bundle.app, listener, grace=options.shutdown_grace, on_stop=on_stop)
+        status = run(bundle.app, bundle.api, listener, grace=options.shutdown_grace,
+                     on_stop=on_stop)
         sys.exit(STARTUP_FAILURE if status else 0)
 
     logger.info("serving on http://%s:%d with %d workers", host, port, count)

@@ -61,9 +61,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import logs
 from .concurrency import DirectGate, LimitGate, canonical_json, make_gate
 from .errors import PayloadValidationError, TaskAbortedError, TaskTimeoutError
-from .logs import FIELDS, RUN_LOGGER, logfmt
+from .logs import FIELDS, RUN_LOGGER, logfmt, logfmt_value
 from .options import TaskOptions
 from .schema import SchemaError
 from .store import Outcome, RunRecord
@@ -351,20 +352,55 @@ new_run_id = _RunIds()
 def log_run(run: RunRecord, level: int, exc: BaseException | None = None,
             more: dict[str, Any] | None = None) -> None:
     """The run's one line on ``taskpack.run`` (``exc`` adds its traceback;
-    ``more`` adds fields after the run's own, e.g. a queued job's id)."""
+    ``more`` adds fields after the run's own, with other keys, e.g. a queued
+    job's id): its structured fields (``record.taskpack``) and their
+    ``logfmt`` as the message (see :func:`_run_message`)."""
+    duration_ms = round(run.duration_ms, 3)
+    logs.log(run_logger, level, _run_message(run, duration_ms, more),
+             lambda: _run_fields(run, duration_ms, more), exc)
+
+
+def _run_fields(run: RunRecord, duration_ms: float, more: dict[str, Any] | None) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "task": run.task,
         "trigger": run.trigger,
         "outcome": run.outcome,
         "attempts": run.attempts,
-        "duration_ms": round(run.duration_ms, 3),
+        "duration_ms": duration_ms,
         "run_id": run.id,
     }
     if more:
         fields.update(more)
     if run.error is not None:
         fields["error"] = run.error
-    run_logger.log(level, logfmt(fields), exc_info=exc, extra={FIELDS: fields})
+    return fields
+
+
+_heads: dict[tuple[str, str, str], str] = {}
+"""The start of run lines, up to ``attempts=``, by task name, trigger and
+outcome (a few of each: each is quoted once, see :func:`_run_message`)."""
+_MAX_HEADS = 1024
+
+
+def _run_message(run: RunRecord, duration_ms: float, more: dict[str, Any] | None) -> str:
+    """``logfmt`` of a run's fields, as :func:`log_run` orders them. An
+    integer or a float never needs quoting, nor a run id of letters and
+    digits; the task name, trigger and outcome are quoted once per
+    combination, then found in :data:`_heads`."""
+    key = (run.task, run.trigger, run.outcome)
+    head = _heads.get(key)
+    if head is None:
+        head = (f"task={logfmt_value(run.task)} trigger={logfmt_value(run.trigger)} "
+                f"outcome={logfmt_value(run.outcome)} attempts=")
+        if len(_heads) < _MAX_HEADS:
+            _heads[key] = head
+    message = (f"{head}{run.attempts} duration_ms={duration_ms} "
+               f"run_id={run.id if run.id.isalnum() else logfmt_value(run.id)}")
+    if more:
+        message += " " + logfmt(more)
+    if run.error is not None:
+        message += " error=" + logfmt_value(run.error)
+    return message
 
 
 def in_task_thread(fn: Callable[[TaskEvent], Any], event: TaskEvent) -> Awaitable[Any]:

@@ -661,13 +661,14 @@ async def handle(api: TaskApi, request: HttpRequest) -> HttpResponse | None:
     refused = api.admit(route, request)
     if refused is not None:
         return refused
-    return await _dispatch(api, route, request)
+    return await dispatch(api, route, request)
 
 
-async def _dispatch(api: TaskApi, route: Route, request: HttpRequest) -> HttpResponse:
-    """Answer an admitted request whose body has been read. Every failure is
-    an answer in the error shape: an exception no route expected (a history
-    that cannot be read, ...) is logged and answered 500."""
+async def dispatch(api: TaskApi, route: Route, request: HttpRequest) -> HttpResponse:
+    """Answer an admitted request whose body has been read (the part every
+    server adapter shares: ASGI here, RSGI in :mod:`taskpack.rsgi`). Every
+    failure is an answer in the error shape: an exception no route expected
+    (a history that cannot be read, ...) is logged and answered 500."""
     try:
         return await _answer(api, route, request)
     except Exception as exc:
@@ -695,12 +696,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Hook = Callable[[], Awaitable[None] | None]
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """A request body is over the API's ``body_limit`` (answered 413)."""
 
 
-class _Disconnected(Exception):
-    pass
+class Disconnected(Exception):
+    """The client went away before its request body was read (no answer)."""
 
 
 def asgi_app(
@@ -750,14 +751,14 @@ def asgi_app(
         if response is None:
             try:
                 body = await _read_body(receive, request.headers, api)
-            except _BodyTooLarge:
+            except BodyTooLarge:
                 response = api.too_large(api.body_limit + 1)
-            except _Disconnected:
+            except Disconnected:
                 return
             else:
                 request = HttpRequest(request.method, request.path, request.query,
                                       request.headers, body, request.client_host)
-                response = await _dispatch(api, route, request)
+                response = await dispatch(api, route, request)
         assert response is not None
         await send_response(send, response)
 
@@ -787,18 +788,27 @@ def access_logged(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_status)
         finally:
-            query = scope.get("query_string", b"").decode("latin-1")
             client = scope.get("client")
-            fields = {
-                "method": scope["method"],
-                "path": scope["path"] + (f"?{query}" if query else ""),
-                "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                "client": client[0] if client else "-",
-            }
-            access_logger.info(logfmt(fields), extra={FIELDS: fields})
+            log_access(scope["method"], scope["path"],
+                       scope.get("query_string", b"").decode("latin-1"), status, started,
+                       client[0] if client else None)
 
     return logged
+
+
+def log_access(method: str, path: str, query: str, status: int, started: float,
+               client: str | None) -> None:
+    """The ``taskpack.access`` line of one HTTP request: method, path (with
+    the raw ``query`` string), status (0 when no response was sent), the
+    duration since ``started`` (``time.perf_counter()``) and the client."""
+    fields = {
+        "method": method,
+        "path": path + (f"?{query}" if query else ""),
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        "client": client or "-",
+    }
+    access_logger.info(logfmt(fields), extra={FIELDS: fields})
 
 
 def app_path(scope: Scope) -> str:
@@ -828,17 +838,17 @@ def _request_head(scope: Scope, path: str) -> HttpRequest:
 async def _read_body(receive: Receive, headers: Mapping[str, str], api: TaskApi) -> bytes:
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > api.body_limit:
-        raise _BodyTooLarge
+        raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise _Disconnected
+            raise Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > api.body_limit:
-            raise _BodyTooLarge
+            raise BodyTooLarge
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

@@ -24,7 +24,11 @@ the same way, so nothing in it can pass for a line of its own; in JSON it is
 the ``traceback`` field.
 
 Each run is one line on the ``taskpack.run`` logger (INFO when it
-succeeded, WARNING when its payload was refused, ERROR otherwise). Per
+succeeded, WARNING when its payload was refused, ERROR otherwise). It is
+logged with :func:`log`, which hands the line straight to taskpack's handler,
+without a :class:`logging.LogRecord`, when that handler is all the record
+would meet (:func:`direct_handler`), and is ``logger.log`` otherwise: a
+host's handlers, filters, levels and wrappers see every record as before. Per
 request there is no line unless ``TASKPACK_ACCESS_LOG=1`` turns on the
 access log (``taskpack.access``: method, path, status, duration, client).
 
@@ -37,12 +41,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import operator
 import os
 import re
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 FORMAT_ENV = "TASKPACK_LOG_FORMAT"
@@ -71,16 +76,18 @@ _NEEDS_QUOTES = re.compile(r'[\s"=\\\x00-\x1f\x7f-\x9f\u2028\u2029]')
 
 
 def logfmt(fields: Mapping[str, Any]) -> str:
-    """``key=value`` pairs. A value that is empty or holds a space, a quote,
-    ``=``, a backslash or a control character is quoted, with ``\\`` and
-    ``\"`` escaped and control characters written as escapes (``\\n``)."""
-    parts = []
-    for key, value in fields.items():
-        text = str(value)
-        if not text or _NEEDS_QUOTES.search(text):
-            text = '"' + escape(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
-        parts.append(f"{key}={text}")
-    return " ".join(parts)
+    """``key=value`` pairs, each value as :func:`logfmt_value` writes it."""
+    return " ".join(f"{key}={logfmt_value(str(value))}" for key, value in fields.items())
+
+
+def logfmt_value(text: str) -> str:
+    """``text`` as a ``key=value`` line's value: quoted when it is empty or
+    holds a space, a quote, ``=``, a backslash or a control character, with
+    ``\\`` and ``\"`` escaped and control characters written as escapes
+    (``\\n``)."""
+    if not text or _NEEDS_QUOTES.search(text):
+        return '"' + escape(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+    return text
 
 
 def log_format(env: Mapping[str, str] | None = None) -> str:
@@ -100,59 +107,102 @@ def access_log_enabled(env: Mapping[str, str] | None = None) -> bool:
     return env.get(ACCESS_LOG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+_MILLIS = [f".{millis:03d}Z" for millis in range(1000)]
 
 
 def _timestamp(created: float) -> str:
+    global _second
     seconds = int(created)
-    millis = int((created - seconds) * 1000)
-    if _second[0] != seconds:
-        _second[:] = [seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))]
-    return f"{_second[1]}.{millis:03d}Z"
+    second = _second
+    if second[0] != seconds:
+        second = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return second[1] + _MILLIS[int((created - seconds) * 1000)]
 
 
 def _short(name: str) -> str:
     return name[len(ROOT) + 1:] if name.startswith(ROOT + ".") else name
 
 
-def _traceback(record: logging.LogRecord) -> str | None:
-    if not record.exc_info or record.exc_info[1] is None:
+def _exception(record: logging.LogRecord) -> BaseException | None:
+    return record.exc_info[1] if record.exc_info else None
+
+
+def _traceback(exc: BaseException | None) -> str | None:
+    if exc is None:
         return None
-    return "".join(traceback.format_exception(record.exc_info[1])).rstrip("\n")
+    return "".join(traceback.format_exception(exc)).rstrip("\n")
+
+
+_HEADS: dict[tuple[str, str], str] = {}
+"""What a text line shows between the time and the message, by level name
+and logger name (a few of each; the first 256 pairs kept)."""
 
 
 class TextFormatter(logging.Formatter):
     """``<UTC time> <level> <logger>: <message>``, escaped to one line; a
     traceback follows as indented, escaped continuation lines."""
 
+    SHOWS_FIELDS = False
+    """Whether a line shows the record's structured fields (else
+    :meth:`format_parts` is given None for them)."""
+
     def format(self, record: logging.LogRecord) -> str:
-        line = (f"{_timestamp(record.created)} {record.levelname.lower():<7} "
-                f"{_short(record.name)}: {escape(record.getMessage())}")
-        trace = _traceback(record)
+        return self.format_parts(record.created, record.levelname, record.name,
+                                 record.getMessage(), getattr(record, FIELDS, None),
+                                 _exception(record))
+
+    def format_parts(self, created: float, level: str, name: str, message: str,
+                     fields: Mapping[str, Any] | None, exc: BaseException | None) -> str:
+        """The line of a record with these attributes (``created``,
+        ``levelname``, ``name``, its message, ``record.taskpack`` and the
+        exception of its ``exc_info``), without the record."""
+        head = _HEADS.get((level, name))
+        if head is None:
+            head = f" {level.lower():<7} {_short(name)}: "
+            if len(_HEADS) < 256:
+                _HEADS[level, name] = head
+        line = f"{_timestamp(created)}{head}{escape(message)}"
+        trace = _traceback(exc)
         if trace:
             line += "".join(f"\n    {escape(part)}" for part in trace.split("\n"))
         return line
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)  # json.dumps's, made once
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ``time``, ``level``, ``logger``,
     ``message``, the record's structured fields, ``traceback``."""
 
+    SHOWS_FIELDS = True
+
     def format(self, record: logging.LogRecord) -> str:
+        return self.format_parts(record.created, record.levelname, record.name,
+                                 record.getMessage(), getattr(record, FIELDS, None),
+                                 _exception(record))
+
+    def format_parts(self, created: float, level: str, name: str, message: str,
+                     fields: Mapping[str, Any] | None, exc: BaseException | None) -> str:
+        """As :meth:`TextFormatter.format_parts`."""
         data: dict[str, Any] = {
-            "time": _timestamp(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
+            "time": _timestamp(created),
+            "level": level.lower(),
+            "logger": name,
+            "message": message,
         }
-        fields = getattr(record, FIELDS, None)
         if isinstance(fields, Mapping):
             for key, value in fields.items():
                 data.setdefault(key, value)
-        trace = _traceback(record)
+        trace = _traceback(exc)
         if trace:
             data["traceback"] = trace
-        text = json.dumps(data, ensure_ascii=False, default=str)
+        text = _JSON.encode(data)
+        # What JSON leaves as is but a line splitter may break at: DEL, C1,
+        # U+2028, U+2029 (an ASCII line has no other).
+        if text.isascii() and "\x7f" not in text:
+            return text
         return text.translate(_JSON_ESCAPES)
 
 
@@ -173,11 +223,16 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + self.terminator
+            line = self.format(record)
         except Exception:
             self.handleError(record)
             return
-        self._pending.append(line)
+        self.add(line)
+
+    def add(self, line: str) -> None:
+        """Write ``line`` (formatted, without its terminator) as :meth:`emit`
+        writes a record's. The caller holds :attr:`lock`."""
+        self._pending.append(line + self.terminator)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -196,6 +251,86 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.stream.flush()
             except (OSError, ValueError):  # a closed stream: nothing to do
                 pass
+
+
+_FORMATTERS = (TextFormatter, JsonFormatter)
+_logger_hooks = operator.attrgetter("log", "_log", "makeRecord", "handle", "filter",
+                                    "callHandlers")
+_handler_hooks = operator.attrgetter("handle", "filter")
+_standard: tuple[Any, ...] = ()  # the hooks last found to be the standard library's
+
+
+def _hooks_standard() -> bool:
+    """Whether the methods a record goes through and the record factory are
+    the standard library's own (cached while they stay the same objects)."""
+    global _standard
+    hooks = (*_logger_hooks(logging.Logger), *_handler_hooks(logging.Handler),
+             logging.getLogRecordFactory())
+    if hooks != _standard:
+        *methods, factory = hooks
+        if factory is not logging.LogRecord or any(
+                getattr(getattr(method, "__code__", None), "co_filename", None)
+                != logging.__file__ for method in methods):
+            return False
+        _standard = hooks
+    return True
+
+
+def direct_handler(logger: logging.Logger, level: int) -> _Handler | None:
+    """taskpack's handler when it is all that a record of ``level`` logged
+    on ``logger`` would meet, so that writing the record's line to it
+    directly (:func:`log`) is what ``logger.log`` would do; else None.
+
+    That is: ``logger`` is an enabled :class:`logging.Logger` without
+    filters; the one handler on its way up (its own and its ancestors' until
+    one does not propagate) is :func:`setup`'s, without filters, at or below
+    ``level``, with one of this module's formatters; and the standard
+    library's record factory and the methods a record goes through
+    (``Logger.log`` ... ``Logger.callHandlers``, ``Handler.handle``) are
+    the standard library's own, not wrapped (as error trackers wrap
+    ``callHandlers``)."""
+    if (type(logger) is not logging.Logger or logger.filters
+            or not logger.isEnabledFor(level)):
+        return None
+    found = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if found is not None:
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    if (type(found) is not _Handler or found.filters or level < found.level
+            or type(found.formatter) not in _FORMATTERS or not _hooks_standard()):
+        return None
+    return found
+
+
+def log(logger: logging.Logger, level: int, message: str,
+        fields: Callable[[], Mapping[str, Any]], exc: BaseException | None = None) -> None:
+    """``logger.log(level, message, exc_info=exc, extra={FIELDS: fields()})``
+    (``exc`` adds its traceback, ``fields()`` are the record's structured
+    fields), with the same effect; but when :func:`direct_handler` finds
+    that only taskpack's handler would see the record, its line is made
+    from these values and handed to the handler, without a
+    :class:`logging.LogRecord`, and ``fields`` is called only if the format
+    shows them (a run's line is logged on the event loop thread at the end
+    of every run)."""
+    handler = direct_handler(logger, level)
+    line = None
+    if handler is not None:
+        formatter: TextFormatter | JsonFormatter = handler.formatter  # type: ignore[assignment]
+        try:
+            line = formatter.format_parts(time.time(), logging.getLevelName(level), logger.name,
+                                          message, fields() if formatter.SHOWS_FIELDS else None,
+                                          exc if exc else None)
+        except Exception:  # logged the standard way, which reports it (Handler.handleError)
+            line = None
+    if handler is None or line is None:
+        logger.log(level, message, exc_info=exc, extra={FIELDS: fields()})
+        return
+    with handler.lock:  # type: ignore[union-attr]
+        handler.add(line)
 
 
 def setup(env: Mapping[str, str] | None = None, stream: IO[str] | None = None) -> None:

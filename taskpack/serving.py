@@ -1,5 +1,7 @@
-"""Serving an ASGI app in this process: granian's HTTP worker (Rust, HTTP/1.1
-and HTTP/2) embedded in a uvloop event loop. Used by the ``server`` and
+"""Serving the bundle's app in this process: granian's HTTP server (Rust,
+HTTP/1.1 and HTTP/2) embedded in a uvloop event loop, through granian's
+native RSGI interface (:class:`taskpack.rsgi.RSGIApp`: the task API answered
+directly, other paths by the ASGI app). Used by the ``server`` and
 ``server_cluster`` bundles (:func:`taskpack.server.serve`,
 :func:`taskpack.cluster.serve_cluster`); the ``asgi`` bundle leaves the
 choice of server to its user and never imports this module.
@@ -7,15 +9,17 @@ choice of server to its user and never imports this module.
 Why granian embedded, measured on this project's 2-core machine
 (docs/benchmarks.md): with the bundle's app, granian answered the task API
 faster than uvicorn with uvloop + httptools and with a lower p99, and far
-faster than uvicorn's default pure-Python stack; embedding it (rather than
+faster than uvicorn's default pure-Python stack; over RSGI rather than
+ASGI, a bare app answered 1.3x as many requests here; embedding it (rather than
 granian's own process manager, which starts each worker as a fresh
 interpreter) keeps cold start to one interpreter and lets the cluster's
 supervisor fork workers that share one listening socket.
 
-Only granian's Rust extension is imported (:func:`granian_worker_module`):
-this module does what ``granian.server.embed.Server`` does for one ASGI
-worker (the lifespan, the callback scheduler, the stop signal), because
-importing granian's Python package costs a tenth of the bundle's cold start.
+Only granian's Rust extension is imported
+(:func:`taskpack.rsgi.granian_worker_module`): :func:`run` does what
+``granian.server.embed.Server`` does for one RSGI worker (the callback
+scheduler, the stop signal), because importing granian's Python package
+costs a tenth of the bundle's cold start.
 
 :func:`run` returns when the server has stopped: on SIGTERM or SIGINT it
 stops accepting connections, lets running requests finish, then runs the
@@ -24,9 +28,10 @@ history, each bounded by its ``shutdown_grace``). The exit status is 0
 after that, 1 when the app's lifespan startup failed or the address cannot
 be bound (one ``error:`` line, from :func:`bind`).
 
-The worker's constructor and callback scheduler are granian internals; this
-module pins them with the exact version in the bundle's ``requirements.txt``
-(``granian==2.8.7``) and is covered end to end by the self-hosted tests.
+The worker's constructor and callback scheduler are granian internals (its
+embedded server is documented as experimental); this module pins them with
+the exact version in the bundle's ``requirements.txt`` (``granian==2.8.7``)
+and is covered end to end by the self-hosted tests.
 """
 
 from __future__ import annotations
@@ -38,11 +43,14 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from .rsgi import RSGIApp, granian_worker_module
+
 if TYPE_CHECKING:
-    from .http import ASGIApp, Receive, Scope, Send
+    from .http import ASGIApp, Message, TaskApi
+    from .rsgi import HTTPProtocol, Scope
 
 logger = logging.getLogger("taskpack.server")
 
@@ -96,22 +104,24 @@ def worker_socket(held: socket.socket) -> socket.socket:
     return sock
 
 
-def run(app: ASGIApp, sock: socket.socket, *, grace: float,
+def run(app: ASGIApp, api: TaskApi, sock: socket.socket, *, grace: float,
         on_stop: Callable[[], None] | None = None,
         prepare: Callable[[], Awaitable[None]] | None = None,
         on_serving: Callable[[], None] | None = None) -> int:
-    """Serve ``app`` on the listening socket ``sock`` (:func:`bind`; cluster
-    workers inherit it) until SIGTERM/SIGINT; the exit status.
-    ``prepare`` is awaited first, on the serving event loop (the ``server``
-    bundle opens its store there: one loop and one opening); what it raises
-    propagates out of ``run`` and nothing is served. Then the app's lifespan
-    startup runs, and only once it has completed are requests answered
-    (connections made meanwhile wait in the socket's backlog);
-    ``on_serving`` is called once they are (the bundles start their
-    scheduler then: :meth:`taskpack.server.BundleApp.serving`). ``on_stop``
-    is called first thing on the signal (the dashboard ends its live
-    streams, which would otherwise hold the graceful shutdown)."""
-    serving = _serve(InFlight(app), sock.fileno(), grace, on_stop, prepare, on_serving)
+    """Serve ``app`` (the bundle's ASGI app, whose task API is ``api``) on
+    the listening socket ``sock`` (:func:`bind`; cluster workers inherit it)
+    until SIGTERM/SIGINT; the exit status. ``prepare`` is awaited first, on
+    the serving event loop (the ``server`` bundle opens its store there:
+    one loop, one opening); what it raises propagates out of ``run`` and
+    nothing is served. The app's ASGI lifespan runs around serving: no
+    request is answered before its startup completed (connections made
+    meanwhile wait in the socket's backlog). ``on_serving`` is called as
+    serving begins, before any request is handed to the app (the bundles
+    start their scheduler then: :meth:`taskpack.server.BundleApp.serving`).
+    ``on_stop`` is called first thing on the signal (the dashboard ends its
+    live streams, which would otherwise hold the graceful shutdown)."""
+    serving = _serve(app, InFlight(RSGIApp(api, app)), sock.fileno(), grace, on_stop,
+                     prepare, on_serving)
     try:
         import uvloop
     except ImportError:  # not on Windows: the standard loop serves too
@@ -120,24 +130,24 @@ def run(app: ASGIApp, sock: socket.socket, *, grace: float,
 
 
 class InFlight:
-    """``app`` with its HTTP requests in flight tracked, so that those still
-    running when the grace period after a stop signal is over can be
-    cancelled: granian waits for every request before the lifespan
-    shutdown, and a sync task that never returns would hold it forever.
-    A cancelled run is recorded as ``cancelled``."""
+    """An RSGI ``app`` with its requests in flight tracked, so that those
+    still running when the grace period after a stop signal is over can be
+    cancelled: granian waits for every request before it returns, and a
+    sync task that never returns would hold it forever. A cancelled run is
+    recorded as ``cancelled``."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: RSGIApp) -> None:
         self.app = app
         self.tasks: set[asyncio.Task[Any]] = set()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        task = asyncio.current_task() if scope["type"] == "http" else None
+    async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
+        task = asyncio.current_task()
         if task is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, proto)
             return
         self.tasks.add(task)
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, proto)
         finally:
             self.tasks.discard(task)
 
@@ -145,6 +155,51 @@ class InFlight:
         """Cancel every request still being answered."""
         for task in list(self.tasks):
             task.cancel()
+
+
+class Lifespan:
+    """The ASGI lifespan of ``app``, run by the server: :meth:`startup`
+    before serving, :meth:`shutdown` after. An app that raises before
+    completing its startup is taken as one without lifespan support (as
+    ASGI servers do); a failed startup or shutdown is logged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._events: asyncio.Queue[Message] = asyncio.Queue()
+        self._answer: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> bool:
+        """Run the startup; False when the app reports it failed."""
+        self._task = asyncio.create_task(self._run())
+        return await self._step("startup")
+
+    async def shutdown(self) -> bool:
+        """Run the shutdown; False when the app reports it failed."""
+        if self._task is None or self._task.done():
+            return True
+        return await self._step("shutdown")
+
+    async def _step(self, phase: str) -> bool:
+        await self._events.put({"type": f"lifespan.{phase}"})
+        answer = await self._answer.get()
+        if answer["type"] == f"lifespan.{phase}.failed":
+            logger.error("%s failed: %s", phase, answer.get("message", ""))
+            return False
+        return True
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.3"},
+                 "state": {}}
+        try:
+            await self.app(scope, self._events.get, self._answer.put)
+        except Exception:
+            if self._answer.empty():
+                logger.debug("the app does not support the lifespan protocol")
+        finally:
+            # Whatever is still waited for is complete: nothing more will come.
+            for phase in ("startup", "shutdown"):
+                self._answer.put_nowait({"type": f"lifespan.{phase}.complete"})
 
 
 # What granian's embedded server (granian.server.embed.Server, 2.8.7) passes
@@ -158,71 +213,8 @@ BACKPRESSURE = 128
 NO_TLS: tuple[Any, ...] = (False, None, None, None, "tls1.3", None, [], False)
 
 
-def granian_worker_module() -> Any:
-    """granian's Rust extension (``granian._granian``: the HTTP worker, its
-    socket holder and stop signal) without granian's Python package, whose
-    import runs granian's own process manager's imports (multiprocessing,
-    tempfile, ``logging.config``, watchfiles, dotenv...): measured here as
-    a tenth of the bundle's cold start, and none of it is used by an
-    embedded worker. The module is registered under its own name, so a
-    later ``import granian`` finds and uses it."""
-    module = sys.modules.get("granian._granian")
-    if module is not None:
-        return module
-    import importlib.machinery
-    import importlib.util
-
-    package = importlib.machinery.PathFinder.find_spec("granian")
-    locations = package.submodule_search_locations if package is not None else None
-    spec = importlib.machinery.PathFinder.find_spec("granian._granian", locations)
-    if spec is None or spec.loader is None:
-        raise ImportError("granian is not installed", name="granian")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-class Lifespan:
-    """The ASGI lifespan protocol, driven for ``app`` (as granian's own
-    ``LifespanProtocol``): :meth:`startup` and :meth:`shutdown` return
-    whether the app completed the phase (it reports and logs its own
-    failures). An app that returns or raises without answering does not
-    support the lifespan, and is served anyway."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.answers: asyncio.Queue[bool] = asyncio.Queue()
-        self.state: dict[str, Any] = {}
-        self.task: asyncio.Task[None] | None = None
-
-    async def startup(self) -> bool:
-        self.task = asyncio.get_running_loop().create_task(self._run())
-        await self.events.put({"type": "lifespan.startup"})
-        return await self.answers.get()
-
-    async def shutdown(self) -> bool:
-        if self.task is None or self.task.done():
-            return True
-        await self.events.put({"type": "lifespan.shutdown"})
-        return await self.answers.get()
-
-    async def _run(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.3"},
-                 "state": self.state}
-        try:
-            await self.app(scope, self.events.get, self._send)
-        except Exception:
-            logger.debug("the app's lifespan raised", exc_info=True)
-        finally:
-            self.answers.put_nowait(True)  # a phase still waiting goes on without it
-
-    async def _send(self, message: Mapping[str, Any]) -> None:
-        self.answers.put_nowait(message["type"].endswith(".complete"))
-
-
-async def _serve(app: InFlight, fd: int, grace: float, on_stop: Callable[[], None] | None,
+async def _serve(app: ASGIApp, rsgi: InFlight, fd: int, grace: float,
+                 on_stop: Callable[[], None] | None,
                  prepare: Callable[[], Awaitable[None]] | None,
                  on_serving: Callable[[], None] | None) -> int:
     granian = granian_worker_module()
@@ -246,7 +238,7 @@ async def _serve(app: InFlight, fd: int, grace: float, on_stop: Callable[[], Non
         note_stop_signal()  # the lifespan shutdown gets what is left of the grace
         if on_stop is not None:
             on_stop()
-        loop.call_later(grace, app.cancel)
+        loop.call_later(grace, rsgi.cancel)
         # Running requests, then the lifespan shutdown (which bounds its own
         # steps by ``grace``), must be done by then.
         loop.call_later(3 * grace + 5, _give_up, 3 * grace + 5)
@@ -261,7 +253,7 @@ async def _serve(app: InFlight, fd: int, grace: float, on_stop: Callable[[], Non
 
     signal_ = granian.WorkerSignal()
     signal_.add_cb(served)
-    worker = granian.ASGIWorker(
+    worker = granian.RSGIWorker(
         1, (None, granian.SocketHolder(fd, False, BACKLOG)), None, RUNTIME_THREADS,
         RUNTIME_BLOCKING_THREADS, BLOCKING_THREADS, BLOCKING_THREADS_IDLE_TIMEOUT, BACKPRESSURE,
         "auto", None, None, False, None, *NO_TLS, (None, None))
@@ -270,29 +262,24 @@ async def _serve(app: InFlight, fd: int, grace: float, on_stop: Callable[[], Non
     try:
         if on_serving is not None:  # before any request the worker hands over
             loop.call_soon(on_serving)
-        worker.serve_async(_scheduler(granian, loop, app, lifespan.state), loop, signal_)
+        worker.serve_async(_scheduler(granian, loop, rsgi), loop, signal_)
         await stopped
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    await lifespan.shutdown()
-    return 0
+    return 0 if await lifespan.shutdown() else 1
 
 
-def _scheduler(granian: Any, loop: asyncio.AbstractEventLoop, app: ASGIApp,
-               state: dict[str, Any]) -> Any:
+def _scheduler(granian: Any, loop: asyncio.AbstractEventLoop, app: InFlight) -> Any:
     """The worker's callback scheduler: each request, as granian's Rust side
     hands it over (a watcher with its scope and protocol), runs ``app`` in
-    an asyncio task, with a copy of the lifespan ``state`` in its scope
-    (granian's ``_CBSchedulerAIO``, ``_future_watcher_wrapper`` and ASGI
-    callback wrapper, without access logging)."""
+    an asyncio task (granian's ``_CBSchedulerAIO`` and
+    ``_future_watcher_wrapper``, without access logging)."""
     from asyncio.tasks import _enter_task, _leave_task
 
     async def handle(watcher: Any) -> None:
-        scope = watcher.scope
-        scope.update(root_path="", state=state.copy())
         try:
-            await app(scope, watcher.proto.receive, watcher.proto.send)
+            await app(watcher.scope, watcher.proto)
         except BaseException as exc:
             watcher.err(exc)
             return

@@ -5,19 +5,24 @@ log switch, in-process and from a built server run as a real process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from taskpack import logs
 from taskpack.builder.build import build
+from taskpack.execution import log_run, new_run_id
+from taskpack.store import Outcome, RunRecord
 from tests.helpers import write_files
 from tests.servers import ServerProcess, free_port, wait_for
 
@@ -249,3 +254,230 @@ def test_lines_logged_on_the_loop_are_written_together_in_order(captured: io.Str
     during, after = asyncio.run(main())
     assert during == ""
     assert [line.rsplit(" ", 1)[1] for line in after.splitlines()] == ["0", "1", "2"]
+
+
+# -- a run's line: written directly when only taskpack's handler would see it ------
+
+RUN_LOG = logging.getLogger(logs.RUN_LOGGER)
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+TRICKY = ["plain", "with space", 'quo"te', "eq=ual", "back\\slash", "", "new\nline",
+          "\x1b[31mred", "tab\there", "del\x7f", "nel\x85", "sep\u2028", "ünïcödé 日本",
+          "nbsp\xa0", "lone\udc80surrogate", FORGED]
+
+
+def tricky_run(text: str, outcome: Outcome = "error") -> RunRecord:
+    return RunRecord(new_run_id() + text, f"t:{text}", f"schedule:{text}", "0" * 16, 1.0, 2.0,
+                     1.23456, 2, outcome, None if outcome == "ok" else f"RuntimeError: {text}")
+
+
+@contextlib.contextmanager
+def alone(fmt: str = "text") -> Iterator[io.StringIO]:
+    """``logs.setup()`` on a fresh stream, its handler alone on the
+    ``taskpack`` logger, so run lines are written directly (pytest attaches
+    its capture handlers to loggers that do not propagate when a test
+    starts, and a previous test may have left ``taskpack`` so)."""
+    parent = logging.getLogger(logs.ROOT)
+    others = list(parent.handlers)
+    stream = io.StringIO()
+    logs.setup({"TASKPACK_LOG_FORMAT": fmt}, stream)
+    for handler in others:
+        parent.removeHandler(handler)
+    try:
+        assert logs.direct_handler(RUN_LOG, logging.INFO) is not None
+        yield stream
+    finally:
+        logs.teardown()
+        for handler in others:
+            parent.addHandler(handler)
+
+
+class Records(logging.Handler):
+    """A user's own handler: keeps every record it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def both_ways(stream: io.StringIO, run: RunRecord, exc: BaseException | None,
+              more: dict[str, object] | None) -> tuple[str, str]:
+    """The run's output written directly, then through a record (a filter
+    that lets everything through is enough to need one), times blanked."""
+    log_run(run, logging.ERROR, exc, more)
+    direct = stream.getvalue()
+    RUN_LOG.addFilter(everything := logging.Filter())
+    try:
+        assert logs.direct_handler(RUN_LOG, logging.ERROR) is None
+        log_run(run, logging.ERROR, exc, more)
+    finally:
+        RUN_LOG.removeFilter(everything)
+    through_record = stream.getvalue()[len(direct):]
+    stream.seek(0)
+    stream.truncate()
+    return TIME.sub("<time>", direct), TIME.sub("<time>", through_record)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("text", TRICKY)
+def test_a_run_line_written_directly_is_the_records_line(fmt: str, text: str) -> None:
+    with alone(fmt) as stream:
+        for more in (None, {"job": f"j {text}", "max_attempts": 3, "retry_in_s": 0.5}):
+            direct, through_record = both_ways(stream, tricky_run(text), raised(text), more)
+            assert direct == through_record
+            first, *trace = direct.splitlines() if fmt == "json" else direct.split("\n")[:-1]
+            assert len(first.splitlines()) == 1  # one line, whatever the run held
+            assert all(line.startswith("    ") for line in trace)
+            assert (fmt == "json") == (not trace)
+
+
+def test_a_run_lines_message_is_the_logfmt_of_its_fields() -> None:
+    handler = Records()
+    RUN_LOG.addHandler(handler)
+    try:
+        for text in TRICKY:
+            for run, more in ((tricky_run(text), None), (tricky_run(text, "ok"), {"job": text})):
+                log_run(run, logging.ERROR, None, more)
+                record = handler.records.pop()
+                fields = record.taskpack  # type: ignore[attr-defined]
+                assert record.getMessage() == logs.logfmt(fields)
+                assert list(fields) == ["task", "trigger", "outcome", "attempts", "duration_ms",
+                                        "run_id", *(more or ()), *(["error"] if run.error else [])]
+                assert (fields["task"], fields["duration_ms"], fields["attempts"]) == (
+                    run.task, 1.235, 2)
+    finally:
+        RUN_LOG.removeHandler(handler)
+
+
+def test_the_run_line_of_a_real_run_is_unchanged() -> None:
+    run = RunRecord("9f2c" * 8, "db:migrate", "schedule:0 * * * *", "0" * 16, 1.0, 2.0, 0.4124,
+                    1, "ok")
+    with alone() as stream:
+        log_run(run, logging.INFO)
+        log_run(run._replace(id="run-1", outcome="error", error="ValueError: it broke"),
+                logging.ERROR, None, {"job": "j1", "max_attempts": 3})
+    assert TIME.sub("<time>", stream.getvalue()).splitlines() == [
+        '<time> info    run: task=db:migrate trigger="schedule:0 * * * *" outcome=ok '
+        f'attempts=1 duration_ms=0.412 run_id={"9f2c" * 8}',
+        '<time> error   run: task=db:migrate trigger="schedule:0 * * * *" outcome=error '
+        'attempts=1 duration_ms=0.412 run_id=run-1 job=j1 max_attempts=3 '
+        'error="ValueError: it broke"']
+
+
+def test_whoever_else_listens_to_the_run_logger_gets_each_record() -> None:
+    run = tricky_run("x", "ok")
+    mine = Records()
+    parent, root = logging.getLogger(logs.ROOT), logging.getLogger()
+    with alone() as stream:
+        for logger in (RUN_LOG, parent, root):  # root: once taskpack propagates
+            parent.propagate = logger is root
+            logger.addHandler(mine)
+            try:
+                log_run(run, logging.INFO)
+            finally:
+                logger.removeHandler(mine)
+                parent.propagate = False
+    assert [r.taskpack["run_id"] for r in mine.records] == [run.id] * 3  # type: ignore
+    assert stream.getvalue().count("\n") == 3
+
+
+def test_filters_levels_and_silencing_on_the_run_logger_are_obeyed() -> None:
+    run = tricky_run("x", "ok")
+
+    def rename(record: logging.LogRecord) -> bool:
+        record.msg = "renamed"
+        return True
+
+    with alone() as stream:
+        handler = logs.direct_handler(RUN_LOG, logging.INFO)
+        assert handler is not None
+        for logger_filter in (lambda record: False, rename):
+            RUN_LOG.addFilter(logger_filter)
+            try:
+                log_run(run, logging.INFO)
+            finally:
+                RUN_LOG.removeFilter(logger_filter)
+        handler.addFilter(lambda record: False)
+        try:
+            log_run(run, logging.INFO)
+        finally:
+            handler.filters.clear()
+        for leveled in (RUN_LOG, handler):
+            leveled.setLevel(logging.WARNING)
+            try:
+                log_run(run, logging.INFO)
+            finally:
+                leveled.setLevel(logging.NOTSET)
+        with logs.silenced(logs.RUN_LOGGER):
+            log_run(run, logging.ERROR)
+    assert stream.getvalue().endswith(" run: renamed\n") and stream.getvalue().count("\n") == 1
+
+
+def test_caplog_sees_run_records(caplog: pytest.LogCaptureFixture) -> None:
+    run = tricky_run("x", "ok")
+    with caplog.at_level(logging.INFO, logger=logs.ROOT):
+        log_run(run, logging.INFO)  # no setup(): records propagate to caplog
+    with alone() as stream:
+        logging.getLogger(logs.ROOT).addHandler(caplog.handler)
+        try:
+            log_run(run, logging.INFO)
+        finally:
+            logging.getLogger(logs.ROOT).removeHandler(caplog.handler)
+    assert [r.taskpack["task"] for r in caplog.records] == ["t:x"] * 2  # type: ignore
+    assert stream.getvalue().count("\n") == 1
+
+
+def test_wrapped_logging_methods_and_record_factories_see_each_record(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Error trackers wrap ``Logger.callHandlers`` (Sentry) or
+    ``makeRecord``; tracing libraries set a record factory."""
+    seen: list[str] = []
+    call_handlers = logging.Logger.callHandlers
+    factory = logging.getLogRecordFactory()
+
+    def tracked(self: logging.Logger, record: logging.LogRecord) -> None:
+        seen.append(f"call_handlers {record.name}")
+        call_handlers(self, record)
+
+    def traced(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        seen.append("factory")
+        return factory(*args, **kwargs)
+
+    with alone() as stream:
+        monkeypatch.setattr(logging.Logger, "callHandlers", tracked)
+        log_run(tricky_run("x", "ok"), logging.INFO)
+        monkeypatch.undo()
+        logging.setLogRecordFactory(traced)
+        try:
+            log_run(tricky_run("x", "ok"), logging.INFO)
+        finally:
+            logging.setLogRecordFactory(factory)
+        log_run(tricky_run("x", "ok"), logging.INFO)
+    assert seen == ["call_handlers taskpack.run", "factory"]
+    assert stream.getvalue().count("\n") == 3
+
+
+def test_run_lines_keep_their_order_with_other_lines_and_threads() -> None:
+    log = logging.getLogger("taskpack.server")
+
+    async def main(stream: io.StringIO) -> tuple[str, str]:
+        log.info("before")
+        log_run(tricky_run("x", "ok"), logging.INFO)
+        log.info("after")
+        during = stream.getvalue()  # not yet: written when this loop iteration ends
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return during, stream.getvalue()
+
+    with alone() as stream:
+        during, after = asyncio.run(main(stream))
+        thread = threading.Thread(target=log_run, args=(tricky_run("y", "ok"), logging.INFO))
+        thread.start()
+        thread.join()
+        in_thread = stream.getvalue()[len(after):]  # no loop there: written at once
+    assert during == ""
+    assert [line.split(": ", 1)[1][:8] for line in after.splitlines()] == [
+        "before", "task=t:x", "after"]
+    assert in_thread.count("\n") == 1 and " run: task=t:y " in in_thread

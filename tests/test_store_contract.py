@@ -131,6 +131,18 @@ def test_strings_that_cannot_be_encoded_get_replacement_characters(url: str) -> 
     on_store(url, test)
 
 
+def test_a_flush_never_waits_for_the_writer_to_linger(url: str) -> None:
+    async def test(store: Store) -> None:
+        buffer = getattr(store, "buffer", None)  # the backends that write in the background
+        if buffer is not None:
+            buffer.linger = 60.0
+        store.record_run(run("a", 1))
+        assert await store.flush(10)
+        assert await store.get_run("a-1") is not None
+
+    on_store(url, test)
+
+
 def test_health(url: str) -> None:
     async def test(store: Store) -> dict[str, Any]:
         return await store.health()

@@ -6,6 +6,11 @@ backend does not write runs where they are recorded: it adds them to a
 :class:`RunBuffer` (bounded, thread-safe) and a background writer takes
 them out in batches and stores them:
 
+* the writer lingers: while fewer than :data:`BATCH` runs wait, it waits
+  up to ``linger`` seconds (:data:`LINGER`) after the oldest one for more
+  to share its transaction, so a busy server writes full batches rather
+  than one per run; :meth:`RunBuffer.flush` (and so ``close``) never waits
+  for that: it wakes the writer at once;
 * a full buffer drops the new run and counts it in ``lost_runs``;
 * a batch the store refuses is dropped and counted, except when the store
   is only unavailable for now (:class:`StoreUnavailable`: a database
@@ -46,6 +51,10 @@ DEFAULT_CAPACITY = 10_000
 BATCH = 500
 """Runs stored per write (one transaction)."""
 
+LINGER = 0.05
+"""Seconds the writer waits, after the oldest unwritten run, for a full
+:data:`BATCH` before it writes what it has (unless a flush waits)."""
+
 MAX_JSON = 64 * 1024
 """Characters of a payload's or result's JSON text kept in the history."""
 
@@ -73,17 +82,30 @@ def json_text(value: Any) -> str | None:
     if value is None:
         return None
     try:
-        text = _ENCODE(value)
+        text = _encode(value)
     except (ValueError, TypeError, RecursionError):
         text = json.dumps(clean_text(repr(value))[:MAX_JSON], ensure_ascii=False)
-    text = clean_text(text)
+    if not text.isascii():  # JSON escapes NUL: only lone surrogates to clean
+        text = clean_text(text)
     if len(text) > MAX_JSON:
         text = json.dumps({"truncated": len(text), "preview": text[:1000]}, ensure_ascii=False)
     return text
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=False).encode
-"""``json.dumps`` with :func:`json_text`'s options, the encoder made once."""
+def _json_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)``
+    without its set-up on every call: the C encoder, made once, with no
+    circular check (a cycle ends in RecursionError, a value JSON cannot
+    hold); ``json.dumps`` itself where there is no C encoder."""
+    try:
+        from _json import encode_basestring, make_encoder
+    except ImportError:
+        return json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=False).encode
+    encode = make_encoder(None, str, encode_basestring, None, ": ", ", ", False, False, False)
+    return lambda value: "".join(encode(value, 0))
+
+
+_encode = _json_encoder()
 
 
 def from_json(text: str | None) -> Any:
@@ -139,16 +161,19 @@ class RunBuffer:
     """Runs waiting to be stored, and the history's health.
 
     ``kick`` is called (from whatever thread recorded the run) when the
-    buffer goes from empty to holding runs: the backend then makes sure its
-    writer runs. The writer calls :meth:`take` and reports each batch with
-    :meth:`stored` or :meth:`failed`; :meth:`drain_sync` and
-    :meth:`drain_async` are those loops, written once.
+    buffer goes from empty to holding runs, when a full batch waits and when
+    a flush starts: the backend then wakes its writer, which asks
+    :meth:`due` whether to write now or how long to linger. The writer
+    calls :meth:`take` and reports each batch with :meth:`stored` or
+    :meth:`failed`; :meth:`write_due` (a thread) and :meth:`drain_async`
+    (a task) are those loops, written once.
     """
 
     def __init__(self, backend: str, kick: Callable[[], None], *,
                  capacity: int = DEFAULT_CAPACITY) -> None:
         self.backend = backend
         self.capacity = capacity
+        self.linger = LINGER
         self._kick = kick
         self._lock = threading.Lock()
         self._runs: deque[tuple[int, RunRecord]] = deque()
@@ -159,6 +184,7 @@ class RunBuffer:
         self.error: str | None = None
         self._full = False
         self._waiters: list[_Waiter] = []
+        self._since = 0.0  # time.monotonic() when the oldest queued run came
 
     # recording side
 
@@ -177,8 +203,11 @@ class RunBuffer:
                 self._full = False
                 self._recorded += 1
                 self._runs.append((self._recorded, run))
-                first = len(self._runs) == 1 and not self._taken
-            if first:
+                queued = len(self._runs)
+                if queued == 1:
+                    self._since = time.monotonic()
+                wake = (queued == 1 and not self._taken) or queued == BATCH
+            if wake:
                 self._kick()
         except Exception:  # never let history fail a task
             logger.exception("store (%s): cannot queue run %s", self.backend, run.id)
@@ -202,6 +231,7 @@ class RunBuffer:
                 return True
             waiter = _Waiter(self._recorded, self.lost_runs, loop, loop.create_future())
             self._waiters.append(waiter)
+        self._kick()  # the writer stops lingering
         try:
             return await asyncio.wait_for(asyncio.shield(waiter.future), max(timeout, 0.0))
         except TimeoutError:
@@ -212,6 +242,17 @@ class RunBuffer:
                     self._waiters.remove(waiter)
 
     # writer side
+
+    def due(self) -> float | None:
+        """0.0 when a batch should be written now (a full batch waits, a
+        flush waits, or the oldest run waited ``linger`` seconds), else the
+        seconds left to linger; None when nothing waits."""
+        with self._lock:
+            if not self._runs:
+                return None
+            if self._waiters or len(self._runs) >= BATCH:
+                return 0.0
+            return max(0.0, self._since + self.linger - time.monotonic())
 
     def take(self, limit: int = BATCH) -> list[RunRecord]:
         """The next batch (oldest first), marked as being written; empty
@@ -266,33 +307,29 @@ class RunBuffer:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
                 waiter.loop.call_soon_threadsafe(_resolve, waiter.future, ok)
 
-    def drain_sync(self, write: Callable[[list[RunRecord]], None],
-                   idle: Callable[[], bool]) -> None:
-        """Store batches with ``write`` until the buffer is empty (a writer
-        thread's body). ``idle()`` is called under no lock when the buffer
-        looks empty and returns whether the writer may stop (False: look
-        again, runs came in). An unavailable store is retried three times
-        with backoff (under half a second), then the batch is dropped."""
-        tries = 0
-        while True:
+    def write_due(self, write: Callable[[list[RunRecord]], None]) -> float | None:
+        """Store the batches that are :meth:`due` with ``write`` (a writer
+        thread's body, called whenever the thread wakes) and return what
+        :meth:`due` says next: the seconds to linger, or None (nothing
+        waits). An unavailable store is retried three times with backoff
+        (under half a second), then the batch is dropped."""
+        while (wait := self.due()) == 0.0:
             batch = self.take()
-            if not batch:
-                if idle():
-                    return
-                continue
-            try:
-                write(batch)
-            except BaseException as exc:  # the writer survives anything
-                if self.failed(exc):  # kept for another try
-                    if tries < 3:
-                        tries += 1
-                        time.sleep(backoff(tries))
-                        continue
-                    self._drop_front(len(batch))
-                tries = 0
-            else:
-                tries = 0
-                self.stored()
+            for attempt in range(1, 5):
+                try:
+                    write(batch)
+                except BaseException as exc:  # the writer survives anything
+                    if not self.failed(exc):
+                        break
+                    if attempt > 3:
+                        self._drop_front(len(batch))
+                        break
+                    time.sleep(backoff(attempt))
+                    batch = self.take()  # the same runs first, and newer ones
+                else:
+                    self.stored()
+                    break
+        return wait
 
     def _drop_front(self, count: int) -> None:
         """Give up on the ``count`` oldest runs (a batch retried in vain)."""
@@ -303,31 +340,32 @@ class RunBuffer:
 
     async def drain_async(self, write: Callable[[list[RunRecord]], Awaitable[None]],
                           wake: asyncio.Event) -> None:
-        """The writer task of an async backend: store batches whenever
-        ``wake`` is set, until cancelled. A :class:`StoreUnavailable` keeps
-        the batch and retries with backoff (forever: the buffer's bound
-        limits memory); any other exception drops the batch."""
+        """The writer task of an async backend: store the batches that are
+        :meth:`due`, lingering until ``wake`` is set (the backend's
+        ``kick``) or the linger ends, until cancelled. A
+        :class:`StoreUnavailable` keeps the batch and retries with backoff
+        (forever: the buffer's bound limits memory); any other exception
+        drops the batch."""
         tries = 0
         while True:
-            await wake.wait()
             wake.clear()
-            while True:
-                batch = self.take()
-                if not batch:
-                    break
-                try:
-                    await write(batch)
-                except asyncio.CancelledError:
-                    self.failed(StoreUnavailable("the store is closing"))
-                    raise
-                except BaseException as exc:
-                    if self.failed(exc):
-                        tries += 1
-                        await asyncio.sleep(backoff(tries, cap=2.0))
-                        continue
-                else:
-                    tries = 0
-                    self.stored()
+            wait = self.due()
+            if wait != 0.0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), wait)
+                continue
+            try:
+                await write(self.take())
+            except asyncio.CancelledError:
+                self.failed(StoreUnavailable("the store is closing"))
+                raise
+            except BaseException as exc:
+                if self.failed(exc):
+                    tries += 1
+                    await asyncio.sleep(backoff(tries, cap=2.0))
+            else:
+                tries = 0
+                self.stored()
 
 
 def backoff(attempt: int, *, base: float = 0.05, cap: float = 2.0) -> float:

@@ -24,9 +24,18 @@ JOB_COLUMNS = ("id", "task", "payload", "status", "run_at", "created_at", "updat
 def run_values(run: RunRecord) -> tuple[Any, ...]:
     """A run as column values (:data:`RUN_COLUMNS`): strings cleaned
     (:func:`clean_strings`: lone surrogates and NUL replaced), payload and
-    result as bounded JSON text."""
-    return tuple(clean_strings(run)._replace(payload=json_text(run.payload),
-                                             result=json_text(run.result)))
+    result as bounded JSON text (:func:`json_text`). A writer calls it for
+    every run, so the usual case, ASCII text without NUL, is checked at once
+    and left as it is."""
+    (run_id, task, trigger, payload_hash, started_at, finished_at, duration_ms, attempts,
+     outcome, error, host, payload, result, traceback, job_id) = run
+    text = "".join((run_id, task, trigger, payload_hash, host, error or "", traceback or "",
+                    job_id or ""))
+    if not text.isascii() or "\x00" in text:
+        (run_id, task, trigger, payload_hash, started_at, finished_at, duration_ms, attempts,
+         outcome, error, host, payload, result, traceback, job_id) = clean_strings(run)
+    return (run_id, task, trigger, payload_hash, started_at, finished_at, duration_ms, attempts,
+            outcome, error, host, json_text(payload), json_text(result), traceback, job_id)
 
 
 def run_from_row(row: Sequence[Any]) -> RunRecord:

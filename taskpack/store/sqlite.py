@@ -32,6 +32,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import functools
 import os
 import queue
 import sqlite3
@@ -56,7 +57,7 @@ from . import (
     StoreError,
     StoreUnavailable,
 )
-from .buffer import RunBuffer, clean_optional, json_text
+from .buffer import RunBuffer, clean_optional, json_text, logger
 from .migrations import check_not_newer, latest, migrations
 from .paging import NO_VALUE, Wakeup, decode_cursor, paged_query, split_page
 from .rows import JOB_COLUMNS, RUN_COLUMNS, job_from_row, payload_text, run_from_row, run_values
@@ -97,11 +98,15 @@ def _classify(exc: BaseException, where: str) -> Exception:
 
 
 class _Thread:
-    """One daemon thread running a store's SQLite calls in order."""
+    """One daemon thread running a store's SQLite calls in order. Before each
+    call, and whenever it wakes, it calls ``idle`` (background work), which
+    returns the seconds until it wants to be called again (None: when a
+    call comes)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, idle: Callable[[], float | None]) -> None:
         self.jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]
                                      | None] = queue.SimpleQueue()
+        self.idle = idle
         self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self.thread.start()
 
@@ -110,12 +115,24 @@ class _Thread:
         self.jobs.put((fn, future))
         return future
 
+    def wake(self) -> None:
+        """Have ``idle`` called now (after the calls already queued)."""
+        self.jobs.put((_nothing, concurrent.futures.Future()))
+
     def stop(self) -> None:
         self.jobs.put(None)
 
     def _loop(self) -> None:
         while True:
-            item = self.jobs.get()
+            wait: float | None = None
+            try:
+                wait = self.idle()
+            except Exception:  # a bug; the thread must go on serving calls
+                logger.exception("store thread %s: background work failed", self.thread.name)
+            try:
+                item = self.jobs.get(timeout=wait)
+            except queue.Empty:
+                continue
             if item is None:
                 return
             fn, future = item
@@ -125,6 +142,10 @@ class _Thread:
                 future.set_result(fn())
             except BaseException as exc:  # handed to the caller; the thread lives on
                 future.set_exception(exc)
+
+
+def _nothing() -> None:
+    return None
 
 
 class SQLiteStore(Store):
@@ -147,7 +168,6 @@ class SQLiteStore(Store):
         self._thread: _Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
-        self._draining = False
         self._closed = False
         self.buffer = RunBuffer(BACKEND, self._kick)
         self._wakeup = Wakeup()
@@ -160,7 +180,7 @@ class SQLiteStore(Store):
             if self._thread is None or self._pid != os.getpid():
                 self._conn = None  # a forked child never uses its parent's connection
                 self._ready = False
-                self._thread = _Thread(f"taskpack-store:{self.path.name}")
+                self._thread = _Thread(f"taskpack-store:{self.path.name}", self._write_due)
                 self._pid = os.getpid()
             return self._thread
 
@@ -381,27 +401,11 @@ class SQLiteStore(Store):
         self.buffer.add(run)
 
     def _kick(self) -> None:
-        with self._lock:
-            if self._draining and self._pid == os.getpid():  # a forked child drains anew
-                return
-            self._draining = True
-        try:
-            self._worker().submit(self._drain)
-        except Exception:
-            with self._lock:
-                self._draining = False
-            raise
+        self._worker().wake()
 
-    def _drain(self) -> None:
-        self.buffer.drain_sync(self._write_runs, self._idle)
-
-    def _idle(self) -> bool:
-        with self._lock:
-            self._draining = False
-            if self.buffer.pending:
-                self._draining = True
-                return False
-            return True
+    def _write_due(self) -> float | None:
+        """The store thread's background work: write the runs that are due."""
+        return self.buffer.write_due(self._write_runs)
 
     def _write_runs(self, batch: list[RunRecord]) -> None:
         try:
@@ -409,10 +413,10 @@ class SQLiteStore(Store):
             if self.read_only:
                 raise StoreError(f"store {self.where}: opened read-only")
             with _transaction(conn):
-                conn.executemany(
-                    f"INSERT OR IGNORE INTO runs ({', '.join(RUN_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
-                    [run_values(run) for run in batch])
+                for start in range(0, len(batch), _ROWS_PER_INSERT):
+                    chunk = batch[start:start + _ROWS_PER_INSERT]
+                    conn.execute(_insert_runs(len(chunk)),
+                                 [value for run in chunk for value in run_values(run)])
                 conn.executemany(
                     "DELETE FROM runs WHERE task = ?1 AND seq <= (SELECT seq FROM runs "
                     "WHERE task = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
@@ -427,6 +431,7 @@ class SQLiteStore(Store):
                         trigger: str | None = None, limit: int = 20,
                         cursor: str | None = None) -> RunPage:
         below = decode_cursor(cursor)
+        await self.buffer.flush(1.0)  # a process reads its own runs
 
         def query(conn: sqlite3.Connection) -> RunPage:
             sql, params = paged_query(f"SELECT seq, {', '.join(self._run_columns())} FROM runs", (
@@ -440,6 +445,8 @@ class SQLiteStore(Store):
         return await self._read(query)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
+        await self.buffer.flush(1.0)
+
         def query(conn: sqlite3.Connection) -> RunRecord | None:
             row = conn.execute(f"SELECT {', '.join(self._run_columns())} FROM runs "
                                "WHERE id = ?", (run_id,)).fetchone()
@@ -448,6 +455,8 @@ class SQLiteStore(Store):
         return await self._read(query)
 
     async def last_runs(self) -> dict[str, RunRecord]:
+        await self.buffer.flush(1.0)
+
         def query(conn: sqlite3.Connection) -> dict[str, RunRecord]:
             rows = conn.execute(
                 f"SELECT {', '.join(self._run_columns())} FROM runs WHERE seq IN "
@@ -672,6 +681,21 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+_ROWS_PER_INSERT = 999 // len(RUN_COLUMNS)
+"""Runs per INSERT statement (SQLite before 3.32 takes 999 parameters at
+most). One statement for many rows, rather than ``executemany``, lets the
+writer thread release the GIL once for all of them instead of once per row,
+so it hands the GIL back and forth with the event loop far less often."""
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_runs(rows: int) -> str:
+    """The INSERT of ``rows`` runs (the SQL text, made once per size)."""
+    row = f"({', '.join('?' * len(RUN_COLUMNS))})"
+    return (f"INSERT OR IGNORE INTO runs ({', '.join(RUN_COLUMNS)}) "
+            f"VALUES {', '.join([row] * rows)}")
 
 
 def _version(conn: sqlite3.Connection) -> int:

@@ -34,14 +34,14 @@ from typing import Any
 from ..http import (
     AccessPolicy,
     ASGIApp,
+    BodyTooLarge,
+    Disconnected,
     HttpRequest,
     HttpResponse,
     Receive,
     Scope,
     Send,
     TaskApi,
-    _BodyTooLarge,
-    _Disconnected,
     _read_body,
     app_path,
     error_response,
@@ -271,12 +271,12 @@ class Dashboard:
             return
         try:
             body = await _read_body(receive, request.headers, self.api)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             too_large = self.api.too_large(self.api.body_limit + 1)
             assert too_large is not None
             await send_response(send, too_large)
             return
-        except _Disconnected:
+        except Disconnected:
             return
         assert route.handler is not None
         try:

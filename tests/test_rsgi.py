@@ -1,0 +1,221 @@
+"""The bundle's app over RSGI (taskpack/rsgi.py, taskpack/serving.py): a
+built server run as a real process, spoken to over real sockets, for what
+the RSGI path does itself (bodies, limits, clients that go) and what it
+hands to the ASGI app (the bridge); the lifespan driver in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from taskpack.builder.build import build
+from taskpack.http import Message, Receive, Scope, Send
+from taskpack.serving import Lifespan
+from tests.helpers import write_files
+from tests.servers import ServerProcess, free_port
+
+TOKEN = "rsgi-token"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+
+TASKS = {
+    "tasks/echo.py": """
+        from taskpack import define_task
+
+        @define_task
+        async def run(event):
+            return event.payload
+    """,
+    "taskpack.toml": """
+        [server]
+        tasks_api = true
+        dashboard = true
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root = write_files(tmp_path_factory.mktemp("rsgi") / "project", TASKS)
+    build(root, preset="server", output=root / ".output")
+    bundle = root / ".output" / "server"
+    port = free_port()
+    process = ServerProcess([sys.executable, str(bundle / "index.py")],
+                            {"PORT": str(port), "TASKPACK_TASKS_TOKEN": TOKEN},
+                            root / "server.log", cwd=root)
+    try:
+        process.wait_healthy()
+        yield process
+    finally:
+        process.terminate()
+
+
+def raw_request(server: ServerProcess, data: bytes, *, close_after: bool = False) -> bytes:
+    """Send ``data`` on a fresh connection; what came back (until the server
+    closes or 2 s of silence). ``close_after``: close at once without reading."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=2) as sock:
+        sock.sendall(data)
+        if close_after:
+            return b""
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks) and b"connection: close" not in data.lower():
+                    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+                    length = [line for line in head.lower().split(b"\r\n")
+                              if line.startswith(b"content-length:")]
+                    if length and len(body) >= int(length[0].split(b":")[1]):
+                        break
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+def chunked(body: bytes, size: int = 1000) -> bytes:
+    parts = [b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
+             for i in range(0, len(body), size)]
+    return b"".join(parts) + b"0\r\n\r\n"
+
+
+def post_chunked(server: ServerProcess, body: bytes) -> bytes:
+    head = (f"POST /_nitro/tasks/echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n").encode()
+    return raw_request(server, head + chunked(body))
+
+
+def test_a_chunked_body_runs_the_task_and_one_over_the_limit_is_413(
+        server: ServerProcess) -> None:
+    answer = post_chunked(server, b'{"payload": {"size": "' + b"x" * 5000 + b'"}}')
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert answer.endswith(b'"}') and b"x" * 5000 in answer
+    over = post_chunked(server, b'{"payload": {"size": "' + b"x" * (1024 * 1024) + b'"}}')
+    assert over.startswith(b"HTTP/1.1 413"), over[:200]
+    assert b"over the limit of 1048576 bytes" in over
+
+
+def test_a_declared_length_over_the_limit_is_413_before_the_body(server: ServerProcess) -> None:
+    head = (f"POST /_nitro/tasks/echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Length: {1024 * 1024 + 1}\r\n\r\n").encode()
+    answer = raw_request(server, head)  # no body sent at all
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+
+def test_a_client_gone_mid_body_runs_nothing_and_the_server_carries_on(
+        server: ServerProcess) -> None:
+    before = runs_of(server)
+    head = (f"POST /_nitro/tasks/echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Content-Length: 100\r\n\r\n").encode()
+    for _ in range(5):
+        raw_request(server, head + b'{"payload": {', close_after=True)
+    time.sleep(0.3)
+    response = httpx.post(f"{server.url}/_nitro/tasks/echo", json={"payload": {"a": 1}},
+                          headers=AUTH, timeout=10)
+    assert response.status_code == 200 and response.json() == {"a": 1}
+    assert runs_of(server) == before + 1
+
+
+def runs_of(server: ServerProcess) -> int:
+    page = httpx.get(f"{server.url}/_nitro/tasks/echo/runs?limit=1000", headers=AUTH,
+                     timeout=10).json()
+    return len(page["runs"])
+
+
+def test_query_string_payload_and_errors_keep_their_shape(server: ServerProcess) -> None:
+    got = httpx.get(f"{server.url}/_nitro/tasks/echo?a=1&a=2&b=&c=%20x", headers=AUTH,
+                    timeout=10)
+    assert got.status_code == 200
+    assert got.json() == {"a": ["1", "2"], "b": "", "c": " x"}
+    assert got.headers["content-type"] == "application/json; charset=utf-8"
+    assert int(got.headers["content-length"]) == len(got.content)
+    refused = httpx.post(f"{server.url}/_nitro/tasks/echo", timeout=10)
+    assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+    wrong = httpx.put(f"{server.url}/_nitro/tasks/echo", headers=AUTH, timeout=10)
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, POST"
+
+
+def test_other_paths_reach_the_asgi_app(server: ServerProcess) -> None:
+    head = httpx.head(f"{server.url}/_health", timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    missing = httpx.post(f"{server.url}/nowhere", content=b"ignored body", timeout=10)
+    assert missing.status_code == 404 and missing.json()["message"] == "no route for /nowhere"
+    page = httpx.get(f"{server.url}/_taskpack/", headers=AUTH, timeout=10)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+
+
+def test_the_dashboard_live_stream_is_streamed(server: ServerProcess) -> None:
+    with httpx.stream("GET", f"{server.url}/_taskpack/api/events", headers=AUTH,
+                      timeout=10) as live:
+        assert live.status_code == 200
+        assert live.headers["content-type"].startswith("text/event-stream")
+        assert "content-length" not in live.headers
+        httpx.post(f"{server.url}/_nitro/tasks/echo", json={"payload": {"live": 1}},
+                   headers=AUTH, timeout=10)
+        seen = ""
+        for text in live.iter_text():
+            seen += text
+            if '"live": 1' in seen or '"live":1' in seen:
+                break
+    assert "echo" in seen
+
+
+# -- the lifespan driver, in-process -------------------------------------------------
+
+
+def lifespan_app(fail: str | None = None, *, unsupported: bool = False,
+                 events: list[str] | None = None):  # type: ignore[no-untyped-def]
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "lifespan"
+        if unsupported:
+            raise RuntimeError("no lifespan here")
+        while True:
+            message: Message = await receive()
+            phase = message["type"].split(".")[1]
+            if events is not None:
+                events.append(phase)
+            if phase == fail:
+                await send({"type": f"lifespan.{phase}.failed", "message": "it broke"})
+                if phase == "startup":
+                    return
+            else:
+                await send({"type": f"lifespan.{phase}.complete"})
+            if phase == "shutdown":
+                return
+
+    return app
+
+
+def test_lifespan_runs_startup_then_shutdown() -> None:
+    events: list[str] = []
+
+    async def main() -> tuple[bool, bool]:
+        lifespan = Lifespan(lifespan_app(events=events))
+        return await lifespan.startup(), await lifespan.shutdown()
+
+    assert asyncio.run(main()) == (True, True)
+    assert events == ["startup", "shutdown"]
+
+
+@pytest.mark.parametrize("fail", ["startup", "shutdown"])
+def test_a_failed_lifespan_phase_is_reported(fail: str, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> tuple[bool, bool]:
+        lifespan = Lifespan(lifespan_app(fail))
+        started = await lifespan.startup()
+        return started, await lifespan.shutdown()
+
+    started, stopped = asyncio.run(main())
+    assert (started, stopped) == ((False, True) if fail == "startup" else (True, False))
+    assert f"{fail} failed: it broke" in caplog.text
+
+
+def test_an_app_without_lifespan_support_is_served() -> None:
+    async def main() -> tuple[bool, bool]:
+        lifespan = Lifespan(lifespan_app(unsupported=True))
+        return await lifespan.startup(), await lifespan.shutdown()
+
+    assert asyncio.run(main()) == (True, True)
