@@ -10,13 +10,12 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from taskpack.store import RunRecord
-from taskpack.store.buffer import BATCH, MAX_JSON, RunBuffer, from_json, json_text
+from taskpack.store.buffer import BATCH, RunBuffer
 from taskpack.store.sqlite import SQLiteStore
 
 
@@ -170,49 +169,3 @@ def test_flush_reads_and_close_never_wait_for_the_linger(store: SQLiteStore) -> 
     assert flushed
     assert seen == ["r3", "r2", "r1", "r0"]
     assert count(store.path) == 6
-
-
-def test_batches_of_clean_and_unclean_runs_read_back_as_recorded(store: SQLiteStore) -> None:
-    """The writer's fast path (text that needs no cleaning is left as it is,
-    many rows per INSERT) stores what the slow one would: floats exact, JSON
-    types kept, non-JSON values as str(), NUL and lone surrogates replaced
-    next to clean runs of the same batch, large payloads truncated, and a
-    batch larger than one INSERT in order."""
-    now = time.time()
-
-    def made(n: int, **fields: object) -> RunRecord:
-        return run(n)._replace(started_at=now + n / 7, finished_at=now + n / 3, **fields)
-
-    batches = [
-        [made(0, payload={"n": 0, "big": 2**70, "f": 0.1, "s": "é\n\u2028😀\\u0000"},
-              result="null"),
-         made(1, payload=None, result=[1, 2.5, True, None], trigger="schedule:* * * * *",
-              error="E: x", traceback="line 1\nline 2", job_id="j1"),
-         made(2, payload="text", result={"d": Decimal("1.5")}),  # not JSON: str()
-         made(3, payload={"x": "y" * (MAX_JSON + 10)})],  # truncated
-        [made(4), made(5, error="E: nul\x00", host="h\udcff"), made(6, payload={"f": "\udcff"}),
-         made(7, task="caf\u00e9", job_id="\x00")],
-        [made(n) for n in range(8, 8 + 150)],
-    ]
-
-    async def main() -> list[RunRecord]:
-        await store.open()
-        for batch in batches:
-            for record in batch:
-                store.record_run(record)
-            assert await store.flush(10)
-        runs = (await store.list_runs(limit=200)).runs
-        await store.close()
-        return runs
-
-    runs = asyncio.run(main())
-    assert [r.id for r in runs] == [f"r{n}" for n in reversed(range(8 + 150))]
-    by_id = {r.id: r for r in runs}
-    assert [by_id[f"r{n}"] for n in (0, 1, 4, 7)] == [
-        batches[0][0], batches[0][1], batches[1][0], batches[1][3]._replace(job_id="\ufffd")]
-    assert by_id["r2"].result == {"d": "1.5"}
-    assert by_id["r3"].payload == from_json(json_text(batches[0][3].payload))
-    assert by_id["r3"].payload["truncated"] == len('{"x": ""}') + MAX_JSON + 10
-    assert (by_id["r5"].error, by_id["r5"].host, by_id["r6"].payload) == (
-        "E: nul\ufffd", "h\ufffd", {"f": "\ufffd"})
-    assert [by_id[f"r{n}"] for n in range(8, 8 + 150)] == batches[2]

@@ -82,7 +82,7 @@ def json_text(value: Any) -> str | None:
     if value is None:
         return None
     try:
-        text = _encode(value)
+        text = encode_json(value)
     except (ValueError, TypeError, RecursionError):
         text = json.dumps(clean_text(repr(value))[:MAX_JSON], ensure_ascii=False)
     if not text.isascii():  # JSON escapes NUL: only lone surrogates to clean
@@ -105,7 +105,8 @@ def _json_encoder() -> Callable[[Any], str]:
     return lambda value: "".join(encode(value, 0))
 
 
-_encode = _json_encoder()
+encode_json = _json_encoder()
+"""``value`` as JSON text (C speed); raises as ``json.dumps`` does."""
 
 
 def from_json(text: str | None) -> Any:

@@ -13,7 +13,9 @@ processes.
 
 All SQLite work of a store happens on one daemon thread of its own, so the
 event loop never blocks on the disk; run history is written by that thread
-in batches from the shared :class:`~taskpack.store.buffer.RunBuffer`.
+in batches from the shared :class:`~taskpack.store.buffer.RunBuffer`
+(lingering for a full batch between calls, never instead of them), up to
+:data:`_ROWS_PER_INSERT` runs per statement.
 
 ``?mode=ro`` opens the file read-only (``taskpack runs --db``): nothing is
 ever written (no WAL switch, no tables created, no migration), and a file
