@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from taskpack.store import (
     schedule_id,
     store_for,
 )
+from taskpack.store.buffer import MAX_JSON, from_json, json_text
 from tests.helpers import REPO
 from tests.pg import fresh_database
 
@@ -129,6 +131,49 @@ def test_strings_that_cannot_be_encoded_get_replacement_characters(url: str) -> 
         assert (await store.health())["lost_runs"] == 0
 
     on_store(url, test)
+
+
+def test_batches_of_clean_and_unclean_runs_read_back_as_recorded(url: str) -> None:
+    """Writers take shortcuts for runs that need no cleaning (text left as
+    it is, a batch encoded at once, many rows per INSERT); what is read back
+    is the same: floats exact, JSON types kept, non-JSON values as str(),
+    NUL and lone surrogates replaced next to clean runs of the same batch,
+    large payloads truncated, and a batch larger than one INSERT in order."""
+    now = time.time()
+
+    def made(n: int, **fields: object) -> RunRecord:
+        return run("t", n)._replace(id=f"r{n}", started_at=now + n / 7,
+                                    finished_at=now + n / 3, **fields)
+
+    batches = [
+        [made(0, payload={"n": 0, "big": 2**70, "f": 0.1, "s": "é\n\u2028😀"}, result="null"),
+         made(1, payload=None, result=[1, 2.5, True, None], trigger="schedule:* * * * *",
+              error="E: x", traceback="line 1\nline 2", job_id="j1"),
+         made(2, payload="text", result={"d": Decimal("1.5")})],  # not JSON: str()
+        [made(3, payload={"x": "y" * (MAX_JSON + 10)}),  # truncated
+         made(4, error="\\u0000 is no NUL"), made(5, error="E: nul\x00", host="h\udcff"),
+         made(6, payload={"f": "\udcff"}), made(7, task="caf\u00e9", job_id="\x00")],
+        [made(n) for n in range(8, 8 + 150)],
+    ]
+
+    async def test(store: Store) -> list[RunRecord]:
+        for batch in batches:
+            for record in batch:
+                store.record_run(record)
+            assert await store.flush(10)
+        return (await store.list_runs(limit=200)).runs
+
+    runs = on_store(url, test)
+    assert [r.id for r in runs] == [f"r{n}" for n in reversed(range(8 + 150))]
+    by_id = {r.id: r for r in runs}
+    assert [by_id[f"r{n}"] for n in (0, 1, 4, 7)] == [
+        batches[0][0], batches[0][1], batches[1][1], batches[1][4]._replace(job_id="\ufffd")]
+    assert by_id["r2"].result == {"d": "1.5"}
+    assert by_id["r3"].payload == from_json(json_text(batches[1][0].payload))
+    assert by_id["r3"].payload["truncated"] == len('{"x": ""}') + MAX_JSON + 10
+    assert (by_id["r5"].error, by_id["r5"].host, by_id["r6"].payload) == (
+        "E: nul\ufffd", "h\ufffd", {"f": "\ufffd"})
+    assert [by_id[f"r{n}"] for n in range(8, 8 + 150)] == batches[2]
 
 
 def test_a_flush_never_waits_for_the_writer_to_linger(url: str) -> None:

@@ -82,17 +82,31 @@ def json_text(value: Any) -> str | None:
     if value is None:
         return None
     try:
-        text = _ENCODE(value)
+        text = encode_json(value)
     except (ValueError, TypeError, RecursionError):
         text = json.dumps(clean_text(repr(value))[:MAX_JSON], ensure_ascii=False)
-    text = clean_text(text)
+    if not text.isascii():  # JSON escapes NUL: only lone surrogates to clean
+        text = clean_text(text)
     if len(text) > MAX_JSON:
         text = json.dumps({"truncated": len(text), "preview": text[:1000]}, ensure_ascii=False)
     return text
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=False).encode
-"""``json.dumps`` with :func:`json_text`'s options, the encoder made once."""
+def _json_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)``
+    without its set-up on every call: the C encoder, made once, with no
+    circular check (a cycle ends in RecursionError, a value JSON cannot
+    hold); ``json.dumps`` itself where there is no C encoder."""
+    try:
+        from _json import encode_basestring, make_encoder
+    except ImportError:
+        return json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=False).encode
+    encode = make_encoder(None, str, encode_basestring, None, ": ", ", ", False, False, False)
+    return lambda value: "".join(encode(value, 0))
+
+
+encode_json = _json_encoder()
+"""``value`` as JSON text (C speed); raises as ``json.dumps`` does."""
 
 
 def from_json(text: str | None) -> Any:

@@ -24,8 +24,10 @@ a bundle gets them with ``[store] driver = "postgres"``).
   (opened on first use, reconnected with backoff), so a worker wakes within
   milliseconds of an enqueue on any host.
 * Run history goes through the shared :class:`~taskpack.store.buffer.RunBuffer`
-  and a writer task: batches of up to 500 runs in one transaction; while
-  the server is unreachable the batch is kept and retried with backoff.
+  and a writer task: batches of up to 500 runs in one transaction, one
+  JSON parameter per 100 runs (:func:`~taskpack.store.rows.runs_json`);
+  while the server is unreachable the batch is kept and retried with
+  backoff.
 * A connection lost mid-call (PostgreSQL restarting) is a
   :class:`StoreUnavailable`; callers that loop retry.
 """
@@ -59,7 +61,7 @@ from . import (
 from .buffer import RunBuffer, backoff, clean_optional, json_text
 from .migrations import check_not_newer, latest, migrations
 from .paging import NO_VALUE, Wakeup, decode_cursor, paged_query, split_page
-from .rows import JOB_COLUMNS, RUN_COLUMNS, job_from_row, payload_text, run_from_row, run_values
+from .rows import JOB_COLUMNS, RUN_COLUMNS, job_from_row, payload_text, run_from_row, runs_json
 from .urls import describe, redact
 
 try:
@@ -332,13 +334,9 @@ class PostgresStore(Store):
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.cursor() as cur:
-                row = f"({', '.join(['%s'] * len(RUN_COLUMNS))})"
                 for start in range(0, len(batch), _ROWS_PER_INSERT):  # one statement each
-                    chunk = batch[start:start + _ROWS_PER_INSERT]
-                    await cur.execute(
-                        f"INSERT INTO taskpack_runs ({_RUN_COLS}) VALUES "
-                        f"{', '.join([row] * len(chunk))} ON CONFLICT (id) DO NOTHING".encode(),
-                        [value for run in chunk for value in run_values(run)])
+                    await cur.execute(_INSERT_RUNS,
+                                      (runs_json(batch[start:start + _ROWS_PER_INSERT]),))
                 await cur.executemany(
                     "DELETE FROM taskpack_runs WHERE task = %s AND seq <= (SELECT seq FROM "
                     "taskpack_runs WHERE task = %s ORDER BY seq DESC OFFSET %s LIMIT 1)",
@@ -623,8 +621,31 @@ class PostgresStore(Store):
 
 # -- SQL helpers -----------------------------------------------------------------
 
-_ROWS_PER_INSERT = 1000
-"""Runs per multi-row INSERT (15 parameters each, far below the protocol's 65,535)."""
+_ROWS_PER_INSERT = 100
+"""Runs per INSERT: one parameter, their JSON (:func:`runs_json`), short
+enough to be encoded at once (:data:`~taskpack.store.buffer.MAX_JSON`) for
+runs of a few hundred characters. A short constant statement costs psycopg
+little, where a multi-row VALUES statement of thousands of parameters made
+it parse the SQL text anew on the event loop for every batch."""
+
+_RUN_TYPES = {"started_at": "double precision", "finished_at": "double precision",
+              "duration_ms": "double precision", "attempts": "integer"}
+
+
+def _run_column(index: int, name: str) -> str:
+    """Column ``name`` of the run ``r`` (a JSON array): payload and result as
+    their JSON text (a ``json`` value keeps its text as sent; NULL for
+    None), the others as values."""
+    if name in ("payload", "result"):
+        return f"NULLIF((r -> {index})::text, 'null')"
+    return f"(r ->> {index})::{_RUN_TYPES.get(name, 'text')}"
+
+
+_INSERT_RUNS = (
+    f"INSERT INTO taskpack_runs ({_RUN_COLS}) "
+    f"SELECT {', '.join(_run_column(i, name) for i, name in enumerate(RUN_COLUMNS))} "
+    "FROM json_array_elements(%s::json) WITH ORDINALITY AS runs(r, n) ORDER BY n "
+    "ON CONFLICT (id) DO NOTHING")
 
 _FAST_CLAIM = (
     # lost: a running job's lease ran out (then nothing is claimed here: the
