@@ -71,7 +71,7 @@ def serve_cluster(base: Path, options: ServerOptions) -> None:
         host, port = address_from_env(env)
         count = workers_from_env(env)
         bundle = BundleApp.load(base, options)
-        asyncio.run(check_store(bundle.registry.store))
+        asyncio.run(check_store(bundle.registry))
 
     from .serving import BALANCED, bind, run, worker_socket
 

@@ -19,18 +19,18 @@ when ``TASKPACK_ACCESS_LOG`` asks for it. The ASGI lifespan is not part of
 RSGI: :mod:`taskpack.serving` runs the app's lifespan around serving.
 
 Imported only by :mod:`taskpack.serving`: it needs granian (pinned in the
-bundles' ``requirements.txt``) for the exception a closed connection raises.
+bundles' ``requirements.txt``) for the exception a closed connection raises,
+from granian's Rust extension alone (:func:`granian_worker_module`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
-
-from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from .http import (
     JSON_HEADERS,
@@ -45,6 +45,34 @@ from .http import (
     lower_headers,
 )
 from .logs import access_log_enabled
+
+
+def granian_worker_module() -> Any:
+    """granian's Rust extension (``granian._granian``: the HTTP worker, its
+    socket holder, stop signal and RSGI protocol) without granian's Python
+    package, whose import runs its process manager's imports
+    (multiprocessing, tempfile, ``logging.config``, watchfiles, dotenv...):
+    measured here as a tenth of the ``server`` bundle's cold start, none of
+    it used by an embedded worker. The module is registered under its own
+    name, so a later ``import granian`` finds and uses it."""
+    module = sys.modules.get("granian._granian")
+    if module is not None:
+        return module
+    import importlib.machinery
+    import importlib.util
+
+    package = importlib.machinery.PathFinder.find_spec("granian")
+    locations = package.submodule_search_locations if package is not None else None
+    spec = importlib.machinery.PathFinder.find_spec("granian._granian", locations)
+    if spec is None or spec.loader is None:
+        raise ImportError("granian is not installed", name="granian")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ProtocolClosed: type[Exception] = granian_worker_module().RSGIProtocolClosed
 
 _JSON_HEADER_PAIRS = [(name, value) for name, value in JSON_HEADERS.items()]
 

@@ -103,6 +103,10 @@ class Scheduler:
     defaults to ``logging.getLogger("taskpack.scheduler")``. ``store``
     (opened by the caller) makes fires claims with jobs; ``host`` names this
     process in its claims (default ``hostname:pid``, as runs name it).
+    ``since`` (POSIX seconds, not after now) is when fires start to count
+    as due, for a scheduler started a moment after its process was ready (a
+    server starts it once it serves): the fires due in between are claimed
+    as on time, not lost. Default: when each timer starts.
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class Scheduler:
         store: Store | None = None,
         host: str | None = None,
         misfire_grace: float = MISFIRE_GRACE,
+        since: float | None = None,
     ) -> None:
         self.registry = registry
         self.timezone_name = timezone if timezone is not None else registry.timezone
@@ -124,6 +129,7 @@ class Scheduler:
         self.store = store
         self.host = host or host_name()
         self.misfire_grace = misfire_grace
+        self.since = since
         timers: dict[CronExpr, _Timer] = {}
         for schedule in registry.schedules:
             expr = CronExpr.parse(schedule.cron)
@@ -187,9 +193,10 @@ class Scheduler:
         """Run one timer; an unexpected error is logged and the timer starts
         again after a backoff (its missed fires follow the backfill rule)."""
         delay = MIN_BACKOFF
+        since = self.since
         while True:
             try:
-                await self._timer(timer)
+                await self._timer(timer, since)
                 return
             except CronError as exc:  # past croniter's last year (2099)
                 self.logger.error("cron=%r stops firing: %s", timer.expr.source, exc)
@@ -199,17 +206,20 @@ class Scheduler:
                                       "%.1fs", timer.expr.source, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
+            since = None  # a restart's missed fires follow the backfill rule
 
-    async def _timer(self, timer: _Timer) -> None:
+    async def _timer(self, timer: _Timer, since: float | None) -> None:
         watch = StepWatch(self.clock)
         last = await self._retrying(lambda: self._claims.last_fire(timer))
+        now = self.clock()
+        begin = now if since is None else min(since, now)
         # With a store, fires of the last second are left to the loop, as on
         # time: another host may be claiming them right now, with all their
         # tasks (a missed fire is claimed with its backfilling tasks only).
-        cursor = self.clock() - (STEP_TOLERANCE if self.store is not None else 0.0)
+        cursor = begin - (STEP_TOLERANCE if self.store is not None else 0.0)
         if last is not None and last < to_ms(_at(cursor)):
             await self._missed(timer, last, to_ms(_at(cursor)), "while no scheduler ran")
-        caught_up = time.monotonic()
+        caught_up = time.monotonic() - (now - begin)  # fires due since ``begin`` are on time
         while True:
             due = timer.expr.next_after(_at(cursor), self.timezone)
             while True:

@@ -51,6 +51,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import logs
+from .clock import wall_clock
 from .http import (
     TASKS_TOKEN_ENV,
     ASGIApp,
@@ -73,7 +74,7 @@ from .layout import load_registry, read_manifest
 from .queue.roles import Role, RoleError, role_from_env, runs_worker, serves_web
 from .queue.service import QueueService, QueueSettings
 from .registry import Registry
-from .store import Store, StoreError, store_for
+from .store import Store, StoreError, StoreUnavailable, store_for
 from .store.urls import describe, resolve_url
 
 if TYPE_CHECKING:
@@ -174,25 +175,30 @@ def bundle_store(manifest: Mapping[str, Any], env: Mapping[str, str],
         raise ServerConfigError(f"{source}: {exc}") from None
 
 
-async def check_store(store: Store) -> None:
-    """Open and close ``store`` once before serving, so a store that cannot
-    be used (bad URL, unreachable, auth refused, newer schema) is one
-    :class:`ServerConfigError` at start (exit 2), naming the host but never
-    the password. A SQLite file on a disk that refuses writes is not an
-    error: runs are lost and counted, ``/_health`` says so."""
-    from .store import StoreUnavailable
+async def check_store(registry: Registry) -> None:
+    """Open and close the registry's store once (:func:`store_errors`): a
+    cluster's supervisor does, before it forks its workers."""
+    async with store_errors(registry):
+        await registry.open()
+    await registry.close(1.0)
 
+
+@contextlib.asynccontextmanager
+async def store_errors(registry: Registry) -> AsyncIterator[None]:
+    """Around opening the registry's store at start: a store that cannot be
+    used (bad URL, unreachable, auth refused, newer schema) is closed again
+    and becomes one :class:`ServerConfigError` (exit 2), naming the host but
+    never the password. A SQLite file on a disk that refuses writes is not
+    an error: runs are lost and counted, ``/_health`` says so
+    (:meth:`taskpack.registry.Registry.open`)."""
     try:
-        await store.open()
-    except StoreUnavailable as exc:
-        if store.scheme != "sqlite":
-            raise ServerConfigError(f"store {describe(getattr(store, 'url', ''))}: "
-                                    f"{exc}") from None
-        logger.error("%s; runs are not recorded until it can be written", exc)
+        yield
     except StoreError as exc:
+        await registry.close(1.0)
+        if isinstance(exc, StoreUnavailable):
+            raise ServerConfigError(f"store {describe(getattr(registry.store, 'url', ''))}: "
+                                    f"{exc}") from None
         raise ServerConfigError(str(exc)) from None
-    finally:
-        await store.close(1.0)
 
 
 def scheduling_on(env: Mapping[str, str]) -> bool:
@@ -226,7 +232,9 @@ class BundleApp:
     (``TASKPACK_ROLE``, :mod:`taskpack.queue.roles`) says what the process
     does besides ``/_health``: ``all`` serves the task and job APIs and runs
     a worker (``queue``: its concurrency and lease), ``web`` only serves,
-    ``worker`` only runs jobs.
+    ``worker`` only runs jobs. ``schedule_when_serving`` leaves the
+    scheduler's start to :meth:`serving`, which the bundles' own servers
+    call once they accept requests; otherwise :meth:`startup` starts it.
     """
 
     def __init__(
@@ -241,6 +249,7 @@ class BundleApp:
         schedules: Sequence[Mapping[str, Any]] | None = None,
         role: Role = "all",
         queue: QueueSettings | None = None,
+        schedule_when_serving: bool = False,
     ) -> None:
         self.registry = registry
         self.role = role
@@ -248,6 +257,9 @@ class BundleApp:
         self.shutdown_grace = shutdown_grace
         self.scheduler: SchedulerHandle | None = None
         self.scheduling = scheduling
+        self.schedule_when_serving = schedule_when_serving
+        self._store_open = False
+        self._ready_at: float | None = None
         self._make_scheduler = make_scheduler or self.default_scheduler
         web = serves_web(role)
         policy = bearer_token(token) if token is not None and web else api_disabled
@@ -294,21 +306,44 @@ class BundleApp:
         # uvicorn --root-path).
         await serve_health(self.registry, scope, send, self.scheduler)
 
-    async def startup(self) -> None:
-        """Open the store, start the queue (a worker, by role), then start
-        scheduling when there are schedules."""
-        try:
+    async def open_store(self) -> None:
+        """Open the registry's store (:meth:`taskpack.registry.Registry.open`)
+        unless it is open already: :meth:`startup` calls it, and so does a
+        server that opens it earlier, to report a store that cannot be used
+        before it serves (:func:`serve`). :meth:`shutdown` closes it."""
+        if not self._store_open:
             await self.registry.open()
+            self._store_open = True
+
+    async def startup(self) -> None:
+        """Open the store (:meth:`open_store`), start the queue (a worker,
+        by role), then start scheduling when there are schedules, unless
+        ``schedule_when_serving``: then :meth:`serving` does."""
+        try:
+            await self.open_store()
         except StoreError as exc:
             logger.error("%s", exc)
             raise
         self.queue.start()
-        if not self.scheduling:
-            logger.info("scheduler off (%s=off): the platform runs the schedules", SCHEDULER_ENV)
-        elif self.registry.schedules:
+        self._ready_at = wall_clock()
+        if not self.schedule_when_serving:
+            self._begin()
+
+    def serving(self) -> None:
+        """The server accepts requests now: start scheduling, if
+        ``schedule_when_serving`` left it to this (the bundles' own servers,
+        :func:`serve`: their first requests are not held by the scheduler's
+        start). Fires due since :meth:`startup` finished are not lost: the
+        scheduler counts them from then (``since``)."""
+        if self.schedule_when_serving and self._ready_at is not None and self.scheduler is None:
             self._begin()
 
     def _begin(self) -> None:
+        if not self.scheduling:
+            logger.info("scheduler off (%s=off): the platform runs the schedules", SCHEDULER_ENV)
+            return
+        if not self.registry.schedules:
+            return
         self.scheduler = self._make_scheduler(self.registry)
         self.scheduler.start()
         logger.info("scheduler started in process %d (%d schedule(s))", os.getpid(),
@@ -326,6 +361,8 @@ class BundleApp:
         await self.queue.stop(grace_left(self.shutdown_grace))
         await self.registry.drain(grace_left(self.shutdown_grace))
         await self.registry.close(min(self.shutdown_grace, 5.0) or 1.0)
+        self._store_open = False
+        self._ready_at = None
 
     async def _end(self) -> None:
         scheduler, self.scheduler = self.scheduler, None
@@ -343,7 +380,7 @@ class BundleApp:
         store: Store | None = registry.store
         if registry.store.scheme == "memory" and not runs_worker(self.role):
             store = None
-        return Scheduler(registry, timezone=registry.timezone, store=store)
+        return Scheduler(registry, timezone=registry.timezone, store=store, since=self._ready_at)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[None]:
@@ -358,9 +395,12 @@ class BundleApp:
 
 async def store_health(store: Store) -> dict[str, Any]:
     """``store.health()`` within :data:`HEALTH_STORE_TIMEOUT` seconds (a
-    store that does not answer in time is reported down)."""
+    store that does not answer in time is reported down). It runs in the
+    request's own task: a store that answers without waiting (SQLite's
+    counters) answers without the request yielding the event loop."""
     try:
-        return await asyncio.wait_for(store.health(), HEALTH_STORE_TIMEOUT)
+        async with asyncio.timeout(HEALTH_STORE_TIMEOUT):
+            return await store.health()
     except Exception as exc:
         return {"ok": False, "backend": store.scheme,
                 "error": str(exc) or "no answer in time", "lost_runs": None}
@@ -459,15 +499,22 @@ def serve(base: Path, options: ServerOptions) -> None:
     with exit_on_config_error():
         setup_logs()
         host, port = address_from_env(os.environ)
-        bundle = BundleApp.load(base, options)
-        asyncio.run(check_store(bundle.registry.store))
+        bundle = BundleApp.load(base, options, schedule_when_serving=True)
     from .serving import bind, run
 
     logs.lean_records()
     sock = bind(host, port)
-    logger.info("serving on http://%s:%d", f"[{host}]" if ":" in host else host, port)
+
+    async def prepare() -> None:
+        async with store_errors(bundle.registry):
+            await bundle.open_store()  # once: the app's startup finds it open
+        logger.info("serving on http://%s:%d", f"[{host}]" if ":" in host else host, port)
+
     on_stop = bundle.dashboard.close if bundle.dashboard is not None else None
-    sys.exit(run(bundle.app, bundle.api, sock, grace=options.shutdown_grace, on_stop=on_stop))
+    with exit_on_config_error():
+        status = run(bundle.app, bundle.api, sock, grace=options.shutdown_grace,
+                     on_stop=on_stop, prepare=prepare, on_serving=bundle.serving)
+    sys.exit(status)
 
 
 @contextlib.contextmanager

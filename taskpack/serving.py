@@ -15,6 +15,12 @@ granian's own process manager, which starts each worker as a fresh
 interpreter) keeps cold start to one interpreter and lets the cluster's
 supervisor fork workers that share one listening socket.
 
+Only granian's Rust extension is imported
+(:func:`taskpack.rsgi.granian_worker_module`): :func:`run` does what
+``granian.server.embed.Server`` does for one RSGI worker (the callback
+scheduler, the stop signal), because importing granian's Python package
+costs a tenth of the bundle's cold start.
+
 :func:`run` returns when the server has stopped: on SIGTERM or SIGINT it
 stops accepting connections, lets running requests finish, then runs the
 app's lifespan shutdown (the bundle stops its scheduler and writes its
@@ -22,23 +28,25 @@ history, each bounded by its ``shutdown_grace``). The exit status is 0
 after that, 1 when the app's lifespan startup failed or the address cannot
 be bound (one ``error:`` line, from :func:`bind`).
 
-granian's embedded server is documented as experimental; this module pins
-its behaviour with the exact version in the bundle's ``requirements.txt``
-(``granian==2.8.7``) and is covered end to end by the self-hosted tests.
+The worker's constructor and callback scheduler are granian internals (its
+embedded server is documented as experimental); this module pins them with
+the exact version in the bundle's ``requirements.txt`` (``granian==2.8.7``)
+and is covered end to end by the self-hosted tests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .rsgi import RSGIApp
+from .rsgi import RSGIApp, granian_worker_module
 
 if TYPE_CHECKING:
     from .http import ASGIApp, Message, TaskApi
@@ -97,14 +105,23 @@ def worker_socket(held: socket.socket) -> socket.socket:
 
 
 def run(app: ASGIApp, api: TaskApi, sock: socket.socket, *, grace: float,
-        on_stop: Callable[[], None] | None = None) -> int:
+        on_stop: Callable[[], None] | None = None,
+        prepare: Callable[[], Awaitable[None]] | None = None,
+        on_serving: Callable[[], None] | None = None) -> int:
     """Serve ``app`` (the bundle's ASGI app, whose task API is ``api``) on
     the listening socket ``sock`` (:func:`bind`; cluster workers inherit it)
-    until SIGTERM/SIGINT; the exit status. The app's ASGI lifespan runs
-    around serving: nothing is accepted before its startup completed.
+    until SIGTERM/SIGINT; the exit status. ``prepare`` is awaited first, on
+    the serving event loop (the ``server`` bundle opens its store there:
+    one loop, one opening); what it raises propagates out of ``run`` and
+    nothing is served. The app's ASGI lifespan runs around serving: no
+    request is answered before its startup completed (connections made
+    meanwhile wait in the socket's backlog). ``on_serving`` is called as
+    serving begins, before any request is handed to the app (the bundles
+    start their scheduler then: :meth:`taskpack.server.BundleApp.serving`).
     ``on_stop`` is called first thing on the signal (the dashboard ends its
     live streams, which would otherwise hold the graceful shutdown)."""
-    serving = _serve(app, InFlight(RSGIApp(api, app)), sock.fileno(), grace, on_stop)
+    serving = _serve(app, InFlight(RSGIApp(api, app)), sock.fileno(), grace, on_stop,
+                     prepare, on_serving)
     try:
         import uvloop
     except ImportError:  # not on Windows: the standard loop serves too
@@ -185,49 +202,101 @@ class Lifespan:
                 self._answer.put_nowait({"type": f"lifespan.{phase}.complete"})
 
 
+# What granian's embedded server (granian.server.embed.Server, 2.8.7) passes
+# its worker with the settings taskpack used: one Rust runtime thread, HTTP/1
+# and HTTP/2 (auto), no websockets, no TLS, no static files.
+RUNTIME_THREADS = 1
+RUNTIME_BLOCKING_THREADS = 512
+BLOCKING_THREADS = 1
+BLOCKING_THREADS_IDLE_TIMEOUT = 30
+BACKPRESSURE = 128
+NO_TLS: tuple[Any, ...] = (False, None, None, None, "tls1.3", None, [], False)
+
+
 async def _serve(app: ASGIApp, rsgi: InFlight, fd: int, grace: float,
-                 on_stop: Callable[[], None] | None) -> int:
-    from granian import _granian
-    from granian.constants import Interfaces
-    from granian.server import embed
-
-    base: Any = embed.Server  # untyped internals: _init_shared_socket, SocketHolder(fd)
-
-    class Embedded(base):  # type: ignore[misc]
-        """granian's embedded server on our listening socket."""
-
-        def _init_shared_socket(self) -> None:
-            holder: Any = _granian.SocketHolder
-            self._ssp, self._shd = None, holder(fd, False, BACKLOG)
-
+                 on_stop: Callable[[], None] | None,
+                 prepare: Callable[[], Awaitable[None]] | None,
+                 on_serving: Callable[[], None] | None) -> int:
+    granian = granian_worker_module()
+    logging.getLogger("_granian").setLevel(logging.CRITICAL + 1)  # granian's log_enabled=False
+    loop = asyncio.get_running_loop()
+    if prepare is not None:
+        await prepare()
     lifespan = Lifespan(app)
     if not await lifespan.startup():
         return 1
-    server: Any = Embedded(rsgi, interface=Interfaces.RSGI, log_enabled=False, websockets=False)
-    loop = asyncio.get_running_loop()
+    stopped = loop.create_future()
+    stopping = False
 
     def stop() -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
         from .server import note_stop_signal
 
         note_stop_signal()  # the lifespan shutdown gets what is left of the grace
         if on_stop is not None:
             on_stop()
         loop.call_later(grace, rsgi.cancel)
-        if not server.interrupt_signal:
-            # Running requests, then the lifespan shutdown (which bounds its
-            # own steps by ``grace``), must be done by then.
-            loop.call_later(3 * grace + 5, _give_up, 3 * grace + 5)
-        server.stop()
+        # Running requests, then the lifespan shutdown (which bounds its own
+        # steps by ``grace``), must be done by then.
+        loop.call_later(3 * grace + 5, _give_up, 3 * grace + 5)
+        signal_.set()
 
+    def done() -> None:
+        if not stopped.done():
+            stopped.set_result(None)
+
+    def served() -> None:  # from granian's thread: the worker has stopped
+        loop.call_soon_threadsafe(done)
+
+    signal_ = granian.WorkerSignal()
+    signal_.add_cb(served)
+    worker = granian.RSGIWorker(
+        1, (None, granian.SocketHolder(fd, False, BACKLOG)), None, RUNTIME_THREADS,
+        RUNTIME_BLOCKING_THREADS, BLOCKING_THREADS, BLOCKING_THREADS_IDLE_TIMEOUT, BACKPRESSURE,
+        "auto", None, None, False, None, *NO_TLS, (None, None))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     try:
-        await server.serve()
+        if on_serving is not None:  # before any request the worker hands over
+            loop.call_soon(on_serving)
+        worker.serve_async(_scheduler(granian, loop, rsgi), loop, signal_)
+        await stopped
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    stopped = await lifespan.shutdown()
-    return 1 if server.interrupt_children or not stopped else 0
+    return 0 if await lifespan.shutdown() else 1
+
+
+def _scheduler(granian: Any, loop: asyncio.AbstractEventLoop, app: InFlight) -> Any:
+    """The worker's callback scheduler: each request, as granian's Rust side
+    hands it over (a watcher with its scope and protocol), runs ``app`` in
+    an asyncio task (granian's ``_CBSchedulerAIO`` and
+    ``_future_watcher_wrapper``, without access logging)."""
+    from asyncio.tasks import _enter_task, _leave_task
+
+    async def handle(watcher: Any) -> None:
+        try:
+            await app(watcher.scope, watcher.proto)
+        except BaseException as exc:
+            watcher.err(exc)
+            return
+        watcher.done()
+
+    def start(coro: Any, watcher: Any) -> None:
+        watcher.taskref(loop.create_task(coro))
+
+    class Scheduler(granian.CallbackScheduler):  # type: ignore[misc]
+        def __init__(self, *args: Any) -> None:
+            super().__init__()
+            ctx = self._ctx
+            self._schedule_fn = lambda watcher: loop.call_soon_threadsafe(
+                start, handle(watcher), watcher, context=ctx)
+
+    return Scheduler(loop, handle, None, functools.partial(_enter_task, loop),
+                     functools.partial(_leave_task, loop))
 
 
 def _give_up(seconds: float) -> None:

@@ -87,6 +87,19 @@ def test_every_second_ticks_carry_their_own_scheduled_time(tmp_path: Path) -> No
     assert {r["trigger"] for r in runs} == {"schedule:* * * * * *"}
 
 
+def test_fires_due_since_the_process_was_ready_are_not_lost(tmp_path: Path) -> None:
+    """A scheduler started a moment after its process was ready (``since``:
+    a server starts it once it serves) runs the fires due in between, as
+    on time; without ``since`` they would be before its start, and lost."""
+    registry = make_registry(tmp_path, {"* * * * * *": ["tick"]}, {"tick": {}})
+    started = time.time()
+    missed = int(started)  # the one fire instant in (since, started]
+    asyncio.run(run_for(Scheduler(registry, since=missed - 0.5), 0.5))
+    runs = starts(tmp_path, "tick")
+    assert missed * 1000 in [r["scheduled"] for r in runs], runs
+    assert {r["trigger"] for r in runs} == {"schedule:* * * * * *"}
+
+
 def test_a_raising_task_does_not_stop_the_next_tick_or_its_neighbours(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     registry = make_registry(tmp_path, {"* * * * * *": ["boom", "fine"]},

@@ -1,11 +1,16 @@
 """The runtime's server pieces in-process: settings from the environment,
 the bundle's ASGI app (health, API on/off, mounting, lifespan order) and the
-cluster's scheduler lease on a real file lock."""
+cluster's scheduler lease on a real file lock; and a built ``server``
+bundle's start as a process (its store opened once, or refused in one
+line)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,7 @@ from taskpack.server import (
 )
 from tests.asgi_driver import call
 from tests.helpers import stored_runs, write_files
+from tests.servers import ServerProcess, free_port
 
 
 def registry(tmp_path: Path, schedules: tuple[ScheduleEntry, ...] = ()) -> Registry:
@@ -168,6 +174,44 @@ def test_lifespan_starts_and_stops_the_scheduler(tmp_path: Path) -> None:
     asyncio.run(lifecycle())
 
 
+def test_a_server_starts_the_scheduler_once_it_serves(tmp_path: Path) -> None:
+    """With ``schedule_when_serving`` (the bundles' own servers), the
+    lifespan startup leaves the scheduler to :meth:`BundleApp.serving`."""
+    log: list[str] = []
+    schedules = (ScheduleEntry("* * * * *", ("echo",)),)
+    bundle = BundleApp(registry(tmp_path, schedules), token=None, shutdown_grace=7,
+                       make_scheduler=lambda _: RecordingScheduler(log),
+                       schedule_when_serving=True)
+
+    async def lifecycle() -> None:
+        async with bundle.lifespan():
+            assert log == []
+            bundle.serving()
+            bundle.serving()
+            assert log == ["start"]
+        assert log == ["start", "stop 7"]
+        bundle.serving()  # after shutdown: nothing to start
+        assert log == ["start", "stop 7"]
+
+    asyncio.run(lifecycle())
+
+
+def test_a_scheduler_started_when_serving_counts_fires_from_the_startup(tmp_path: Path) -> None:
+    schedules = (ScheduleEntry("* * * * *", ("echo",)),)
+    bundle = BundleApp(registry(tmp_path, schedules), token=None, schedule_when_serving=True)
+
+    async def lifecycle() -> tuple[float, float, float]:
+        before = time.time()
+        async with bundle.lifespan():
+            serving = time.time()
+            bundle.serving()
+            since: float = bundle.scheduler.since  # type: ignore[union-attr]
+        return before, since, serving
+
+    before, since, serving = asyncio.run(lifecycle())
+    assert before <= since <= serving
+
+
 def test_no_schedules_no_scheduler(tmp_path: Path) -> None:
     log: list[str] = []
     bundle = BundleApp(registry(tmp_path), token=None,
@@ -206,3 +250,49 @@ def test_built_bundle_records_runs_outside_itself(basic_example: Path, tmp_path:
     runs = stored_runs(cwd / "state" / "runs.sqlite")
     assert [(r.task, r.outcome) for r in runs] == [("echo:payload", "ok")] * 2
     assert not list(base.rglob("*.sqlite"))
+
+
+def built_server(project: Path, tmp_path: Path) -> Path:
+    """``project`` built with the ``server`` preset; its ``index.py``."""
+    out = tmp_path / "out"
+    taskpack = Path(sys.executable).with_name("taskpack")
+    subprocess.run([str(taskpack), "build", "--root", str(project), "--preset", "server",
+                    "--output", str(out)],
+                   check=True, capture_output=True, timeout=120)
+    return out / "server" / "index.py"
+
+
+def test_a_built_server_opens_its_store_once(basic_example: Path, tmp_path: Path) -> None:
+    """The store is opened once before serving (not checked, closed and
+    opened again): a SQLite path that cannot be written is logged once,
+    and ``/_health`` says so."""
+    config = basic_example / "taskpack.toml"
+    config.write_text(config.read_text() + 'history_path = "blocker/runs.sqlite"\n')
+    index = built_server(basic_example, tmp_path)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "blocker").write_text("a file, not a folder\n")
+    server = ServerProcess([sys.executable, str(index)],
+                           {"PORT": str(free_port()), "HOST": "127.0.0.1",
+                            "TASKPACK_TASKS_TOKEN": "t"}, tmp_path / "server.log", cwd=cwd)
+    try:
+        health = server.wait_healthy()
+        assert server.terminate() == 0, server.logs()
+    finally:
+        server.stop()
+    assert health["store"]["ok"] is False and "blocker is not a folder" in health["store"]["error"]
+    assert server.logs().count("runs are not recorded until it can be written") == 1, \
+        server.logs()
+
+
+def test_a_built_server_refuses_a_store_that_is_not_one(basic_example: Path,
+                                                        tmp_path: Path) -> None:
+    index = built_server(basic_example, tmp_path)
+    store = tmp_path / ".taskpack" / "store.sqlite"
+    store.parent.mkdir()
+    store.write_bytes(b"this is not a database\n" * 200)
+    done = subprocess.run([sys.executable, str(index)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60,
+                          env={**os.environ, "PORT": "0", "TASKPACK_TASKS_TOKEN": "t"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == f"error: store {store}: file is not a database"
