@@ -18,12 +18,12 @@ fresh loop and futures cannot cross loops.
 from __future__ import annotations
 
 import asyncio
-import json
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .jsonenc import encoder
 from .options import TaskOptions
 
 Start = Callable[[], Awaitable[Any]]
@@ -176,5 +176,4 @@ def canonical_json(payload: Any) -> str:
     return _CANONICAL(payload)
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                              default=repr).encode
+_CANONICAL = encoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)

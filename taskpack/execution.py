@@ -264,6 +264,8 @@ class Runner:
         raises is the run's failure: an exception that is not an
         :class:`Exception` (``SystemExit``...) becomes :class:`TaskAbortedError`."""
         try:
+            if self._is_async and self.options.timeout is None:  # the common case, inline
+                return await self._fn(event)
             return await self._attempt_once(event)
         except (Exception, asyncio.CancelledError):
             raise
@@ -273,8 +275,7 @@ class Runner:
     async def _attempt_once(self, event: TaskEvent) -> Any:
         timeout = self.options.timeout
         if self._is_async:
-            if timeout is None:
-                return await self._fn(event)
+            assert timeout is not None  # without one, :meth:`_attempt` awaits the task itself
             return await self._limited(self._fn(event), event, timeout)
         if self.threads:
             if timeout is None:

@@ -49,6 +49,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import TaskAbortedError, TaskError, TaskNotFoundError
+from .jsonenc import encoder
 from .logs import ACCESS_LOGGER, FIELDS, access_log_enabled, logfmt
 from .registry import Registry
 from .task import TaskContext
@@ -154,10 +155,10 @@ def dumps(data: Any) -> str:
     return text
 
 
-# One encoder each, made once: ``json.dumps`` with options builds a new
-# encoder per call, which the task API's hot path would pay per request.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
-_ENCODE_ASCII = json.JSONEncoder(allow_nan=False).encode
+# One encoder each, made once (:mod:`taskpack.jsonenc`): the task API's hot
+# path would otherwise pay for building one per request.
+_ENCODE = encoder(ensure_ascii=False, allow_nan=False)
+_ENCODE_ASCII = encoder(allow_nan=False)
 
 
 def json_response(status: int, data: Any, headers: Mapping[str, str] | None = None) -> HttpResponse:
@@ -357,6 +358,7 @@ def secret_bearer_token(read_secret: Callable[[], str | None], unset: str) -> Ac
 # -- the API ------------------------------------------------------------------
 
 TASKPACK_PREFIX = "/_taskpack"
+ROUTES_KEPT = 1024
 
 
 class Extension(Protocol):
@@ -409,9 +411,23 @@ class TaskApi:
         self.context = context or _http_context
         self.last_runs = last_runs
         self.extensions = tuple(extensions)
+        self._routes: dict[str, Route | None] = {}
 
     def route(self, path: str) -> Route | None:
-        """The API route for ``path``, or ``None`` when the path is not the API's."""
+        """The API route for ``path``, or ``None`` when the path is not the API's
+        (remembered for the last :data:`ROUTES_KEPT` paths: a server answers
+        the same few paths over and over)."""
+        try:
+            return self._routes[path]
+        except KeyError:
+            pass
+        route = self._match(path)
+        if len(self._routes) >= ROUTES_KEPT:
+            self._routes.clear()
+        self._routes[path] = route
+        return route
+
+    def _match(self, path: str) -> Route | None:
         for extension in self.extensions:
             if path == extension.prefix or path.startswith(extension.prefix + "/"):
                 return Route(None, extension=extension)

@@ -140,6 +140,8 @@ def test_batches_of_clean_and_unclean_runs_read_back_as_recorded(url: str) -> No
     NUL and lone surrogates replaced next to clean runs of the same batch,
     large payloads truncated, and a batch larger than one INSERT in order."""
     now = time.time()
+    cyclic: list[object] = [1]
+    cyclic.append(cyclic)
 
     def made(n: int, **fields: object) -> RunRecord:
         return run("t", n)._replace(id=f"r{n}", started_at=now + n / 7,
@@ -154,6 +156,7 @@ def test_batches_of_clean_and_unclean_runs_read_back_as_recorded(url: str) -> No
          made(4, error="\\u0000 is no NUL"), made(5, error="E: nul\x00", host="h\udcff"),
          made(6, payload={"f": "\udcff"}), made(7, task="caf\u00e9", job_id="\x00")],
         [made(n) for n in range(8, 8 + 150)],
+        [made(158, result=cyclic)],  # not JSON either: repr()
     ]
 
     async def test(store: Store) -> list[RunRecord]:
@@ -164,7 +167,7 @@ def test_batches_of_clean_and_unclean_runs_read_back_as_recorded(url: str) -> No
         return (await store.list_runs(limit=200)).runs
 
     runs = on_store(url, test)
-    assert [r.id for r in runs] == [f"r{n}" for n in reversed(range(8 + 150))]
+    assert [r.id for r in runs] == [f"r{n}" for n in reversed(range(8 + 150 + 1))]
     by_id = {r.id: r for r in runs}
     assert [by_id[f"r{n}"] for n in (0, 1, 4, 7)] == [
         batches[0][0], batches[0][1], batches[1][1], batches[1][4]._replace(job_id="\ufffd")]
@@ -174,6 +177,7 @@ def test_batches_of_clean_and_unclean_runs_read_back_as_recorded(url: str) -> No
     assert (by_id["r5"].error, by_id["r5"].host, by_id["r6"].payload) == (
         "E: nul\ufffd", "h\ufffd", {"f": "\ufffd"})
     assert [by_id[f"r{n}"] for n in range(8, 8 + 150)] == batches[2]
+    assert by_id["r158"].result == "[1, [...]]"
 
 
 def test_a_flush_never_waits_for_the_writer_to_linger(url: str) -> None:
