@@ -41,6 +41,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..jsonenc import encoder
 from . import RunRecord, StoreUnavailable
 
 logger = logging.getLogger("taskpack.store")
@@ -92,21 +93,10 @@ def json_text(value: Any) -> str | None:
     return text
 
 
-def _json_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)``
-    without its set-up on every call: the C encoder, made once, with no
-    circular check (a cycle ends in RecursionError, a value JSON cannot
-    hold); ``json.dumps`` itself where there is no C encoder."""
-    try:
-        from _json import encode_basestring, make_encoder
-    except ImportError:
-        return json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=False).encode
-    encode = make_encoder(None, str, encode_basestring, None, ": ", ", ", False, False, False)
-    return lambda value: "".join(encode(value, 0))
-
-
-encode_json = _json_encoder()
-"""``value`` as JSON text (C speed); raises as ``json.dumps`` does."""
+encode_json = encoder(ensure_ascii=False, default=str, allow_nan=False)
+"""``value`` as JSON text (the C encoder made once, :mod:`taskpack.jsonenc`):
+``RecursionError`` for a cycle, ``ValueError`` for NaN, ``TypeError`` for
+keys JSON cannot hold."""
 
 
 def from_json(text: str | None) -> Any:
