@@ -17,17 +17,27 @@ deployment, even when the environment sets ``PYTHONDONTWRITEBYTECODE``.
 Sizes are measured in turn, round after round; medians of the rounds, with
 ratios to the smallest size (the baseline, measured in the same run). Lazy
 task imports should keep the two close.
+
+``--baseline REV`` measures instead what ``bench/vs_nitro.py`` calls cold
+start (process start to the first 200 on ``GET /_health``, its own
+``cold_start``) of this checkout's ``server`` bundle against the same
+bundle with the runtime (``taskpack/``) of git revision ``REV``, before
+and after alternating, ``--repeats`` starts each per size: medians with
+the quartiles, and after/before.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.error
@@ -89,12 +99,68 @@ def direct_start(base: Path, env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+def runtime_of(rev: str, bundle: Path) -> None:
+    """Replace the runtime (``taskpack/``) of ``bundle`` with git revision
+    ``rev``'s."""
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "taskpack"],
+                             check=True, capture_output=True).stdout
+    shutil.rmtree(bundle / "taskpack")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(bundle, filter="data")
+
+
+def before_after(rev: str, sizes: list[int], repeats: int) -> None:
+    """Cold start to the first 200 on ``/_health``: the runtime of ``rev``
+    against this checkout's, alternating."""
+    from vs_nitro import Side, cold_start
+
+    taskpack = str(Path(sys.executable).with_name("taskpack"))
+    print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f} at start; {repeats} starts per side, alternating; "
+          f"before = runtime of {rev}\n")
+    print("| tasks | before: median (q1-q3) | after: median (q1-q3) | after/before |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            root = make_project(Path(tmp) / f"p{size}", size, tasks_api=True)
+            subprocess.run([taskpack, "build", "--root", str(root), "--preset", "server"],
+                           check=True, capture_output=True)
+            sides = []
+            for name in ("before", "after"):
+                bundle = Path(tmp) / f"{name}{size}"
+                shutil.copytree(root / ".output" / "server", bundle)
+                if name == "before":
+                    runtime_of(rev, bundle)
+                run = Path(tmp) / f"run-{name}{size}"
+                run.mkdir()
+                side = Side(name, [sys.executable, str(bundle / "index.py")], run,
+                            bytecode_env(run), run / "server.log")
+                cold_start(side)  # writes the bytecode caches, as a first start does
+                sides.append(side)
+            times: dict[str, list[float]] = {"before": [], "after": []}
+            for index in range(repeats):
+                for side in sides if index % 2 == 0 else sides[::-1]:
+                    times[side.name].append(cold_start(side) * 1000)
+            cells = []
+            for name in ("before", "after"):
+                q1, median, q3 = statistics.quantiles(times[name], n=4)
+                cells.append(f"{median:.0f} ms ({q1:.0f}-{q3:.0f})")
+            ratio = statistics.median(times["after"]) / statistics.median(times["before"])
+            print(f"| {size:,} | {cells[0]} | {cells[1]} | {ratio:.2f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10,1000")
     parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--baseline", metavar="REV",
+                        help="compare /_health cold start with the runtime of git revision REV")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
+    if args.baseline:
+        before_after(args.baseline, sizes, args.repeats)
+        return
     taskpack = str(Path(sys.executable).with_name("taskpack"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

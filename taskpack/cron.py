@@ -44,7 +44,6 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo
 
 __all__ = [
     "UTC_NAMES", "CronError", "CronExpr", "DayList", "LastDay", "NearestWeekday", "NthWeekday",
@@ -415,7 +414,11 @@ def zone(timezone: str | Zone | None) -> Zone:
     if timezone is None:
         return UTC
     if isinstance(timezone, str):
-        return UTC if is_utc(timezone) else ZoneInfo(timezone)
+        if is_utc(timezone):
+            return UTC
+        from zoneinfo import ZoneInfo  # imported for a zone only: a server's start waits on it
+
+        return ZoneInfo(timezone)
     return timezone
 
 
