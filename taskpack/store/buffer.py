@@ -234,16 +234,18 @@ class RunBuffer:
 
     # writer side
 
-    def due(self) -> float | None:
+    def due(self, linger: float | None = None) -> float | None:
         """0.0 when a batch should be written now (a full batch waits, a
-        flush waits, or the oldest run waited ``linger`` seconds), else the
-        seconds left to linger; None when nothing waits."""
+        flush waits, or the oldest run waited ``linger`` seconds, default
+        :attr:`linger`), else the seconds left to linger; None when nothing
+        waits."""
         with self._lock:
             if not self._runs:
                 return None
             if self._waiters or len(self._runs) >= BATCH:
                 return 0.0
-            return max(0.0, self._since + self.linger - time.monotonic())
+            wait = self.linger if linger is None else linger
+            return max(0.0, self._since + wait - time.monotonic())
 
     def take(self, limit: int = BATCH) -> list[RunRecord]:
         """The next batch (oldest first), marked as being written; empty
@@ -298,13 +300,14 @@ class RunBuffer:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
                 waiter.loop.call_soon_threadsafe(_resolve, waiter.future, ok)
 
-    def write_due(self, write: Callable[[list[RunRecord]], None]) -> float | None:
-        """Store the batches that are :meth:`due` with ``write`` (a writer
-        thread's body, called whenever the thread wakes) and return what
-        :meth:`due` says next: the seconds to linger, or None (nothing
-        waits). An unavailable store is retried three times with backoff
-        (under half a second), then the batch is dropped."""
-        while (wait := self.due()) == 0.0:
+    def write_due(self, write: Callable[[list[RunRecord]], None],
+                  linger: float | None = None) -> float | None:
+        """Store the batches that are :meth:`due` (``linger`` as there) with
+        ``write`` (a writer thread's body, called whenever the thread wakes)
+        and return what :meth:`due` says next: the seconds to linger, or
+        None (nothing waits). An unavailable store is retried three times
+        with backoff (under half a second), then the batch is dropped."""
+        while (wait := self.due(linger)) == 0.0:
             batch = self.take()
             for attempt in range(1, 5):
                 try:

@@ -355,6 +355,7 @@ class SQLiteStore(Store):
         thread, self._thread = self._thread, None
 
         def shut() -> None:
+            self.buffer.write_due(self._write_runs, linger=0.0)  # recorded since the flush
             conn, self._conn, self._ready = self._conn, None, False
             if conn is not None:
                 conn.close()
