@@ -52,8 +52,9 @@ def runs_json(runs: Sequence[RunRecord]) -> str:
     writes it), for a database to insert with one statement. Encoded at
     once, in C, when no run needs cleaning: the text is at most
     :data:`MAX_JSON` characters (so no payload or result needs truncating),
-    holds no NUL and no lone surrogate, and every value is JSON; else each
-    run is cleaned first (:func:`clean_run`)."""
+    holds no NUL and no lone surrogate, and encodes (no NaN, no cycle; other
+    values JSON cannot hold are written with ``str()``, as by
+    :func:`json_text`); else each run is cleaned first (:func:`clean_run`)."""
     try:
         text = encode_json(runs)
     except (ValueError, TypeError, RecursionError):
