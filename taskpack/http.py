@@ -686,20 +686,16 @@ async def dispatch(api: TaskApi, route: Route, request: HttpRequest) -> HttpResp
     failure is an answer in the error shape: an exception no route expected
     (a history that cannot be read, ...) is logged and answered 500."""
     try:
-        return await _answer(api, route, request)
+        if route.extension is not None:
+            return api.too_large(len(request.body)) or await route.extension.handle(request)
+        if route.name is None:
+            return await api.listing()
+        if route.history:
+            return await api.runs(route.name, request)
+        return api.too_large(len(request.body)) or await api.run(route.name, request)
     except Exception as exc:
         logger.error("%s %s failed", request.method, request.path, exc_info=exc)
         return api.failure(exc, f"internal error: {type(exc).__name__}: {exc}")
-
-
-async def _answer(api: TaskApi, route: Route, request: HttpRequest) -> HttpResponse:
-    if route.extension is not None:
-        return api.too_large(len(request.body)) or await route.extension.handle(request)
-    if route.name is None:
-        return await api.listing()
-    if route.history:
-        return await api.runs(route.name, request)
-    return api.too_large(len(request.body)) or await api.run(route.name, request)
 
 
 # -- ASGI ---------------------------------------------------------------------
