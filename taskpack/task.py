@@ -184,6 +184,8 @@ def copy_payload(payload: Mapping[str, Any] | None) -> dict[str, Any]:
     """A fresh dict for one run, so a task cannot mutate its caller's payload."""
     if payload is None:
         return {}
+    if type(payload) is dict:  # the common case, without the Mapping ABC's check
+        return payload.copy()
     if not isinstance(payload, Mapping):
         raise TypeError(f"payload must be a mapping, got {type(payload).__name__}")
     return dict(payload)
