@@ -27,7 +27,8 @@ What it does:
    ``/_health``), requests/s and p99 latency of ``POST
    /_nitro/tasks/group0:task00000`` with wrk (1 thread, 50 connections) and
    the load generator's own CPU, idle and peak RSS; then ``server_cluster``
-   with ``WORKERS=2`` against ``WORKERS=1`` (the same alternation).
+   with ``WORKERS=2`` against ``WORKERS=1``, and Nitro's ``node_cluster``
+   with 2 workers against 1 as the peer (the four alternating).
 
 Prints Markdown tables: medians per side, and the taskpack/Nitro ratio as
 the median of the per-round ratios with their min-max.
@@ -110,8 +111,10 @@ def ensure_nitro() -> Path:
     return modules
 
 
-def make_nitro_project(root: Path, tasks: int, modules: Path) -> Path:
-    """The Nitro twin of :func:`projects.make_project`."""
+def make_nitro_project(root: Path, tasks: int, modules: Path,
+                       preset: str = "node-server") -> Path:
+    """The Nitro twin of :func:`projects.make_project` (``preset``:
+    ``node-server``, or ``node-cluster`` for the cluster comparison)."""
     root.mkdir(parents=True)
     (root / "node_modules").symlink_to(modules)
     for index in range(tasks):
@@ -126,7 +129,7 @@ def make_nitro_project(root: Path, tasks: int, modules: Path) -> Path:
     (root / "nitro.config.ts").write_text(
         'import { defineNitroConfig } from "nitropack/config";\n'
         "export default defineNitroConfig({\n"
-        '  preset: "node-server",\n'
+        f'  preset: "{preset}",\n'
         "  experimental: { tasks: true },\n"
         f"  scheduledTasks: {json.dumps(crons)},\n"
         "});\n")
@@ -382,32 +385,53 @@ def main() -> None:
                 (wrk_cpu, share), (builds, ms)])
             runs = sum(1 for line in tp.log.read_text().splitlines() if " run: " in line)
             print(f"\n(taskpack logged {runs:,} run lines for {size:,} tasks, one per run.)")
-        # The cluster: 2 workers against 1, taskpack only.
-        size = 10
-        tp_root = work / f"taskpack-{size}"
-        subprocess.run([str(taskpack), "build", "--preset", "server_cluster", "--output",
-                        ".output-cluster"], cwd=tp_root, check=True, capture_output=True)
-        cluster_dir = work / "run-cluster"
-        cluster_dir.mkdir()
-        argv = [sys.executable, str(tp_root / ".output-cluster/server/index.py")]
-        env = bytecode_env(cluster_dir)
-        two = Side("server_cluster WORKERS=2", argv, cluster_dir, {**env, "WORKERS": "2"},
-                   work / "cluster-2.log")
-        one = Side("server_cluster WORKERS=1", argv, cluster_dir, {**env, "WORKERS": "1"},
-                   work / "cluster-1.log")
-        rps = Pair("requests/s", "")
-        lat = Pair("p99 latency", "ms")
-        wrk_cpu = Pair("wrk's CPU", "")
-        for _ in range(args.rounds):
-            for side, which in ((two, "a"), (one, "b")):
-                got = load(side, wrk, script, args.duration)
-                rps_list, lat_list, cpu_list = (getattr(p, which) for p in (rps, lat, wrk_cpu))
-                rps_list.append(got.rps)
-                lat_list.append(got.p99_ms)
-                cpu_list.append(got.wrk_cpu)
-        table("server_cluster, 10 tasks:", "2 workers", "1 worker",
-              [(rps, count), (lat, p99), (wrk_cpu, share)])
+        cluster(work, taskpack, modules, wrk, script, args)
         print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+def cluster(work: Path, taskpack: Path, modules: Path, wrk: str, script: Path,
+            args: argparse.Namespace) -> None:
+    """``server_cluster`` with 2 workers against 1, and Nitro's
+    ``node_cluster`` with 2 workers against 1 as the peer (both 10 tasks),
+    the four alternating: what 2 processes gain here, on 2 cores that wrk
+    shares, for taskpack and for Nitro alike."""
+    size = 10
+    tp_root = work / f"taskpack-{size}"
+    subprocess.run([str(taskpack), "build", "--preset", "server_cluster", "--output",
+                    ".output-cluster"], cwd=tp_root, check=True, capture_output=True)
+    nitro_root = make_nitro_project(work / "nitro-cluster", size, modules, "node-cluster")
+    subprocess.run(["node", str(modules / "nitropack" / "dist" / "cli" / "index.mjs"), "build"],
+                   cwd=nitro_root, check=True, capture_output=True)
+    cluster_dir = work / "run-cluster"
+    cluster_dir.mkdir()
+    argv = [sys.executable, str(tp_root / ".output-cluster/server/index.py")]
+    env = bytecode_env(cluster_dir)
+    nitro_argv = ["node", str(nitro_root / ".output/server/index.mjs")]
+    sides = {
+        ("taskpack", 2): Side("server_cluster WORKERS=2", argv, cluster_dir,
+                              {**env, "WORKERS": "2"}, work / "cluster-2.log"),
+        ("taskpack", 1): Side("server_cluster WORKERS=1", argv, cluster_dir,
+                              {**env, "WORKERS": "1"}, work / "cluster-1.log"),
+        ("nitro", 2): Side("node_cluster 2 workers", nitro_argv, nitro_root,
+                           {**os.environ, "NITRO_CLUSTER_WORKERS": "2"},
+                           work / "nitro-cluster-2.log"),
+        ("nitro", 1): Side("node_cluster 1 worker", nitro_argv, nitro_root,
+                           {**os.environ, "NITRO_CLUSTER_WORKERS": "1"},
+                           work / "nitro-cluster-1.log"),
+    }
+    pairs = {name: (Pair("requests/s", ""), Pair("p99 latency", "ms"), Pair("wrk's CPU", ""))
+             for name in ("taskpack", "nitro")}
+    for _ in range(args.rounds):
+        for (name, workers), side in sides.items():
+            got = load(side, wrk, script, args.duration)
+            which = "a" if workers == 2 else "b"
+            for pair, value in zip(pairs[name], (got.rps, got.p99_ms, got.wrk_cpu),
+                                   strict=True):
+                getattr(pair, which).append(value)
+    for name, title in (("taskpack", "server_cluster, 10 tasks:"),
+                        ("nitro", "Nitro node_cluster (the peer), 10 tasks:")):
+        rps, lat, wrk_cpu = pairs[name]
+        table(title, "2 workers", "1 worker", [(rps, count), (lat, p99), (wrk_cpu, share)])
 
 
 if __name__ == "__main__":
