@@ -42,6 +42,16 @@ async def run(event):
 """
 
 
+ECHO = """
+from taskpack import define_task
+
+@define_task
+async def run(event):
+    return event.payload
+"""
+"""A task returning its payload as it is."""
+
+
 RECORDER = """
 import json, os
 from taskpack import define_task

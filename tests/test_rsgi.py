@@ -18,20 +18,14 @@ import pytest
 from taskpack.builder.build import build
 from taskpack.http import Message, Receive, Scope, Send
 from taskpack.serving import Lifespan
-from tests.helpers import write_files
+from tests.helpers import ECHO, write_files
 from tests.servers import ServerProcess, free_port
 
 TOKEN = "rsgi-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 TASKS = {
-    "tasks/echo.py": """
-        from taskpack import define_task
-
-        @define_task
-        async def run(event):
-            return event.payload
-    """,
+    "tasks/echo.py": ECHO,
     "taskpack.toml": """
         [server]
         tasks_api = true
