@@ -17,8 +17,9 @@ What it does:
    body, ``runTask``) and ``GET /_health``;
 3. builds both (``taskpack build --preset server``, ``nitro build`` with the
    ``node-server`` preset) and runs each as users do: ``python
-   .output/server/index.py`` (this interpreter, which has the bundle's pinned
-   requirements; bytecode caches written and used as a deployment does)
+   .output/server/index.py`` (in a virtual environment holding just the
+   bundle's ``requirements.txt``, as deployed: :func:`projects.deployed_python`;
+   bytecode caches written and used as a deployment does)
    and ``node .output/server/index.mjs``, one process each, every run
    recorded in taskpack's store and logged (one line per run, to a file),
    exactly as shipped;
@@ -55,7 +56,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from http_api import ensure_wrk, free_port
-from projects import FIRST_TASK, bytecode_env, make_project
+from projects import FIRST_TASK, bytecode_env, deployed_python, make_project
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "nitro-bench"
@@ -358,7 +359,9 @@ def main() -> None:
             env = bytecode_env(work / f"run-{size}")
             run_dir = work / f"run-{size}"
             run_dir.mkdir()
-            tp = Side("taskpack", [sys.executable, str(tp_root / ".output/server/index.py")],
+            bundle = tp_root / ".output" / "server"
+            tp = Side("taskpack", [deployed_python(bundle / "requirements.txt"),
+                                   str(bundle / "index.py")],
                       run_dir, env, work / f"taskpack-{size}.log")
             nitro = Side("nitro", ["node", str(nitro_root / ".output/server/index.mjs")],
                          nitro_root, dict(os.environ), work / f"nitro-{size}.log")
@@ -404,7 +407,8 @@ def cluster(work: Path, taskpack: Path, modules: Path, wrk: str, script: Path,
                    cwd=nitro_root, check=True, capture_output=True)
     cluster_dir = work / "run-cluster"
     cluster_dir.mkdir()
-    argv = [sys.executable, str(tp_root / ".output-cluster/server/index.py")]
+    bundle = tp_root / ".output-cluster" / "server"
+    argv = [deployed_python(bundle / "requirements.txt"), str(bundle / "index.py")]
     env = bytecode_env(cluster_dir)
     nitro_argv = ["node", str(nitro_root / ".output/server/index.mjs")]
     sides = {
