@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 
 MakeProject = Callable[[dict[str, str]], Path]
+T = TypeVar("T")
 
 LOCAL_STATE = shutil.ignore_patterns("__pycache__", ".output", ".taskpack")
 
@@ -113,17 +115,57 @@ def url_runs(url: str, task: str | None = None, limit: int = 1000,
              root: Path | None = None) -> list[Any]:
     """The runs in the store at ``url`` (any backend), newest first, read
     through its own API (a relative SQLite path is under ``root``)."""
+
+    async def read(store: Any) -> list[Any]:
+        return list((await store.list_runs(task=task, limit=limit)).runs)
+
+    return read_store(url, read, root)
+
+
+def read_store(url: str, read: Callable[[Any], Awaitable[T]], root: Path | None = None) -> T:
+    """``await read(store)`` on the store at ``url`` (any backend; a
+    relative SQLite path is under ``root``), opened for it and closed
+    after, from outside any event loop."""
     import asyncio
 
     from taskpack.store import store_for
 
     store = store_for(url, root=root or Path.cwd())
 
-    async def read() -> list[Any]:
+    async def main() -> T:
         await store.open()
         try:
-            return list((await store.list_runs(task=task, limit=limit)).runs)
+            return await read(store)
         finally:
             await store.close()
 
-    return asyncio.run(read())
+    return asyncio.run(main())
+
+
+async def all_jobs(store: Any) -> list[Any]:
+    """Every job in ``store``, page after page, through its own API."""
+    jobs: list[Any] = []
+    cursor = None
+    while True:
+        page, cursor = await store.list_jobs(limit=500, cursor=cursor)
+        jobs.extend(page)
+        if cursor is None:
+            return jobs
+
+
+async def all_runs(store: Any) -> list[Any]:
+    """Every run ``store`` recorded, page after page, through its own API."""
+    runs: list[Any] = []
+    cursor = None
+    while True:
+        page = await store.list_runs(limit=500, cursor=cursor)
+        runs.extend(page.runs)
+        if page.next_cursor is None:
+            return runs
+        cursor = page.next_cursor
+
+
+def fire_seconds_of(jobs: list[Any], task: str) -> Counter[int]:
+    """How many jobs ``task`` has per scheduled second (a schedule's fires
+    claimed as jobs carry ``scheduledTime`` in ms)."""
+    return Counter(job.payload["scheduledTime"] // 1000 for job in jobs if job.task == task)

@@ -11,7 +11,6 @@ jobs show the claims (one job per task per won fire).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -27,9 +26,9 @@ from typing import Any
 
 import pytest
 
-from taskpack.store import Job, RunRecord, backend_for
+from taskpack.store import Job
 from tests import netns
-from tests.helpers import write_files
+from tests.helpers import all_jobs, all_runs, fire_seconds_of, read_store, write_files
 from tests.pg import throwaway_server
 from tests.servers import ServerProcess, free_port, wait_for
 
@@ -133,34 +132,11 @@ def fire_seconds(records: Path, task: str) -> list[int]:
     return sorted(r["scheduled"] // 1000 for r in runs(records) if r["task"] == task)
 
 
-def store_jobs(url: str, root: Path) -> list[Job]:
-    """Every job in the store, read through the store's own API."""
-    async def read() -> list[Job]:
-        store = backend_for(url)(url, root=root)
-        await store.open()
-        try:
-            jobs: list[Job] = []
-            cursor = None
-            while True:
-                page, cursor = await store.list_jobs(limit=500, cursor=cursor)
-                jobs.extend(page)
-                if cursor is None:
-                    return jobs
-        finally:
-            await store.close()
-
-    return asyncio.run(read())
-
-
-def claimed_seconds(jobs: list[Job], task: str) -> Counter[int]:
-    return Counter(job.payload["scheduledTime"] // 1000 for job in jobs if job.task == task)
-
-
 def assert_once(records: Path, jobs: list[Job], task: str, *, lost_ok: set[int]) -> list[int]:
     """Each fire of ``task`` claimed once (one job), run once; a second in
     ``lost_ok`` (its job held by a killed process, re-run only after its
     lease) may be missing. Returns the fire seconds claimed."""
-    claims = claimed_seconds(jobs, task)
+    claims = fire_seconds_of(jobs, task)
     assert claims and set(claims.values()) == {1}, claims
     ran = Counter(fire_seconds(records, task))
     retried = {job.payload["scheduledTime"] // 1000 for job in jobs
@@ -228,7 +204,7 @@ def test_three_hosts_on_postgres_fire_once_through_a_kill_and_a_downtime(
              30, "fires after the restart")
     hosts.stop_all()
 
-    jobs = store_jobs(pg_url, tmp_path)
+    jobs = read_store(pg_url, all_jobs, tmp_path)
     lost_ok = held_by_killed(jobs, killed_pid)
     assert len(lost_ok) <= 2, lost_ok
     ticks = assert_once(records, jobs, "tick", lost_ok=lost_ok)
@@ -282,7 +258,7 @@ def test_postgres_restart_doubles_nothing_and_outage_fires_follow_backfill(
         wait_for(lambda: all("scheduler: store available again" in s.logs() for s in hosts.all)
                  or None, 30, "every scheduler to find the store back")
         hosts.stop_all()
-        jobs = store_jobs(pg.url, tmp_path)
+        jobs = read_store(pg.url, all_jobs, tmp_path)
     ticks = assert_once(records, jobs, "tick", lost_ok=set())
     keeps = assert_once(records, jobs, "keep", lost_ok=set())
     outage = set(range(int(stopped_at) + 1, int(started_at)))
@@ -310,7 +286,7 @@ def test_two_servers_from_one_folder_share_the_embedded_store(
     hosts.start(2, folder=tmp_path / "shared")
     wait_for(lambda: len(fire_seconds(records, "tick")) >= 5 or None, 30, "five fires")
     hosts.stop_all()
-    jobs = store_jobs("sqlite:///.taskpack/store.sqlite", tmp_path / "shared")
+    jobs = read_store("sqlite:///.taskpack/store.sqlite", all_jobs, tmp_path / "shared")
     ticks = assert_once(records, jobs, "tick", lost_ok=set())
     assert contiguous(ticks) == [(ticks[0], ticks[-1])]
     pids = {r["pid"] for r in runs(records)}
@@ -345,7 +321,7 @@ def test_cluster_rebuilt_in_place_with_a_second_instance_fires_once(
     os.kill(first.process.pid, signal.SIGTERM)  # the first instance alone: still fires
     assert first.process.wait(30) == 0
     hosts.stop_all()
-    jobs = store_jobs("sqlite:///.taskpack/store.sqlite", tmp_path / "shared")
+    jobs = read_store("sqlite:///.taskpack/store.sqlite", all_jobs, tmp_path / "shared")
     ticks = assert_once(records, jobs, "tick", lost_ok=set())
     assert contiguous(ticks) == [(ticks[0], ticks[-1])]
 
@@ -370,26 +346,6 @@ def test_a_server_keeps_firing_after_its_clock_steps_back_an_hour(
              or None, 15, "a fire at the corrected time")
     hosts.stop_all()
     assert "stepped back" in hosts.logs()
-
-
-def store_runs(url: str, root: Path) -> list[RunRecord]:
-    """Every run the store recorded, through its own API."""
-    async def read() -> list[RunRecord]:
-        store = backend_for(url)(url, root=root)
-        await store.open()
-        try:
-            found: list[RunRecord] = []
-            cursor = None
-            while True:
-                page = await store.list_runs(limit=500, cursor=cursor)
-                found.extend(page.runs)
-                if page.next_cursor is None:
-                    return found
-                cursor = page.next_cursor
-        finally:
-            await store.close()
-
-    return asyncio.run(read())
 
 
 @pytest.mark.skipif(not netns.available(), reason="needs root and iproute2 (ip netns)")
@@ -427,19 +383,19 @@ def test_three_hosts_in_network_namespaces(tmp_path: Path, hosts_factory: list[H
 
         def fired() -> list[int]:
             return sorted(job.payload["scheduledTime"] // 1000
-                          for job in store_jobs(url, tmp_path) if job.task == "tick")
+                          for job in read_store(url, all_jobs, tmp_path) if job.task == "tick")
 
-        wait_for(lambda: len({r.host for r in store_runs(url, tmp_path)}) == 3 or None, 60,
-                 "a run on each host")
+        wait_for(lambda: len({r.host for r in read_store(url, all_runs, tmp_path)}) == 3
+                 or None, 60, "a run on each host")
         servers[0].process.kill()
         servers[0].process.wait(10)
         killed_at = time.time()
         wait_for(lambda: [s for s in fired() if s > killed_at + 3] or None, 30,
                  "fires after the kill")
         hosts.stop_all()
-        jobs = store_jobs(url, tmp_path)
-        records = store_runs(url, tmp_path)
-    claims = claimed_seconds(jobs, "tick")
+        jobs = read_store(url, all_jobs, tmp_path)
+        records = read_store(url, all_runs, tmp_path)
+    claims = fire_seconds_of(jobs, "tick")
     assert set(claims.values()) == {1}, claims
     assert contiguous(sorted(claims)) == [(min(claims), max(claims))]
     lost_ok = held_by_killed(jobs, servers[0].process.pid)

@@ -22,6 +22,7 @@ from taskpack import define_task
 from taskpack.registry import Registry, ScheduleEntry
 from taskpack.scheduler import Scheduler
 from taskpack.store import FireClaim, Job, Store, StoreUnavailable, backend_for
+from tests.helpers import all_jobs, fire_seconds_of
 
 EVERY_SECOND = "* * * * * *"
 
@@ -58,20 +59,6 @@ class FlakyStore(backend_for("memory://")):  # type: ignore[misc]
         return last
 
 
-async def jobs_of(store: Store) -> list[Job]:
-    jobs: list[Job] = []
-    cursor = None
-    while True:
-        page, cursor = await store.list_jobs(limit=500, cursor=cursor)
-        jobs.extend(page)
-        if cursor is None:
-            return jobs
-
-
-def seconds(jobs: list[Job], task: str) -> Counter[int]:
-    return Counter(job.payload["scheduledTime"] // 1000 for job in jobs if job.task == task)
-
-
 def one_span(counts: Counter[int]) -> bool:
     return bool(counts) and sorted(counts) == list(range(min(counts), max(counts) + 1))
 
@@ -92,11 +79,11 @@ def test_schedulers_sharing_a_store_claim_each_fire_once(tmp_path: Path) -> None
         await asyncio.sleep(3.5)
         for scheduler in schedulers:
             await scheduler.stop(1)
-        return await jobs_of(store)
+        return await all_jobs(store)
 
     jobs = run(main)
     for task in ("tick", "keep"):
-        counts = seconds(jobs, task)
+        counts = fire_seconds_of(jobs, task)
         assert len(counts) >= 3 and set(counts.values()) == {1}, counts
         assert one_span(counts)
     job = next(j for j in jobs if j.task == "keep")
@@ -124,11 +111,11 @@ def test_missed_fires_after_downtime_follow_each_tasks_backfill(
         second.start()
         await asyncio.sleep(1.6)
         await second.stop(1)
-        return await jobs_of(store), down, up
+        return await all_jobs(store), down, up
 
     with caplog.at_level(logging.INFO, logger="taskpack.scheduler"):
         jobs, down, up = run(main)
-    keep, tick = seconds(jobs, "keep"), seconds(jobs, "tick")
+    keep, tick = fire_seconds_of(jobs, "keep"), fire_seconds_of(jobs, "tick")
     assert set(keep.values()) == {1} and one_span(keep), keep  # every second, once
     assert set(tick.values()) == {1}
     gap = set(range(int(down) + 1, int(up) - 1))
@@ -151,7 +138,7 @@ def test_a_new_schedule_never_backfills(tmp_path: Path) -> None:
         scheduler.start()
         await asyncio.sleep(1.5)
         await scheduler.stop(1)
-        return await jobs_of(store), started
+        return await all_jobs(store), started
 
     jobs, started = run(main)
     assert jobs and all(job.payload["scheduledTime"] / 1000 > started - 1.5 for job in jobs)
@@ -175,12 +162,12 @@ def test_store_outage_is_retried_and_its_fires_follow_backfill(
         up = time.time()
         await asyncio.sleep(2.5)
         await scheduler.stop(1)
-        return await jobs_of(store), down, up, during
+        return await all_jobs(store), down, up, during
 
     with caplog.at_level(logging.INFO, logger="taskpack.scheduler"):
         jobs, down, up, during = run(main)
     assert during["store"] == "unavailable" and "connection refused" in during["error"]
-    keep, tick = seconds(jobs, "keep"), seconds(jobs, "tick")
+    keep, tick = fire_seconds_of(jobs, "keep"), fire_seconds_of(jobs, "tick")
     assert set(keep.values()) == {1} and set(tick.values()) == {1}
     outage = set(range(int(down) + 1, int(up)))
     assert outage <= set(keep), (outage, keep)
@@ -204,12 +191,12 @@ def test_an_unexpected_error_is_logged_and_the_schedule_goes_on(
         scheduler.start()
         await asyncio.sleep(3.5)
         await scheduler.stop(1)
-        return await jobs_of(store)
+        return await all_jobs(store)
 
     with caplog.at_level(logging.INFO, logger="taskpack.scheduler"):
         jobs = run(main)
     errors = [r for r in caplog.records if "scheduler error" in r.getMessage()]
     assert len(errors) == 1 and errors[0].exc_info, caplog.text
     assert "a bug in the store" in caplog.text
-    tick = seconds(jobs, "tick")
+    tick = fire_seconds_of(jobs, "tick")
     assert set(tick.values()) == {1} and one_span(tick), tick  # the failed fire was retried
