@@ -122,7 +122,8 @@ def url_runs(url: str, task: str | None = None, limit: int = 1000,
     return read_store(url, read, root)
 
 
-def read_store(url: str, read: Callable[[Any], Awaitable[T]], root: Path | None = None) -> T:
+def read_store(url: str, read: Callable[[Any], Awaitable[T]], root: Path | None = None, *,
+               history_limit: int = 1000) -> T:
     """``await read(store)`` on the store at ``url`` (any backend; a
     relative SQLite path is under ``root``), opened for it and closed
     after, from outside any event loop."""
@@ -130,7 +131,7 @@ def read_store(url: str, read: Callable[[Any], Awaitable[T]], root: Path | None 
 
     from taskpack.store import store_for
 
-    store = store_for(url, root=root or Path.cwd())
+    store = store_for(url, root=root or Path.cwd(), history_limit=history_limit)
 
     async def main() -> T:
         await store.open()

@@ -9,10 +9,10 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -24,13 +24,10 @@ from taskpack.store import (
     Store,
     StoreError,
     schedule_id,
-    store_for,
 )
 from taskpack.store.buffer import MAX_JSON, from_json, json_text
-from tests.helpers import REPO
+from tests.helpers import REPO, read_store
 from tests.pg import fresh_database
-
-T = TypeVar("T")
 
 BACKENDS = ["memory", "sqlite", "postgres"]
 
@@ -44,20 +41,6 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     else:
         with fresh_database() as database:
             yield database
-
-
-def on_store(url: str, test: Callable[[Store], Awaitable[T]], *, history_limit: int = 1000,
-             root: Path | None = None) -> T:
-    """Open a store for ``url``, run ``test`` on it, close it."""
-    async def main() -> T:
-        store = store_for(url, root=root or Path.cwd(), history_limit=history_limit)
-        await store.open()
-        try:
-            return await test(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
 
 
 def run(task: str, n: int, outcome: str = "ok", trigger: str = "manual") -> RunRecord:
@@ -99,7 +82,7 @@ def test_runs_are_kept_newest_first_paged_and_filtered(url: str) -> None:
         with pytest.raises(ValueError, match="invalid cursor"):
             await store.list_runs(cursor="not-a-cursor")
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_each_task_keeps_history_limit_runs(url: str) -> None:
@@ -111,7 +94,7 @@ def test_each_task_keeps_history_limit_runs(url: str) -> None:
         assert [r.id for r in (await store.list_runs(task="a")).runs] == ["a-6", "a-5", "a-4"]
         assert len((await store.list_runs(limit=100)).runs) == 6
 
-    on_store(url, test, history_limit=3)
+    read_store(url, test, history_limit=3)
 
 
 def test_strings_that_cannot_be_encoded_get_replacement_characters(url: str) -> None:
@@ -130,7 +113,7 @@ def test_strings_that_cannot_be_encoded_get_replacement_characters(url: str) -> 
         assert other is not None and str(other.result).startswith("<object object")
         assert (await store.health())["lost_runs"] == 0
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_batches_of_clean_and_unclean_runs_read_back_as_recorded(url: str) -> None:
@@ -166,7 +149,7 @@ def test_batches_of_clean_and_unclean_runs_read_back_as_recorded(url: str) -> No
             assert await store.flush(10)
         return (await store.list_runs(limit=200)).runs
 
-    runs = on_store(url, test)
+    runs = read_store(url, test)
     assert [r.id for r in runs] == [f"r{n}" for n in reversed(range(8 + 150 + 1))]
     by_id = {r.id: r for r in runs}
     assert [by_id[f"r{n}"] for n in (0, 1, 4, 7)] == [
@@ -189,14 +172,14 @@ def test_a_flush_never_waits_for_the_writer_to_linger(url: str) -> None:
         assert await store.flush(10)
         assert await store.get_run("a-1") is not None
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_health(url: str) -> None:
     async def test(store: Store) -> dict[str, Any]:
         return await store.health()
 
-    health = on_store(url, test)
+    health = read_store(url, test)
     assert health == {"ok": True, "backend": url.partition(":")[0].replace("postgresql",
                                                                             "postgres"),
                       "error": None, "lost_runs": 0}
@@ -223,7 +206,7 @@ def test_claims_follow_priority_run_at_and_id_and_skip_jobs_not_due(url: str) ->
         assert got is not None and got.status == "pending"
         assert await store.claim("w2", 0) == []
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_claim_limit(url: str) -> None:
@@ -234,7 +217,7 @@ def test_claim_limit(url: str) -> None:
         assert [j.payload["n"] for j in await store.claim("w", 2)] == [2, 3]
         assert [j.payload["n"] for j in await store.claim("w", 2)] == [4]
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_a_named_queue_runs_one_job_at_a_time(url: str) -> None:
@@ -247,7 +230,7 @@ def test_a_named_queue_runs_one_job_at_a_time(url: str) -> None:
         await store.finish(first.id, "w1", ok=True)
         assert [j.id for j in await store.claim("w2", 10)] == [second.id]
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_a_lost_lease_is_claimed_in_its_order_even_by_a_full_claim(url: str) -> None:
@@ -260,7 +243,7 @@ def test_a_lost_lease_is_claimed_in_its_order_even_by_a_full_claim(url: str) -> 
         assert [(j.id, j.attempts) for j in await store.claim("alive", 1)] == [(lost.id, 2)]
         assert [j.id for j in await store.claim("alive", 5)] == [j.id for j in later]
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_an_expired_lease_is_reclaimed_and_heartbeats_tell_who_lost_it(url: str) -> None:
@@ -279,7 +262,7 @@ def test_an_expired_lease_is_reclaimed_and_heartbeats_tell_who_lost_it(url: str)
             "succeeded", {"x": 1}, None)
         assert await store.heartbeat("alive", []) == set()
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_finish_retries_or_fails_for_good(url: str) -> None:
@@ -301,7 +284,7 @@ def test_finish_retries_or_fails_for_good(url: str) -> None:
         assert await store.finish(stored.id, "w", ok=True) is None  # finished already
         assert await store.finish("nope", "w", ok=True) is None
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_a_job_enqueued_while_nobody_waits_still_wakes_the_next_wait(url: str) -> None:
@@ -315,7 +298,7 @@ def test_a_job_enqueued_while_nobody_waits_still_wakes_the_next_wait(url: str) -
         await store.wait_for_jobs(3)
         assert time.monotonic() - began < 0.5
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_finish_many_ends_several_attempts_in_order(url: str) -> None:
@@ -338,7 +321,7 @@ def test_finish_many_ends_several_attempts_in_order(url: str) -> None:
         assert await store.finish_many("w", []) == []
         assert (await store.job_counts())["running"] == 1  # d, still held by w
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_keys_replace_or_preserve_a_pending_job(url: str) -> None:
@@ -353,7 +336,7 @@ def test_keys_replace_or_preserve_a_pending_job(url: str) -> None:
         assert fresh.id != first.id and fresh.status == "pending"
         assert (await store.job_counts())["running"] == 1 and claimed.id == first.id
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_cancel_and_retry(url: str) -> None:
@@ -376,7 +359,7 @@ def test_cancel_and_retry(url: str) -> None:
         assert (await store.cancel(pending.id)).status == "succeeded"  # type: ignore[union-attr]
         assert await store.cancel("nope") is None and await store.retry("nope") is None
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_list_jobs_pages_and_counts(url: str) -> None:
@@ -398,7 +381,7 @@ def test_list_jobs_pages_and_counts(url: str) -> None:
         assert got is not None and json.loads(json.dumps(got.to_dict()))["id"] == ids[0]
         assert await store.get_job("nope") is None
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 def test_wait_for_jobs_wakes_on_enqueue(url: str) -> None:
@@ -413,7 +396,7 @@ def test_wait_for_jobs_wakes_on_enqueue(url: str) -> None:
         await waker
         return time.monotonic() - started
 
-    assert on_store(url, test) < 5
+    assert read_store(url, test) < 5
 
 
 # -- schedule claims ---------------------------------------------------------------------
@@ -435,7 +418,7 @@ def test_exactly_one_claim_wins_and_its_jobs_come_with_it(url: str) -> None:
         assert await store.last_fire(schedule) == 120_000
         assert await store.last_fire("other") is None
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 CHILD = """
@@ -485,7 +468,7 @@ def test_processes_open_migrate_claim_fires_and_jobs_without_overlap(url: str) -
         status = await store.migration_status()
         assert status.current == status.latest and status.pending == ()
 
-    on_store(url, test)
+    read_store(url, test)
 
 
 # -- migrations ----------------------------------------------------------------------------
@@ -501,7 +484,7 @@ def test_migrations_apply_once_and_a_newer_store_is_refused(url: str) -> None:
         assert await store.migrate() == status
         await store.open()  # again: nothing to do
 
-    on_store(url, test)
+    read_store(url, test)
     newer = 99
     if url.startswith("sqlite"):
         import sqlite3
@@ -516,4 +499,4 @@ def test_migrations_apply_once_and_a_newer_store_is_refused(url: str) -> None:
         with psycopg.connect(url, autocommit=True) as pg:
             pg.execute("INSERT INTO taskpack_schema_version VALUES (%s, 0)", (newer,))
     with pytest.raises(StoreError, match=r"schema version 99, newer than this taskpack knows"):
-        on_store(url, lambda store: store.health())
+        read_store(url, lambda store: store.health())
