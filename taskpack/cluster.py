@@ -86,7 +86,7 @@ def serve_cluster(base: Path, options: ServerOptions) -> None:
             logger.error("worker cannot listen on %s:%d: %s", host, port, exc.strerror)
             sys.exit(STARTUP_FAILURE)
         status = run(bundle.app, bundle.api, listener, grace=options.shutdown_grace,
-                     on_stop=on_stop)
+                     startup=bundle.startup, shutdown=bundle.shutdown, on_stop=on_stop)
         sys.exit(STARTUP_FAILURE if status else 0)
 
     logger.info("serving on http://%s:%d with %d workers", host, port, count)

@@ -15,8 +15,8 @@ What a client sees is the same either way: the API's JSON answers with a
 ``content-length``, the 413 before a body over the limit is read (from
 ``Content-Length``, or while reading a chunked body), no answer to a client
 gone before its body arrived, and one ``taskpack.access`` line per request
-when ``TASKPACK_ACCESS_LOG`` asks for it. The ASGI lifespan is not part of
-RSGI: :mod:`taskpack.serving` runs the app's lifespan around serving.
+when ``TASKPACK_ACCESS_LOG`` asks for it. RSGI has no lifespan:
+:mod:`taskpack.serving` runs the bundle's startup and shutdown around serving.
 
 Imported only by :mod:`taskpack.serving`: it needs granian (pinned in the
 bundles' ``requirements.txt``) for the exception a closed connection raises,

@@ -513,7 +513,8 @@ def serve(base: Path, options: ServerOptions) -> None:
     on_stop = bundle.dashboard.close if bundle.dashboard is not None else None
     with exit_on_config_error():
         status = run(bundle.app, bundle.api, sock, grace=options.shutdown_grace,
-                     on_stop=on_stop, prepare=prepare, on_serving=bundle.serving)
+                     startup=bundle.startup, shutdown=bundle.shutdown, on_stop=on_stop,
+                     prepare=prepare, on_serving=bundle.serving)
     sys.exit(status)
 
 

@@ -23,10 +23,10 @@ costs a tenth of the bundle's cold start.
 
 :func:`run` returns when the server has stopped: on SIGTERM or SIGINT it
 stops accepting connections, lets running requests finish, then runs the
-app's lifespan shutdown (the bundle stops its scheduler and writes its
-history, each bounded by its ``shutdown_grace``). The exit status is 0
-after that, 1 when the app's lifespan startup failed or the address cannot
-be bound (one ``error:`` line, from :func:`bind`).
+bundle's shutdown (it stops its scheduler and writes its history, each
+bounded by its ``shutdown_grace``). The exit status is 0 after that, 1 when
+the bundle's startup or shutdown failed or the address cannot be bound (one
+``error:`` line, from :func:`bind`).
 
 The worker's constructor and callback scheduler are granian internals (its
 embedded server is documented as experimental); this module pins them with
@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from .rsgi import RSGIApp, granian_worker_module
 
 if TYPE_CHECKING:
-    from .http import ASGIApp, Message, TaskApi
+    from .http import ASGIApp, TaskApi
     from .rsgi import HTTPProtocol, Scope
 
 logger = logging.getLogger("taskpack.server")
@@ -105,6 +105,7 @@ def worker_socket(held: socket.socket) -> socket.socket:
 
 
 def run(app: ASGIApp, api: TaskApi, sock: socket.socket, *, grace: float,
+        startup: Callable[[], Awaitable[None]], shutdown: Callable[[], Awaitable[None]],
         on_stop: Callable[[], None] | None = None,
         prepare: Callable[[], Awaitable[None]] | None = None,
         on_serving: Callable[[], None] | None = None) -> int:
@@ -113,15 +114,17 @@ def run(app: ASGIApp, api: TaskApi, sock: socket.socket, *, grace: float,
     until SIGTERM/SIGINT; the exit status. ``prepare`` is awaited first, on
     the serving event loop (the ``server`` bundle opens its store there:
     one loop, one opening); what it raises propagates out of ``run`` and
-    nothing is served. The app's ASGI lifespan runs around serving: no
-    request is answered before its startup completed (connections made
-    meanwhile wait in the socket's backlog). ``on_serving`` is called as
+    nothing is served. ``startup`` and ``shutdown`` (the bundle's own,
+    :meth:`taskpack.server.BundleApp.startup`) run around serving: no
+    request is answered before startup completed (connections made
+    meanwhile wait in the socket's backlog); one that raises is logged and
+    the status is 1. ``on_serving`` is called as
     serving begins, before any request is handed to the app (the bundles
     start their scheduler then: :meth:`taskpack.server.BundleApp.serving`).
     ``on_stop`` is called first thing on the signal (the dashboard ends its
     live streams, which would otherwise hold the graceful shutdown)."""
-    serving = _serve(app, InFlight(RSGIApp(api, app)), sock.fileno(), grace, on_stop,
-                     prepare, on_serving)
+    serving = _serve(InFlight(RSGIApp(api, app)), sock.fileno(), grace, startup, shutdown,
+                     on_stop, prepare, on_serving)
     try:
         import uvloop
     except ImportError:  # not on Windows: the standard loop serves too
@@ -157,51 +160,6 @@ class InFlight:
             task.cancel()
 
 
-class Lifespan:
-    """The ASGI lifespan of ``app``, run by the server: :meth:`startup`
-    before serving, :meth:`shutdown` after. An app that raises before
-    completing its startup is taken as one without lifespan support (as
-    ASGI servers do); a failed startup or shutdown is logged."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._events: asyncio.Queue[Message] = asyncio.Queue()
-        self._answer: asyncio.Queue[Message] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    async def startup(self) -> bool:
-        """Run the startup; False when the app reports it failed."""
-        self._task = asyncio.create_task(self._run())
-        return await self._step("startup")
-
-    async def shutdown(self) -> bool:
-        """Run the shutdown; False when the app reports it failed."""
-        if self._task is None or self._task.done():
-            return True
-        return await self._step("shutdown")
-
-    async def _step(self, phase: str) -> bool:
-        await self._events.put({"type": f"lifespan.{phase}"})
-        answer = await self._answer.get()
-        if answer["type"] == f"lifespan.{phase}.failed":
-            logger.error("%s failed: %s", phase, answer.get("message", ""))
-            return False
-        return True
-
-    async def _run(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.3"},
-                 "state": {}}
-        try:
-            await self.app(scope, self._events.get, self._answer.put)
-        except Exception:
-            if self._answer.empty():
-                logger.debug("the app does not support the lifespan protocol")
-        finally:
-            # Whatever is still waited for is complete: nothing more will come.
-            for phase in ("startup", "shutdown"):
-                self._answer.put_nowait({"type": f"lifespan.{phase}.complete"})
-
-
 # What granian's embedded server (granian.server.embed.Server, 2.8.7) passes
 # its worker with the settings taskpack used: one Rust runtime thread, HTTP/1
 # and HTTP/2 (auto), no websockets, no TLS, no static files.
@@ -213,7 +171,8 @@ BACKPRESSURE = 128
 NO_TLS: tuple[Any, ...] = (False, None, None, None, "tls1.3", None, [], False)
 
 
-async def _serve(app: ASGIApp, rsgi: InFlight, fd: int, grace: float,
+async def _serve(rsgi: InFlight, fd: int, grace: float,
+                 startup: Callable[[], Awaitable[None]], shutdown: Callable[[], Awaitable[None]],
                  on_stop: Callable[[], None] | None,
                  prepare: Callable[[], Awaitable[None]] | None,
                  on_serving: Callable[[], None] | None) -> int:
@@ -222,8 +181,10 @@ async def _serve(app: ASGIApp, rsgi: InFlight, fd: int, grace: float,
     loop = asyncio.get_running_loop()
     if prepare is not None:
         await prepare()
-    lifespan = Lifespan(app)
-    if not await lifespan.startup():
+    try:
+        await startup()
+    except Exception:
+        logger.exception("startup failed")
         return 1
     stopped = loop.create_future()
     stopping = False
@@ -235,11 +196,11 @@ async def _serve(app: ASGIApp, rsgi: InFlight, fd: int, grace: float,
         stopping = True
         from .server import note_stop_signal
 
-        note_stop_signal()  # the lifespan shutdown gets what is left of the grace
+        note_stop_signal()  # the shutdown gets what is left of the grace
         if on_stop is not None:
             on_stop()
         loop.call_later(grace, rsgi.cancel)
-        # Running requests, then the lifespan shutdown (which bounds its own
+        # Running requests, then the shutdown (which bounds its own
         # steps by ``grace``), must be done by then.
         loop.call_later(3 * grace + 5, _give_up, 3 * grace + 5)
         signal_.set()
@@ -267,7 +228,12 @@ async def _serve(app: ASGIApp, rsgi: InFlight, fd: int, grace: float,
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    return 0 if await lifespan.shutdown() else 1
+    try:
+        await shutdown()
+    except Exception:
+        logger.exception("shutdown failed")
+        return 1
+    return 0
 
 
 def _scheduler(granian: Any, loop: asyncio.AbstractEventLoop, app: InFlight) -> Any:

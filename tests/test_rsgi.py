@@ -5,7 +5,8 @@ hands to the ASGI app (the bridge); the lifespan driver in-process."""
 
 from __future__ import annotations
 
-import asyncio
+import os
+import signal
 import socket
 import sys
 import time
@@ -16,8 +17,9 @@ import httpx
 import pytest
 
 from taskpack.builder.build import build
-from taskpack.http import Message, Receive, Scope, Send
-from taskpack.serving import Lifespan
+from taskpack.http import TaskApi, asgi_app, loopback_only
+from taskpack.registry import Registry
+from taskpack.serving import bind, run
 from tests.helpers import ECHO, write_files
 from tests.servers import ServerProcess, free_port
 
@@ -159,61 +161,56 @@ def test_the_dashboard_live_stream_is_streamed(server: ServerProcess) -> None:
     assert "echo" in seen
 
 
-# -- the lifespan driver, in-process -------------------------------------------------
+# -- startup and shutdown around serving, in-process -------------------------------
 
 
-def lifespan_app(fail: str | None = None, *, unsupported: bool = False,
-                 events: list[str] | None = None):  # type: ignore[no-untyped-def]
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        assert scope["type"] == "lifespan"
-        if unsupported:
-            raise RuntimeError("no lifespan here")
-        while True:
-            message: Message = await receive()
-            phase = message["type"].split(".")[1]
-            if events is not None:
-                events.append(phase)
-            if phase == fail:
-                await send({"type": f"lifespan.{phase}.failed", "message": "it broke"})
-                if phase == "startup":
-                    return
-            else:
-                await send({"type": f"lifespan.{phase}.complete"})
-            if phase == "shutdown":
-                return
+def serve_in_process(tmp_path: Path, startup_fails: bool = False,
+                     shutdown_fails: bool = False) -> tuple[int, list[str]]:
+    """``serving.run`` on a real socket with granian: the given startup and
+    shutdown, stopped by a SIGTERM as soon as it serves; its status and
+    what ran."""
+    registry = Registry(tmp_path, {})
+    api = TaskApi(registry, policy=loopback_only)
+    done: list[str] = []
 
-    return app
+    async def startup() -> None:
+        done.append("startup")
+        if startup_fails:
+            raise RuntimeError("it broke")
 
+    async def shutdown() -> None:
+        done.append("shutdown")
+        if shutdown_fails:
+            raise RuntimeError("it broke")
 
-def test_lifespan_runs_startup_then_shutdown() -> None:
-    events: list[str] = []
+    def serving() -> None:
+        done.append("serving")
+        os.kill(os.getpid(), signal.SIGTERM)
 
-    async def main() -> tuple[bool, bool]:
-        lifespan = Lifespan(lifespan_app(events=events))
-        return await lifespan.startup(), await lifespan.shutdown()
-
-    assert asyncio.run(main()) == (True, True)
-    assert events == ["startup", "shutdown"]
-
-
-@pytest.mark.parametrize("fail", ["startup", "shutdown"])
-def test_a_failed_lifespan_phase_is_reported(fail: str, caplog: pytest.LogCaptureFixture) -> None:
-    async def main() -> tuple[bool, bool]:
-        lifespan = Lifespan(lifespan_app(fail))
-        started = await lifespan.startup()
-        return started, await lifespan.shutdown()
-
-    started, stopped = asyncio.run(main())
-    assert (started, stopped) == ((False, True) if fail == "startup" else (True, False))
-    assert f"{fail} failed: it broke" in caplog.text
+    sock = bind("127.0.0.1", 0)
+    status = run(asgi_app(api), api, sock, grace=1.0, startup=startup, shutdown=shutdown,
+                 on_serving=serving)
+    if "serving" in done:
+        sock.detach()  # granian's worker took the descriptor and closed it
+    else:
+        sock.close()
+    return status, done
 
 
-def test_an_app_without_lifespan_support_is_served() -> None:
-    async def main() -> tuple[bool, bool]:
-        lifespan = Lifespan(lifespan_app(unsupported=True))
-        return await lifespan.startup(), await lifespan.shutdown()
+def test_startup_then_serving_then_shutdown(tmp_path: Path) -> None:
+    assert serve_in_process(tmp_path) == (0, ["startup", "serving", "shutdown"])
 
-    assert asyncio.run(main()) == (True, True)
+
+def test_a_failed_startup_serves_nothing(tmp_path: Path,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    assert serve_in_process(tmp_path, startup_fails=True) == (1, ["startup"])
+    assert "startup failed" in caplog.text and "it broke" in caplog.text
+
+
+def test_a_failed_shutdown_is_status_1(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert serve_in_process(tmp_path, shutdown_fails=True) == (
+        1, ["startup", "serving", "shutdown"])
+    assert "shutdown failed" in caplog.text and "it broke" in caplog.text
 
 
 def rss_kib(pid: int) -> int:
