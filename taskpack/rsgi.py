@@ -80,8 +80,6 @@ _JSON_HEADER_PAIRS = [(name, value) for name, value in JSON_HEADERS.items()]
 class Headers(Protocol):
     """RSGI request headers: lower-case names, repeated names kept."""
 
-    def get(self, key: str, default: Any = None) -> Any: ...
-
     def items(self) -> list[tuple[str, str]]: ...
 
 
@@ -191,8 +189,8 @@ def response_headers(response: HttpResponse) -> list[tuple[str, str]]:
 
 def client_host(client: str) -> str | None:
     """The host of an RSGI ``client`` (``"127.0.0.1:5123"``, ``"[::1]:5123"``)."""
-    host, _, _ = client.rpartition(":")
-    return host.strip("[]") or None
+    address = split_address(client)
+    return address[0] if address is not None else None
 
 
 def split_address(address: str) -> tuple[str, int] | None:
@@ -203,23 +201,26 @@ def split_address(address: str) -> tuple[str, int] | None:
 
 async def asgi_bridge(app: ASGIApp, scope: Scope, proto: HTTPProtocol) -> None:
     """Serve one RSGI HTTP request with the ASGI ``app``: its ``receive``
-    gives the whole body, then waits for the client to go
-    (``http.disconnect``); its ``send`` answers at once, or streams when the
-    body comes in parts (``more_body``: the dashboard's live stream; parts
-    sent after the client has gone are dropped, as ASGI servers do). An app
-    that returns without starting a response gets a 500, as from an ASGI
-    server."""
-    body: bytes | None = None
+    gives the body as it arrives (so the app's own body limit holds while
+    it streams), then waits for the client to go (``http.disconnect``); its
+    ``send`` answers at once, or streams when the body comes in parts
+    (``more_body``: the dashboard's live stream; parts sent after the client
+    has gone are dropped, as ASGI servers do). An app that returns without
+    starting a response gets a 500, as from an ASGI server."""
+    chunks = aiter(proto)
+    read = False
 
     async def receive() -> Message:
-        nonlocal body
-        if body is None:
+        nonlocal read
+        if not read:
             try:
-                body = await read_body(proto, None, 1 << 62)
+                return {"type": "http.request", "body": await anext(chunks), "more_body": True}
+            except StopAsyncIteration:
+                read = True
+                return {"type": "http.request", "body": b"", "more_body": False}
             except ProtocolClosed:
-                body = b""
+                read = True
                 return {"type": "http.disconnect"}
-            return {"type": "http.request", "body": body, "more_body": False}
         await proto.client_disconnect()
         return {"type": "http.disconnect"}
 

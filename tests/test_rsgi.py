@@ -145,6 +145,18 @@ def test_other_paths_reach_the_asgi_app(server: ServerProcess) -> None:
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
 
 
+def test_a_bridged_body_over_the_limit_is_413_while_it_streams(server: ServerProcess) -> None:
+    """A path of the ASGI app (the dashboard's API) gets the body as it
+    arrives: a chunked body over the limit is refused once the limit is
+    passed, without waiting for (or holding) the rest."""
+    head = (f"POST /_taskpack/api/tasks/echo/run HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    part = b"x" * 65536
+    unfinished = b"%x\r\n%s\r\n" % (len(part), part) * 20  # 1.25 MiB, never terminated
+    answer = raw_request(server, head + unfinished)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+
 def test_the_dashboard_live_stream_is_streamed(server: ServerProcess) -> None:
     with httpx.stream("GET", f"{server.url}/_taskpack/api/events", headers=AUTH,
                       timeout=10) as live:
