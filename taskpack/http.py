@@ -42,7 +42,15 @@ import logging
 import re
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    MutableMapping,
+)
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -848,22 +856,37 @@ def _request_head(scope: Scope, path: str) -> HttpRequest:
 
 
 async def _read_body(receive: Receive, headers: Mapping[str, str], api: TaskApi) -> bytes:
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > api.body_limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
+    return await collect_body(_chunks(receive), headers.get("content-length"), api.body_limit)
+
+
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The body parts of an ASGI request; :class:`Disconnected` when the
+    client goes first."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > api.body_limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+        yield message.get("body", b"")
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return
+
+
+async def collect_body(chunks: AsyncIterable[bytes], declared: str | None, limit: int) -> bytes:
+    """A request body from its parts, at most ``limit`` bytes:
+    :class:`BodyTooLarge` at once when ``declared`` (``Content-Length``)
+    says more, else as soon as the parts pass the limit, before the rest is
+    read. Each server adapter hands in its parts (ASGI here, RSGI in
+    :mod:`taskpack.rsgi`)."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 async def send_response(send: Send, response: HttpResponse) -> None:

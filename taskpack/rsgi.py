@@ -40,6 +40,7 @@ from .http import (
     HttpResponse,
     Message,
     TaskApi,
+    collect_body,
     dispatch,
     log_access,
     lower_headers,
@@ -163,21 +164,13 @@ class RSGIApp:
 
 
 async def read_body(proto: HTTPProtocol, declared: str | None, limit: int) -> bytes:
-    """The request body, at most ``limit`` bytes (:class:`BodyTooLarge`
-    above it: at once from ``Content-Length``, else while reading), or
-    :class:`ProtocolClosed` when the client goes before it all arrived."""
-    if declared is not None and declared.isdigit():
-        if int(declared) > limit:
-            raise BodyTooLarge
+    """The request body, at most ``limit`` bytes (:func:`taskpack.http.collect_body`:
+    :class:`BodyTooLarge` above it, at once from ``Content-Length``, else
+    while reading), or :class:`ProtocolClosed` when the client goes before it
+    all arrived. A declared length within the limit is read in one call."""
+    if declared is not None and declared.isdigit() and int(declared) <= limit:
         return await proto()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in proto:
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await collect_body(proto, declared, limit)
 
 
 def response_headers(response: HttpResponse) -> list[tuple[str, str]]:
