@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import operator
 import os
@@ -49,6 +48,8 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
+
+from .jsonenc import encoder
 
 FORMAT_ENV = "TASKPACK_LOG_FORMAT"
 ACCESS_LOG_ENV = "TASKPACK_ACCESS_LOG"
@@ -169,7 +170,7 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-_JSON = json.JSONEncoder(ensure_ascii=False, default=str)  # json.dumps's, made once
+_JSON = encoder(ensure_ascii=False, default=str)  # json.dumps's options, built once
 
 
 class JsonFormatter(logging.Formatter):
@@ -198,7 +199,7 @@ class JsonFormatter(logging.Formatter):
         trace = _traceback(exc)
         if trace:
             data["traceback"] = trace
-        text = _JSON.encode(data)
+        text = _JSON(data)
         # What JSON leaves as is but a line splitter may break at: DEL, C1,
         # U+2028, U+2029 (an ASCII line has no other).
         if text.isascii() and "\x7f" not in text:
