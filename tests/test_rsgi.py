@@ -136,6 +136,18 @@ def test_query_string_payload_and_errors_keep_their_shape(server: ServerProcess)
     assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, POST"
 
 
+def test_bytes_that_are_not_utf8_get_the_error_shape(server: ServerProcess) -> None:
+    body = httpx.post(f"{server.url}/_nitro/tasks/echo", content=b'{"payload": "\xff\xfe"}',
+                      headers=AUTH, timeout=10)
+    assert body.status_code == 400 and body.json()["message"] == "request body is not UTF-8 text"
+    head = (f"POST /_nitro/tasks/%FF%FE HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Content-Length: 0\r\n\r\n").encode()
+    answer = raw_request(server, head)
+    assert answer.startswith(b"HTTP/1.1 404"), answer[:200]
+    assert b'"statusCode": 404' in answer
+    assert httpx.get(f"{server.url}/_health", timeout=10).status_code == 200
+
+
 def test_other_paths_reach_the_asgi_app(server: ServerProcess) -> None:
     head = httpx.head(f"{server.url}/_health", timeout=10)
     assert head.status_code == 200 and head.content == b""
