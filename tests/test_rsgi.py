@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import taskpack.server
 from taskpack.builder.build import build
 from taskpack.http import TaskApi, asgi_app, loopback_only
 from taskpack.registry import Registry
@@ -188,11 +189,13 @@ def test_the_dashboard_live_stream_is_streamed(server: ServerProcess) -> None:
 # -- startup and shutdown around serving, in-process -------------------------------
 
 
-def serve_in_process(tmp_path: Path, startup_fails: bool = False,
+def serve_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, startup_fails: bool = False,
                      shutdown_fails: bool = False) -> tuple[int, list[str]]:
     """``serving.run`` on a real socket with granian: the given startup and
     shutdown, stopped by a SIGTERM as soon as it serves; its status and
-    what ran."""
+    what ran. The SIGTERM's time, which the process keeps for its shutdown
+    grace (``server.note_stop_signal``), is forgotten after the test."""
+    monkeypatch.setattr(taskpack.server, "_stop_signalled", None)
     registry = Registry(tmp_path, {})
     api = TaskApi(registry, policy=loopback_only)
     done: list[str] = []
@@ -221,18 +224,20 @@ def serve_in_process(tmp_path: Path, startup_fails: bool = False,
     return status, done
 
 
-def test_startup_then_serving_then_shutdown(tmp_path: Path) -> None:
-    assert serve_in_process(tmp_path) == (0, ["startup", "serving", "shutdown"])
+def test_startup_then_serving_then_shutdown(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    assert serve_in_process(tmp_path, monkeypatch) == (0, ["startup", "serving", "shutdown"])
 
 
-def test_a_failed_startup_serves_nothing(tmp_path: Path,
+def test_a_failed_startup_serves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         caplog: pytest.LogCaptureFixture) -> None:
-    assert serve_in_process(tmp_path, startup_fails=True) == (1, ["startup"])
+    assert serve_in_process(tmp_path, monkeypatch, startup_fails=True) == (1, ["startup"])
     assert "startup failed" in caplog.text and "it broke" in caplog.text
 
 
-def test_a_failed_shutdown_is_status_1(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    assert serve_in_process(tmp_path, shutdown_fails=True) == (
+def test_a_failed_shutdown_is_status_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    assert serve_in_process(tmp_path, monkeypatch, shutdown_fails=True) == (
         1, ["startup", "serving", "shutdown"])
     assert "shutdown failed" in caplog.text and "it broke" in caplog.text
 
