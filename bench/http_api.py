@@ -8,9 +8,9 @@ Run: ``.venv/bin/python bench/http_api.py`` (``--duration S``, ``--connections
 process on a free loopback port, in alternation (``--rounds`` runs each per
 connection count; the table gives medians):
 
-* baseline: a bare ASGI app answering a fixed JSON body, served by the
-  bundle's own server (:mod:`taskpack.serving`: granian embedded in uvloop),
-  the least any Python ASGI endpoint on that server can cost;
+* baseline: a bare handler answering a fixed JSON body on the bundle's own
+  server (:mod:`taskpack.http1`), the least any endpoint on that server
+  can cost;
 * taskpack: ``examples/basic`` built with the ``server`` preset (task API
   on) and run as users run it, ``python .output/server/index.py``: the
   bearer token checked, every run recorded in the store and logged (one
@@ -37,45 +37,44 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "basic"
 TOKEN = "bench-token"
 # (column, server kind, path): the baseline first.
 TARGETS = (
-    ("bare ASGI (baseline)", "baseline", "/echo"),
+    ("bare handler (baseline)", "baseline", "/echo"),
     ("`echo:payload` (sync task)", "taskpack", "/_nitro/tasks/echo:payload?field=value"),
     ("`cms:update` (async task)", "taskpack", "/_nitro/tasks/cms:update"),
 )
 
-Scope = MutableMapping[str, Any]
-App = Callable[[Scope, Any, Any], Awaitable[None]]
-
-
-# -- the servers (run in a child process: ``bench/http_api.py --serve KIND --port P``) --
-
-
-def baseline_app() -> App:
-    body = b'{"result": {"field": "value"}}'
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-
-    async def app(scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    return app
+# -- the baseline (run in a child process: ``bench/http_api.py --serve baseline --port P``) --
 
 
 def serve(port: int) -> None:
-    """The baseline on the bundle's server (``--serve baseline``)."""
-    from taskpack.serving import bind, run
+    """The baseline on the bundle's server (:mod:`taskpack.http1`): a
+    handler answering a fixed JSON body, the least any endpoint on it costs."""
+    import asyncio
 
-    raise SystemExit(run(baseline_app(), bind("127.0.0.1", port), grace=1))
+    import uvloop
+
+    from taskpack.http1 import Exchange, Request, Server
+    from taskpack.serving import BACKLOG, bind
+
+    body = b'{"result": {"field": "value"}}'
+    headers = (("content-type", "application/json"),)
+
+    async def answer(request: Request, exchange: Exchange) -> None:
+        exchange.respond(200, headers, body)
+
+    async def main() -> None:
+        server = Server(answer, body_limit=1024 * 1024)
+        await server.serve(bind("127.0.0.1", port), BACKLOG)
+        await asyncio.Event().wait()  # until the driver terminates it
+
+    uvloop.run(main())
 
 
 def build_bundle(folder: Path) -> Path:
@@ -177,10 +176,12 @@ def main() -> None:
         serve(args.port)
         return
     wrk = ensure_wrk()
-    import granian
+    import httptools
+    import uvloop
 
     version = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout
-    print(f"Python {sys.version.split()[0]}, granian {granian.__version__}, "
+    print(f"Python {sys.version.split()[0]}, uvloop {uvloop.__version__}, "
+          f"httptools {httptools.__version__}, "
           f"{version.split(' [')[0].strip()}, {args.duration} s per run\n")
     print(f"Median of {args.rounds} interleaved runs per cell; ratios to the baseline.\n")
     print("| connections | measurement | " + " | ".join(c for c, _, _ in TARGETS) + " |")

@@ -50,19 +50,21 @@ def bytecode_env(folder: Path) -> dict[str, str]:
 DEPLOYED = Path(__file__).resolve().parent.parent / ".cache" / "bench-deployed"
 
 
-def deployed_python(requirements: Path) -> str:
+def deployed_python(requirements: Path, base: str = sys.executable) -> str:
     """A Python as a deployment runs a bundle with: a virtual environment
-    holding only the bundle's ``requirements.txt`` (made once per distinct
-    file under ``.cache/bench-deployed``, from pip's cache). This
-    development venv would add start-up work no deployment has: its
-    editable install of taskpack and setuptools' ``.pth`` files made
-    ``site`` take 13 ms instead of 2.5 ms here."""
+    of the interpreter ``base`` holding only the bundle's
+    ``requirements.txt`` (made once per interpreter and distinct file under
+    ``.cache/bench-deployed``, from pip's cache). This development venv
+    would add start-up work no deployment has: its editable install of
+    taskpack and setuptools' ``.pth`` files made ``site`` take 13 ms
+    instead of 2.5 ms here."""
     text = requirements.read_text()
-    venv = DEPLOYED / hashlib.sha256(text.encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{Path(base).resolve()}\n{text}".encode()).hexdigest()[:12]
+    venv = DEPLOYED / key
     python = venv / "bin" / "python"
     ready = venv / "requirements.txt"
     if not ready.is_file():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)],
                        check=True)
         ready.write_text(text)

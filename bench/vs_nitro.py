@@ -2,7 +2,9 @@
 
 Run: ``.venv/bin/python bench/vs_nitro.py`` (``make bench`` runs it too).
 Options: ``--rounds N`` (default 3), ``--duration S`` per load run (5),
-``--sizes 10,1000``, ``--starts N`` cold starts per side per round (5).
+``--sizes 10,1000``, ``--starts N`` cold starts per side per round (5),
+``--python PATH``: the interpreter the bundles run on (default: the one
+running this script; docs/benchmarks.md compares two builds of CPython).
 
 What it does:
 
@@ -334,6 +336,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--sizes", default="10,1000", help="task counts, comma-separated")
     parser.add_argument("--starts", type=int, default=5, help="cold starts per side per round")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter the bundles run on (default: this one)")
     args = parser.parse_args()
     if not shutil.which("npm") or not shutil.which("node"):
         raise SystemExit("bench/vs_nitro.py needs node and npm (Node 20+)")
@@ -341,7 +345,9 @@ def main() -> None:
     modules = ensure_nitro()
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     wrk_version = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout
-    print(f"Python {sys.version.split()[0]}, Node {node}, {NITRO}, "
+    version = subprocess.run([args.python, "-c", "import sys; print(sys.version.split()[0])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    print(f"Python {version} ({args.python}), Node {node}, {NITRO}, "
           f"{wrk_version.split(' [')[0].strip()}; {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at start; {args.rounds} rounds "
           f"alternating taskpack and Nitro; wrk -t1 -c{CONNECTIONS} -d{args.duration}s "
@@ -360,7 +366,7 @@ def main() -> None:
             run_dir = work / f"run-{size}"
             run_dir.mkdir()
             bundle = tp_root / ".output" / "server"
-            tp = Side("taskpack", [deployed_python(bundle / "requirements.txt"),
+            tp = Side("taskpack", [deployed_python(bundle / "requirements.txt", args.python),
                                    str(bundle / "index.py")],
                       run_dir, env, work / f"taskpack-{size}.log")
             nitro = Side("nitro", ["node", str(nitro_root / ".output/server/index.mjs")],
@@ -408,7 +414,7 @@ def cluster(work: Path, taskpack: Path, modules: Path, wrk: str, script: Path,
     cluster_dir = work / "run-cluster"
     cluster_dir.mkdir()
     bundle = tp_root / ".output-cluster" / "server"
-    argv = [deployed_python(bundle / "requirements.txt"), str(bundle / "index.py")]
+    argv = [deployed_python(bundle / "requirements.txt", args.python), str(bundle / "index.py")]
     env = bytecode_env(cluster_dir)
     nitro_argv = ["node", str(nitro_root / ".output/server/index.mjs")]
     sides = {

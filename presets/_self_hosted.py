@@ -22,9 +22,10 @@ from taskpack.builder.errors import TaskpackError
 from taskpack.builder.project import Project
 
 BUNDLE_DIR = "server"
-SERVER_REQUIREMENTS = ("croniter", "granian", "uvloop")
-"""``server``/``server_cluster``: the bundle serves itself on granian (see
-:mod:`taskpack.serving`), versions pinned in taskpack's ``server`` extra."""
+SERVER_REQUIREMENTS = ("croniter", "httptools", "uvloop")
+"""``server``/``server_cluster``: the bundle serves itself (taskpack's HTTP/1.1
+server on uvloop and httptools, see :mod:`taskpack.serving`), versions pinned
+in taskpack's ``server`` extra."""
 ASGI_REQUIREMENTS = ("croniter", "uvicorn")
 """``asgi``: no server is needed by ``app.py``; uvicorn is the one its run
 command uses (hypercorn or granian serve it as well)."""

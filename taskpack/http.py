@@ -690,7 +690,7 @@ async def handle(api: TaskApi, request: HttpRequest) -> HttpResponse | None:
 
 async def dispatch(api: TaskApi, route: Route, request: HttpRequest) -> HttpResponse:
     """Answer an admitted request whose body has been read (the part every
-    server adapter shares: ASGI here, RSGI in :mod:`taskpack.rsgi`). Every
+    server adapter shares: ASGI here, taskpack's own server in :mod:`taskpack.handler`). Every
     failure is an answer in the error shape: an exception no route expected
     (a history that cannot be read, ...) is logged and answered 500."""
     try:
@@ -875,8 +875,7 @@ async def collect_body(chunks: AsyncIterable[bytes], declared: str | None, limit
     """A request body from its parts, at most ``limit`` bytes:
     :class:`BodyTooLarge` at once when ``declared`` (``Content-Length``)
     says more, else as soon as the parts pass the limit, before the rest is
-    read. Each server adapter hands in its parts (ASGI here, RSGI in
-    :mod:`taskpack.rsgi`)."""
+    read."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     parts: list[bytes] = []

@@ -11,7 +11,7 @@ tested here as code:
   ``lifespan`` an async context manager for a host framework
   (``FastAPI(lifespan=...)``) and ``mountable`` the same routes for
   ``app.mount(...)``.
-* :func:`serve` — one process serving the bundle with granian
+* :func:`serve` — one process serving the bundle on taskpack's HTTP server
   (:mod:`taskpack.serving`; the ``server`` bundle's ``index.py``): ``HOST`` and
   ``PORT`` (``TASKPACK_HOST``/``TASKPACK_PORT`` win) default to
   ``0.0.0.0:3000``. On SIGTERM or SIGINT it stops accepting connections,
@@ -407,7 +407,7 @@ async def store_health(store: Store) -> dict[str, Any]:
 
 
 # -- running in this process -------------------------------------------------
-# The bundles run on granian (taskpack.serving); `taskpack dev` runs on uvicorn.
+# The bundles run on taskpack's HTTP server (taskpack.serving); `taskpack dev` runs on uvicorn.
 
 
 def make_server(config: uvicorn.Config) -> uvicorn.Server:
@@ -495,7 +495,7 @@ def setup_logs() -> None:
 
 def serve(base: Path, options: ServerOptions) -> None:
     """Run the bundle at ``base`` in this process until SIGTERM (``index.py``),
-    served by granian (:mod:`taskpack.serving`); exits with its status."""
+    served by taskpack's HTTP server (:mod:`taskpack.serving`); exits with its status."""
     with exit_on_config_error():
         setup_logs()
         host, port = address_from_env(os.environ)

@@ -1,56 +1,36 @@
-"""Serving the bundle's app in this process: granian's HTTP server (Rust,
-HTTP/1.1 and HTTP/2) embedded in a uvloop event loop, through granian's
-native RSGI interface (:class:`taskpack.rsgi.RSGIApp`: the task API answered
-directly, other paths by the ASGI app). Used by the ``server`` and
-``server_cluster`` bundles (:func:`taskpack.server.serve`,
-:func:`taskpack.cluster.serve_cluster`); the ``asgi`` bundle leaves the
-choice of server to its user and never imports this module.
-
-Why granian embedded, measured on this project's 2-core machine
-(docs/benchmarks.md): with the bundle's app, granian answered the task API
-faster than uvicorn with uvloop + httptools and with a lower p99, and far
-faster than uvicorn's default pure-Python stack; over RSGI rather than
-ASGI, a bare app answered 1.3x as many requests here; embedding it (rather than
-granian's own process manager, which starts each worker as a fresh
-interpreter) keeps cold start to one interpreter and lets the cluster's
-supervisor fork workers that share one listening socket.
-
-Only granian's Rust extension is imported
-(:func:`taskpack.rsgi.granian_worker_module`): :func:`run` does what
-``granian.server.embed.Server`` does for one RSGI worker (the callback
-scheduler, the stop signal), because importing granian's Python package
-costs a tenth of the bundle's cold start.
+"""Serving the bundle's app in this process: taskpack's HTTP/1.1 server
+(:mod:`taskpack.http1`, on a uvloop event loop) with the bundle's handler
+(:class:`taskpack.handler.BundleHandler`: the task API answered directly,
+other paths by the ASGI app). Used by the ``server`` and ``server_cluster``
+bundles (:func:`taskpack.server.serve`, :func:`taskpack.cluster.serve_cluster`);
+the ``asgi`` bundle leaves the choice of server to its user and never
+imports this module.
 
 :func:`run` returns when the server has stopped: on SIGTERM or SIGINT it
-stops accepting connections, lets running requests finish, then runs the
-bundle's shutdown (it stops its scheduler and writes its history, each
-bounded by its ``shutdown_grace``). The exit status is 0 after that, 1 when
-the bundle's startup or shutdown failed or the address cannot be bound (one
-``error:`` line, from :func:`bind`).
-
-The worker's constructor and callback scheduler are granian internals (its
-embedded server is documented as experimental); this module pins them with
-the exact version in the bundle's ``requirements.txt`` (``granian==2.8.7``)
-and is covered end to end by the self-hosted tests.
+stops accepting connections, lets running requests finish (cancelling those
+still running after the grace period: a cancelled run is recorded as
+``cancelled``), then runs the bundle's shutdown (it stops its scheduler and
+writes its history, each bounded by its ``shutdown_grace``). The exit status
+is 0 after that, 1 when the bundle's startup or shutdown failed or the
+address cannot be bound (one ``error:`` line, from :func:`bind`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .rsgi import RSGIApp, granian_worker_module
+from .handler import BundleHandler
+from .http1 import Server
 
 if TYPE_CHECKING:
     from .http import ASGIApp, TaskApi
-    from .rsgi import HTTPProtocol, Scope
 
 logger = logging.getLogger("taskpack.server")
 
@@ -60,8 +40,7 @@ BACKLOG = 2048
 def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """The listening socket (inheritable: cluster workers accept on it).
     An address that cannot be bound (in use, not ours) is one error line,
-    exit 1: granian's own listener would share a port already in use
-    (``SO_REUSEPORT``), so the bundles always bind here.
+    exit 1.
 
     ``reuse_port`` (a cluster's supervisor where :data:`BALANCED`): the
     socket is bound with ``SO_REUSEPORT`` but does not listen; it holds the
@@ -122,9 +101,10 @@ def run(app: ASGIApp, api: TaskApi, sock: socket.socket, *, grace: float,
     serving begins, before any request is handed to the app (the bundles
     start their scheduler then: :meth:`taskpack.server.BundleApp.serving`).
     ``on_stop`` is called first thing on the signal (the dashboard ends its
-    live streams, which would otherwise hold the graceful shutdown)."""
-    serving = _serve(InFlight(RSGIApp(api, app)), sock.fileno(), grace, startup, shutdown,
-                     on_stop, prepare, on_serving)
+    live streams, which would otherwise hold the graceful shutdown). The
+    server closes ``sock`` when it stops."""
+    server = Server(BundleHandler(api, app), body_limit=api.body_limit)
+    serving = _serve(server, sock, grace, startup, shutdown, on_stop, prepare, on_serving)
     try:
         import uvloop
     except ImportError:  # not on Windows: the standard loop serves too
@@ -132,52 +112,11 @@ def run(app: ASGIApp, api: TaskApi, sock: socket.socket, *, grace: float,
     return uvloop.run(serving)
 
 
-class InFlight:
-    """An RSGI ``app`` with its requests in flight tracked, so that those
-    still running when the grace period after a stop signal is over can be
-    cancelled: granian waits for every request before it returns, and a
-    sync task that never returns would hold it forever. A cancelled run is
-    recorded as ``cancelled``."""
-
-    def __init__(self, app: RSGIApp) -> None:
-        self.app = app
-        self.tasks: set[asyncio.Task[Any]] = set()
-
-    async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
-        task = asyncio.current_task()
-        if task is None:
-            await self.app(scope, proto)
-            return
-        self.tasks.add(task)
-        try:
-            await self.app(scope, proto)
-        finally:
-            self.tasks.discard(task)
-
-    def cancel(self) -> None:
-        """Cancel every request still being answered."""
-        for task in list(self.tasks):
-            task.cancel()
-
-
-# What granian's embedded server (granian.server.embed.Server, 2.8.7) passes
-# its worker with the settings taskpack used: one Rust runtime thread, HTTP/1
-# and HTTP/2 (auto), no websockets, no TLS, no static files.
-RUNTIME_THREADS = 1
-RUNTIME_BLOCKING_THREADS = 512
-BLOCKING_THREADS = 1
-BLOCKING_THREADS_IDLE_TIMEOUT = 30
-BACKPRESSURE = 128
-NO_TLS: tuple[Any, ...] = (False, None, None, None, "tls1.3", None, [], False)
-
-
-async def _serve(rsgi: InFlight, fd: int, grace: float,
+async def _serve(server: Server, sock: socket.socket, grace: float,
                  startup: Callable[[], Awaitable[None]], shutdown: Callable[[], Awaitable[None]],
                  on_stop: Callable[[], None] | None,
                  prepare: Callable[[], Awaitable[None]] | None,
                  on_serving: Callable[[], None] | None) -> int:
-    granian = granian_worker_module()
-    logging.getLogger("_granian").setLevel(logging.CRITICAL + 1)  # granian's log_enabled=False
     loop = asyncio.get_running_loop()
     if prepare is not None:
         await prepare()
@@ -185,46 +124,31 @@ async def _serve(rsgi: InFlight, fd: int, grace: float,
         await startup()
     except Exception:
         logger.exception("startup failed")
+        sock.close()
         return 1
-    stopped = loop.create_future()
-    stopping = False
+    stopped = asyncio.Event()
 
     def stop() -> None:
-        nonlocal stopping
-        if stopping:
+        if stopped.is_set():
             return
-        stopping = True
         from .server import note_stop_signal
 
         note_stop_signal()  # the shutdown gets what is left of the grace
         if on_stop is not None:
             on_stop()
-        loop.call_later(grace, rsgi.cancel)
         # Running requests, then the shutdown (which bounds its own
         # steps by ``grace``), must be done by then.
         loop.call_later(3 * grace + 5, _give_up, 3 * grace + 5)
-        signal_.set()
+        stopped.set()
 
-    def done() -> None:
-        if not stopped.done():
-            stopped.set_result(None)
-
-    def served() -> None:  # from granian's thread: the worker has stopped
-        loop.call_soon_threadsafe(done)
-
-    signal_ = granian.WorkerSignal()
-    signal_.add_cb(served)
-    worker = granian.RSGIWorker(
-        1, (None, granian.SocketHolder(fd, False, BACKLOG)), None, RUNTIME_THREADS,
-        RUNTIME_BLOCKING_THREADS, BLOCKING_THREADS, BLOCKING_THREADS_IDLE_TIMEOUT, BACKPRESSURE,
-        "auto", None, None, False, None, *NO_TLS, (None, None))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     try:
-        if on_serving is not None:  # before any request the worker hands over
-            loop.call_soon(on_serving)
-        worker.serve_async(_scheduler(granian, loop, rsgi), loop, signal_)
-        await stopped
+        await server.serve(sock, BACKLOG)
+        if on_serving is not None:  # before any request is read
+            on_serving()
+        await stopped.wait()
+        await server.shutdown(grace)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -234,42 +158,6 @@ async def _serve(rsgi: InFlight, fd: int, grace: float,
         logger.exception("shutdown failed")
         return 1
     return 0
-
-
-def _scheduler(granian: Any, loop: asyncio.AbstractEventLoop, app: InFlight) -> Any:
-    """The worker's callback scheduler: each request, as granian's Rust side
-    hands it over (a watcher with its scope and protocol), runs ``app`` in
-    an asyncio task (granian's ``_CBSchedulerAIO`` and
-    ``_future_watcher_wrapper``, without access logging)."""
-    from asyncio.tasks import _enter_task, _leave_task
-
-    async def handle(watcher: Any) -> None:
-        try:
-            await app(watcher.scope, watcher.proto)
-        except BaseException as exc:
-            watcher.err(exc)
-            return
-        watcher.done()
-
-    def start(coro: Any, watcher: Any) -> None:
-        watcher.taskref(loop.create_task(coro))
-
-    class Scheduler(granian.CallbackScheduler):  # type: ignore[misc]
-        def __init__(self, *args: Any) -> None:
-            super().__init__()
-            ctx = self._ctx
-
-            def schedule(watcher: Any) -> None:
-                # Returns None: granian's Rust side keeps a reference to
-                # whatever this returns, so returning the Handle (as a
-                # lambda would) leaked every request's task, coroutine and
-                # protocol objects, and full collections grew to ~200 ms.
-                loop.call_soon_threadsafe(start, handle(watcher), watcher, context=ctx)
-
-            self._schedule_fn = schedule
-
-    return Scheduler(loop, handle, None, functools.partial(_enter_task, loop),
-                     functools.partial(_leave_task, loop))
 
 
 def _give_up(seconds: float) -> None:

@@ -27,7 +27,7 @@ NOT_FOR_A_SERVER_BUILD = (
     "taskpack.store.postgres",
     "psycopg",
     "uvicorn",
-    "granian",
+    "httptools",
     "uvloop",
     "yaml",
     "tomlkit",

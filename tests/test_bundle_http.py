@@ -1,7 +1,8 @@
-"""The bundle's app over RSGI (taskpack/rsgi.py, taskpack/serving.py): a
-built server run as a real process, spoken to over real sockets, for what
-the RSGI path does itself (bodies, limits, clients that go) and what it
-hands to the ASGI app (the bridge); the lifespan driver in-process."""
+"""The bundle's handler on taskpack's HTTP server (taskpack/handler.py,
+taskpack/serving.py): a built server run as a real process, spoken to over
+real sockets, for what the handler answers itself (bodies, limits, clients
+that go) and what it hands to the ASGI app (the bridge); the lifespan
+driver in-process. The server's own rules: tests/test_http1.py."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from taskpack.serving import bind, run
 from tests.helpers import ECHO, write_files
 from tests.servers import ServerProcess, free_port
 
-TOKEN = "rsgi-token"
+TOKEN = "bundle-http-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 TASKS = {
@@ -39,7 +40,7 @@ TASKS = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    root = write_files(tmp_path_factory.mktemp("rsgi") / "project", TASKS)
+    root = write_files(tmp_path_factory.mktemp("bundle-http") / "project", TASKS)
     build(root, preset="server", output=root / ".output")
     bundle = root / ".output" / "server"
     port = free_port()
@@ -159,9 +160,9 @@ def test_other_paths_reach_the_asgi_app(server: ServerProcess) -> None:
 
 
 def test_a_bridged_body_over_the_limit_is_413_while_it_streams(server: ServerProcess) -> None:
-    """A path of the ASGI app (the dashboard's API) gets the body as it
-    arrives: a chunked body over the limit is refused once the limit is
-    passed, without waiting for (or holding) the rest."""
+    """A path of the ASGI app (the dashboard's API) has the same limit: a
+    chunked body over it is refused once the limit is passed, without
+    waiting for (or holding) the rest."""
     head = (f"POST /_taskpack/api/tasks/echo/run HTTP/1.1\r\nHost: x\r\n"
             f"Authorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
     part = b"x" * 65536
@@ -191,7 +192,7 @@ def test_the_dashboard_live_stream_is_streamed(server: ServerProcess) -> None:
 
 def serve_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, startup_fails: bool = False,
                      shutdown_fails: bool = False) -> tuple[int, list[str]]:
-    """``serving.run`` on a real socket with granian: the given startup and
+    """``serving.run`` on a real socket: the given startup and
     shutdown, stopped by a SIGTERM as soon as it serves; its status and
     what ran. The SIGTERM's time, which the process keeps for its shutdown
     grace (``server.note_stop_signal``), is forgotten after the test."""
@@ -217,10 +218,7 @@ def serve_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, startup_fa
     sock = bind("127.0.0.1", 0)
     status = run(asgi_app(api), api, sock, grace=1.0, startup=startup, shutdown=shutdown,
                  on_serving=serving)
-    if "serving" in done:
-        sock.detach()  # granian's worker took the descriptor and closed it
-    else:
-        sock.close()
+    assert sock.fileno() == -1  # the server closed it
     return status, done
 
 
@@ -250,8 +248,8 @@ def rss_kib(pid: int) -> int:
 
 
 def test_requests_leave_nothing_behind(server: ServerProcess) -> None:
-    """Each request's task, coroutine and granian objects are freed once it
-    is answered: the server's memory stays flat under sustained load (a
+    """Each request's task, coroutine and connection objects are freed once
+    it is answered: the server's memory stays flat under sustained load (a
     leak of one request's objects is about 2 KiB; 6,000 requests would add
     over 10 MiB)."""
     with httpx.Client(base_url=server.url, headers=AUTH, timeout=10) as client:
