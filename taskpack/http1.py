@@ -112,14 +112,20 @@ class Exchange:
     (:meth:`respond`) or streamed (:meth:`stream`, then :meth:`write` and
     :meth:`end`). Whatever is sent after the client has gone is dropped."""
 
-    __slots__ = ("_conn", "_head_only", "_keep_alive", "_streaming", "started")
+    __slots__ = ("_chunked", "_conn", "_head_only", "_keep_alive", "_streaming", "started")
 
-    def __init__(self, conn: Connection, head_only: bool, keep_alive: bool) -> None:
+    def __init__(self, conn: Connection, request: Request) -> None:
         self._conn = conn
-        self._head_only = head_only
-        self._keep_alive = keep_alive
+        self._head_only = request.method == "HEAD"
+        self._keep_alive = request.keep_alive
+        self._chunked = request.http_version != "1.0"  # an HTTP/1.0 client reads to the close
         self.started = False
         self._streaming = False
+
+    @property
+    def finished(self) -> bool:
+        """Whether the whole answer has been sent."""
+        return self.started and not self._streaming
 
     def respond(self, status: int, headers: Headers, body: bytes) -> None:
         """Send the whole answer: ``headers`` without ``content-length``,
@@ -134,14 +140,16 @@ class Exchange:
         conn.answered(keep)
 
     def stream(self, status: int, headers: Headers) -> None:
-        """Start a streamed answer (chunked: its length is not known)."""
+        """Start a streamed answer (chunked: its length is not known; to an
+        HTTP/1.0 client, as is, ended by the close)."""
         if self.started:
             raise RuntimeError("this request has been answered")
         self.started = self._streaming = True
+        self._chunked = self._chunked and not self._head_only
         conn = self._conn
         conn.write(b"%s%s%sconnection: close\r\n\r\n" % (
             _status_and_headers(status, headers),
-            b"" if self._head_only else b"transfer-encoding: chunked\r\n", _date.line))
+            b"transfer-encoding: chunked\r\n" if self._chunked else b"", _date.line))
 
     async def write(self, data: bytes) -> None:
         """Send one part of a streamed answer, waiting while the client
@@ -150,7 +158,7 @@ class Exchange:
             raise RuntimeError("write() needs stream() first")
         if data and not self._head_only:
             conn = self._conn
-            conn.write(b"%x\r\n%s\r\n" % (len(data), data))
+            conn.write(b"%x\r\n%s\r\n" % (len(data), data) if self._chunked else data)
             await conn.drained()
 
     def end(self) -> None:
@@ -158,7 +166,7 @@ class Exchange:
         if self._streaming:
             self._streaming = False
             conn = self._conn
-            if not self._head_only:
+            if self._chunked:
                 conn.write(b"0\r\n\r\n")
             conn.answered(False)
 
@@ -405,29 +413,30 @@ class Connection(asyncio.Protocol):
     # -- answering ---------------------------------------------------------
 
     def start(self, request: Request) -> None:
-        exchange = Exchange(self, request.method == "HEAD", request.keep_alive)
+        exchange = Exchange(self, request)
         self.task = self.loop.create_task(self.run(request, exchange))
 
     async def run(self, request: Request, exchange: Exchange) -> None:
-        """The handler's answer to ``request``; a handler that fails or
-        ends without answering is a 500 (or, mid-stream, a closed
-        connection), and logged."""
+        """The handler's answer to ``request``. A handler that fails or ends
+        without answering is a 500 (logged); one that fails mid-stream, or
+        is cancelled (shutdown) before its answer is whole, has the
+        connection closed."""
         try:
             await self.server.handler(request, exchange)
-        except asyncio.CancelledError:  # shutdown: nothing more will be sent
-            self.task = None
-            self.abort()
+        except asyncio.CancelledError:
+            if not exchange.finished:
+                self.abort()
             raise
         except Exception:
             logger.exception("%s %r failed", request.method, request.target)
             if exchange.started:
-                self.task = None
-                self.abort()
+                if not exchange.finished:
+                    self.close()
                 return
         if not exchange.started:
             self.task = None
             self.refuse(500, "internal error: the request got no answer")
-        elif exchange._streaming:
+        elif not exchange.finished:
             exchange.end()
 
     def answered(self, keep: bool) -> None:

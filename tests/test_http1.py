@@ -248,6 +248,23 @@ def test_a_stream_is_chunked_and_its_reader_told_of_a_disconnect() -> None:
     assert b"\r\n\r\nb\r\ndata: one\n\n\r\n" in got and noticed == ["gone"]
 
 
+def test_a_stream_to_an_http_1_0_client_is_sent_as_is_and_ended_by_the_close() -> None:
+    async def handler(request: Request, exchange_: Exchange) -> None:
+        exchange_.stream(200, [("content-type", "text/plain")])
+        for part in (b"one ", b"two"):
+            await exchange_.write(part)
+
+    async def scenario() -> tuple[bytes, bytes]:
+        async with serving(handler) as (_, port):
+            return (await exchange(port, b"GET /s HTTP/1.0\r\n\r\n"),
+                    await exchange(port, b"GET /s HTTP/1.1\r\nHost: x\r\n\r\n"))
+
+    old, new = asyncio.run(scenario())
+    assert b"transfer-encoding" not in old and old.endswith(b"\r\n\r\none two")
+    assert b"transfer-encoding: chunked" in new
+    assert new.endswith(b"\r\n\r\n4\r\none \r\n3\r\ntwo\r\n0\r\n\r\n")
+
+
 def test_a_handler_that_fails_or_never_answers_is_a_500() -> None:
     async def handler(request: Request, exchange_: Exchange) -> None:
         if request.target == b"/fail":
