@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from taskpack.http1 import MAX_HEAD, Exchange, Request, Server
@@ -69,6 +71,9 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order() -> None:
     last_head = answer.rsplit(b"HTTP/1.1 200 OK", 1)[1]
     assert b"connection: close" in last_head and b"date: " in last_head
     assert b"content-length: 7\r\n" in answer  # "GET /1 "
+    date = last_head.split(b"date: ")[1].split(b"\r\n")[0].decode()
+    sent = email.utils.parsedate_to_datetime(date)
+    assert date.endswith(" GMT") and abs(sent.timestamp() - time.time()) < 5
 
 
 def test_http_1_0_closes_after_the_answer_and_head_has_no_body() -> None:
