@@ -13,7 +13,8 @@ throughput; on two (``server_cluster``) it is how far a second worker scales.
 What a client gets:
 
 * HTTP/1.0 and 1.1, keep-alive and pipelining (answers in request order;
-  reading pauses while more than one request waits), ``Expect:
+  reading pauses while more than one request waits, or while answers wait
+  for a client that does not read them), ``Expect:
   100-continue``, chunked request bodies;
 * every request is read whole before it is handed over: a body over
   ``body_limit`` is a 413 at once from ``Content-Length``, or as soon as a
@@ -366,10 +367,28 @@ class Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self._writable is None or self._writable.done():
             self._writable = self.loop.create_future()
+        self._read_if_ready()
 
     def resume_writing(self) -> None:
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
+        if self.task is None and self.waiting:
+            self.deadline = 0.0
+            self.start(self.waiting.popleft())
+        self._read_if_ready()
+
+    def _read_if_ready(self) -> None:
+        """Read on while at most one request waits and answers are not
+        piling up unread by the client (its side of flow control: for a
+        client that pipelines requests without reading the answers, the
+        next request waits, and nothing more is read)."""
+        ready = len(self.waiting) <= 1 and (self._writable is None or self._writable.done())
+        if ready != self.reading and not self.transport.is_closing():
+            self.reading = ready
+            if ready:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
 
     # -- httptools callbacks ---------------------------------------------
 
@@ -430,9 +449,8 @@ class Connection(asyncio.Protocol):
             self.start(request)
         else:
             self.waiting.append(request)
-            if self.reading and len(self.waiting) > 1:
-                self.reading = False
-                self.transport.pause_reading()
+            if len(self.waiting) > 1:
+                self._read_if_ready()
 
     # -- answering ---------------------------------------------------------
 
@@ -469,13 +487,14 @@ class Connection(asyncio.Protocol):
         if not keep or self.server.closing:
             self.close()
             return
-        if self.waiting:
+        if not self.waiting:
+            self.deadline = self.loop.time() + self.server.keep_alive
+        elif self._writable is None or self._writable.done():
             self.start(self.waiting.popleft())
-            return
-        self.deadline = self.loop.time() + self.server.keep_alive
+        else:  # the next starts once the client reads (resume_writing), if it does in time
+            self.deadline = self.loop.time() + self.server.request_timeout
         if not self.reading:
-            self.reading = True
-            self.transport.resume_reading()
+            self._read_if_ready()
 
     def write(self, data: bytes) -> None:
         if not self.gone.done():

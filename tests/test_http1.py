@@ -226,6 +226,33 @@ def test_a_stream_waits_for_a_slow_reader_and_learns_it_has_gone() -> None:
     assert held < 200, f"{held} parts of 64 KiB written to a client reading nothing"
 
 
+def test_a_client_that_pipelines_without_reading_is_not_read_on() -> None:
+    answered: list[bytes] = []
+
+    async def handler(request: Request, exchange_: Exchange) -> None:
+        exchange_.respond(200, JSON, b"x" * 65536)
+        answered.append(request.target)
+
+    async def scenario() -> tuple[int, int]:
+        async with serving(handler) as (_, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /p HTTP/1.1\r\nHost: x\r\n\r\n" * 2000)  # 128 MiB of answers
+            await asyncio.sleep(1.0)  # reads nothing meanwhile
+            held = len(answered)
+            received = 0
+            while received < 2000 * 65536:  # then reads them all
+                chunk = await asyncio.wait_for(reader.read(1 << 20), 5)
+                assert chunk, "the server closed the connection"
+                received += len(chunk)
+            writer.close()
+            await asyncio.sleep(0.1)
+            return held, len(answered)
+
+    held, total = asyncio.run(scenario())
+    assert held < 300, f"{held} answers of 64 KiB written to a client reading nothing"
+    assert total == 2000
+
+
 def test_a_stream_is_chunked_and_its_reader_told_of_a_disconnect() -> None:
     noticed: list[str] = []
 
