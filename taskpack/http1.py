@@ -150,10 +150,11 @@ class Exchange:
         connection ends after it)."""
         if self.started:
             raise RuntimeError("this request has been answered")
-        self.started = True
         conn = self._conn
         keep = self._keep_alive and not conn.closing
-        conn.write(_answer(status, headers, body, keep, self._head_only))
+        answer = _answer(status, headers, body, keep, self._head_only)
+        self.started = True
+        conn.write(answer)
         conn.answered(keep)
 
     def stream(self, status: int, headers: Headers) -> None:
@@ -161,12 +162,13 @@ class Exchange:
         HTTP/1.0 client, as is, ended by the close)."""
         if self.started:
             raise RuntimeError("this request has been answered")
-        self.started = self._streaming = True
-        self._chunked = self._chunked and not self._head_only
-        conn = self._conn
-        conn.write(b"%s%s%sconnection: close\r\n\r\n" % (
+        chunked = self._chunked and not self._head_only
+        head = b"%s%s%sconnection: close\r\n\r\n" % (
             _status_and_headers(status, headers),
-            b"transfer-encoding: chunked\r\n" if self._chunked else b"", _date.line))
+            b"transfer-encoding: chunked\r\n" if chunked else b"", _date.line)
+        self.started = self._streaming = True
+        self._chunked = chunked
+        self._conn.write(head)
 
     async def write(self, data: bytes) -> None:
         """Send one part of a streamed answer, waiting while the client
@@ -210,13 +212,18 @@ _MAX_HEADS = 256
 
 def _status_and_headers(status: int, headers: Headers) -> bytes:
     """The status line and ``headers`` as bytes, remembered for up to
-    :data:`_MAX_HEADS` tuples of headers (an API's few constant answers)."""
+    :data:`_MAX_HEADS` tuples of headers (an API's few constant answers).
+    ``ValueError`` for a header with a line break (it would split the
+    answer), ``UnicodeEncodeError`` for one that is not Latin-1."""
     if type(headers) is tuple:
         head = _heads.get((status, headers))
         if head is not None:
             return head
-    head = b"HTTP/1.1 %d %s\r\n%s" % (status, _REASONS.get(status, b"Unknown"), "".join(
-        f"{name}: {value}\r\n" for name, value in headers).encode("latin-1"))
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    if lines.count("\r") != len(headers) or lines.count("\n") != len(headers):
+        raise ValueError(f"a header holds a line break: {headers!r}")
+    head = b"HTTP/1.1 %d %s\r\n%s" % (status, _REASONS.get(status, b"Unknown"),
+                                      lines.encode("latin-1"))
     if type(headers) is tuple and len(_heads) < _MAX_HEADS:
         _heads[(status, headers)] = head
     return head

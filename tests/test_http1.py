@@ -301,15 +301,18 @@ def test_a_handler_that_fails_or_never_answers_is_a_500() -> None:
     async def handler(request: Request, exchange_: Exchange) -> None:
         if request.target == b"/fail":
             raise RuntimeError("boom")
+        if request.target == b"/split":  # a header that would split the answer
+            exchange_.respond(200, [("x-name", "a\r\nset-cookie: evil=1")], b"")
 
-    async def scenario() -> tuple[bytes, bytes]:
+    async def scenario() -> list[bytes]:
         async with serving(handler) as (_, port):
-            return (await exchange(port, b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n"),
-                    await exchange(port, b"GET /silent HTTP/1.1\r\nHost: x\r\n\r\n"))
+            return [await exchange(port, b"GET /%s HTTP/1.1\r\nHost: x\r\n\r\n" % path)
+                    for path in (b"fail", b"silent", b"split")]
 
-    failed, silent = asyncio.run(scenario())
+    failed, silent, split = asyncio.run(scenario())
     assert failed.startswith(b"HTTP/1.1 500 ") and b"RuntimeError" not in failed
     assert silent.startswith(b"HTTP/1.1 500 ")
+    assert split.startswith(b"HTTP/1.1 500 ") and b"evil" not in split
 
 
 def test_shutdown_finishes_requests_in_progress_closes_idle_and_cancels_after_grace() -> None:
