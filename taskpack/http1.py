@@ -275,6 +275,7 @@ class Server:
                                           backlog=backlog)
         self._servers.append(server)
         if self._sweeper is None:
+            _date.renew()  # the line may be as old as the module
             self._sweeper = loop.call_later(self._sweep_every, self._sweep, loop)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
