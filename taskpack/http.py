@@ -197,6 +197,11 @@ def error_response(
     )
 
 
+def over_the_limit(limit: int) -> str:
+    """What a 413 says (the task API's, and its server's: :mod:`taskpack.http1`)."""
+    return f"request body is over the limit of {limit} bytes"
+
+
 def api_off(table: str) -> HttpResponse:
     """The 404 of a task API that the config leaves off, on every platform:
     it names the ``[table] tasks_api`` key that turns it on."""
@@ -459,7 +464,7 @@ class TaskApi:
         """The 413 response when a body of ``size`` bytes is over the limit."""
         if size <= self.body_limit:
             return None
-        return error_response(413, f"request body is over the limit of {self.body_limit} bytes")
+        return error_response(413, over_the_limit(self.body_limit))
 
     async def listing(self) -> HttpResponse:
         """``GET /_nitro/tasks``: tasks with descriptions (and, with

@@ -48,7 +48,7 @@ from typing import Any
 
 import httptools
 
-from .jsonenc import encoder
+from .http import error_response, over_the_limit
 
 KEEP_ALIVE = 5.0
 """Seconds an idle keep-alive connection stays open (Node's default)."""
@@ -82,8 +82,6 @@ _REASONS = {status: phrase.encode() for status, phrase in (
 """Reason phrases (RFC 9110 section 15; ``http.HTTPStatus`` costs a
 millisecond of start-up): another status gets ``Unknown``, which clients
 ignore as they ignore every phrase."""
-_JSON = encoder(ensure_ascii=False)
-_ERROR_HEADERS = (("content-type", "application/json; charset=utf-8"),)
 
 
 class _Refused(Exception):
@@ -432,7 +430,7 @@ class Connection(asyncio.Protocol):
         limit = self.server.body_limit
         declared = self._headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            self.refuse(413, f"request body is over the limit of {limit} bytes")
+            self.refuse(413, over_the_limit(limit))
             raise _Refused
         expect = self._headers.get("expect")
         if expect is not None and expect.lower() == "100-continue":
@@ -441,7 +439,7 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
         if self._size > self.server.body_limit:
-            self.refuse(413, f"request body is over the limit of {self.server.body_limit} bytes")
+            self.refuse(413, over_the_limit(self.server.body_limit))
             raise _Refused
         self._body.append(body)
 
@@ -513,13 +511,14 @@ class Connection(asyncio.Protocol):
             await self._writable
 
     def refuse(self, status: int, message: str) -> None:
-        """Answer ``status`` with the API's error shape and close (a request
-        that cannot be read on)."""
+        """Answer ``status`` with the API's error shape
+        (:func:`taskpack.http.error_response`) and close (a request that
+        cannot be read on)."""
         self._refused = True
         self.waiting.clear()
         if self.task is None:
-            body = _JSON({"error": True, "statusCode": status, "message": message}).encode()
-            self.write(_answer(status, _ERROR_HEADERS, body, False, False))
+            error = error_response(status, message)
+            self.write(_answer(status, tuple(error.headers.items()), error.body, False, False))
             self.close()
         else:  # a pipelined request behind one in progress: close after it
             self.closing = True
