@@ -393,7 +393,7 @@ def write_manifest(project: Project, base: Path, *, dashboard: bool = False) -> 
 
 def runtime_requirements(names: Iterable[str]) -> list[str]:
     """taskpack's own requirement lines for the distributions ``names``
-    (``croniter``, ``uvicorn``), with the version bounds taskpack declares
+    (``httptools``, ``uvicorn``), with the version bounds taskpack declares
     (core or extra) in its package metadata; sorted."""
     declared: dict[str, str] = {}
     for line in metadata.requires("taskpack") or ():

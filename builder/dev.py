@@ -113,7 +113,7 @@ def start_scheduler(registry: Registry) -> Scheduler:
     project's store and run as jobs by the dev server's worker, so a second
     process on the same store (another ``taskpack dev``, a server started in
     the project folder) never runs a fire twice. Imported here: the CLI's
-    other commands do not need croniter."""
+    other commands do not need the scheduler."""
     from taskpack.scheduler import Scheduler
 
     scheduler = Scheduler(registry, timezone=registry.timezone, store=registry.store)

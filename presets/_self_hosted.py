@@ -22,11 +22,11 @@ from taskpack.builder.errors import TaskpackError
 from taskpack.builder.project import Project
 
 BUNDLE_DIR = "server"
-SERVER_REQUIREMENTS = ("croniter", "httptools", "uvloop")
+SERVER_REQUIREMENTS = ("httptools", "uvloop")
 """``server``/``server_cluster``: the bundle serves itself (taskpack's HTTP/1.1
 server on uvloop and httptools, see :mod:`taskpack.serving`), versions pinned
 in taskpack's ``server`` extra."""
-ASGI_REQUIREMENTS = ("croniter", "uvicorn")
+ASGI_REQUIREMENTS = ("uvicorn",)
 """``asgi``: no server is needed by ``app.py``; uvicorn is the one its run
 command uses (hypercorn or granian serve it as well)."""
 DEFAULT_GRACE = 30.0

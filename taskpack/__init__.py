@@ -1,8 +1,8 @@
 """taskpack runtime: Nitro-style tasks for Python.
 
 This package is bundled into every deploy output, so it imports nothing
-beyond the standard library at import time (the cron module needs
-``croniter``; the server entry points need ``uvicorn``).
+beyond the standard library at import time (the cron module needs nothing
+more; the servers need ``uvloop`` and ``httptools``, or ``uvicorn``).
 """
 
 from __future__ import annotations

@@ -15,11 +15,10 @@ what croner rejects or reads surprisingly (``?``, ``N/S``, wrap-around
 ranges, ``+``, ``LW``, ``L-n``), what is not croner syntax (``H``/``R``,
 ``@reboot``, 7 fields), values out of range, and schedules that never fire.
 
-Evaluation is done by ``croniter`` on wall-clock times of the evaluation
-zone (UTC unless given), except for the list forms of ``L``/``W``/``#``
-(:class:`DayList`, :class:`WeekdaySet`), which croniter does not read as
-croner does: their wall times are enumerated day by day here. This module
-maps wall times to instants with these daylight-saving rules:
+Evaluation is done here, on wall-clock times of the evaluation zone (UTC
+unless given): the days whose date matches (each day field's form knows its
+days: ``matches``; both restricted, either), then their times in order.
+This module maps wall times to instants with these daylight-saving rules:
 
 - A *fixed-time* schedule (its hour field is not every hour) whose wall time
   does not exist (spring forward) fires once, at the first instant after the
@@ -29,10 +28,8 @@ maps wall times to instants with these daylight-saving rules:
   elapsed time: it fires at every instant whose local time matches, so it
   neither skips nor doubles an hour.
 
-Only the standard library and ``croniter`` are imported: this module is
-bundled into deployments. ``croniter`` (about 50 ms to import) is imported
-on the first evaluation, so loading a project's schedules does not pay
-for it.
+Only the standard library is imported: this module is bundled into
+deployments, and a server's first evaluation happens while it starts.
 """
 
 from __future__ import annotations
@@ -43,7 +40,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 __all__ = [
     "UTC_NAMES", "CronError", "CronExpr", "DayList", "LastDay", "NearestWeekday", "NthWeekday",
@@ -98,12 +95,18 @@ Values = frozenset[int]
 class LastDay:
     """``L`` in day-of-month: the month's last day."""
 
+    def matches(self, day: date) -> bool:
+        return day.day == calendar.monthrange(day.year, day.month)[1]
+
 
 @dataclass(frozen=True)
 class NearestWeekday:
     """``nW``: the weekday (Mon-Fri) nearest to ``day`` within its month."""
 
     day: int
+
+    def matches(self, day: date) -> bool:
+        return _nearest_weekday(day.year, day.month, self.day) == day.day
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,13 @@ class NthWeekday:
 
     weekday: int
     nth: int | None
+
+    def matches(self, day: date) -> bool:
+        if _weekday(day) != self.weekday:
+            return False
+        if self.nth is None:
+            return day.day + 7 > calendar.monthrange(day.year, day.month)[1]
+        return (day.day - 1) // 7 + 1 == self.nth
 
 
 @dataclass(frozen=True)
@@ -126,12 +136,9 @@ class DayList:
     nearest: Values
 
     def matches(self, day: date) -> bool:
-        if day.day in self.days:
+        if day.day in self.days or (self.last and LastDay().matches(day)):
             return True
-        length = calendar.monthrange(day.year, day.month)[1]
-        if self.last and day.day == length:
-            return True
-        return any(_nearest_weekday(day.year, day.month, n) == day.day for n in self.nearest)
+        return any(NearestWeekday(n).matches(day) for n in self.nearest)
 
 
 @dataclass(frozen=True)
@@ -145,21 +152,18 @@ class WeekdaySet:
     nth: frozenset[NthWeekday]
 
     def matches(self, day: date) -> bool:
-        weekday = (day.weekday() + 1) % 7
-        if weekday in self.days:
-            return True
-        length = calendar.monthrange(day.year, day.month)[1]
-        return any(
-            item.weekday == weekday
-            and (day.day + 7 > length if item.nth is None else (day.day - 1) // 7 + 1 == item.nth)
-            for item in self.nth
-        )
+        return _weekday(day) in self.days or any(item.matches(day) for item in self.nth)
 
 
 DomSpec = Values | LastDay | NearestWeekday | DayList | None
 """Day-of-month: ``None`` is ``*``."""
 DowSpec = Values | NthWeekday | WeekdaySet | None
 """Day-of-week (0-6, 0 = Sunday): ``None`` is ``*``."""
+
+
+def _weekday(day: date) -> int:
+    """Cron's weekday number of ``day`` (0 = Sunday)."""
+    return (day.weekday() + 1) % 7
 
 
 def _nearest_weekday(year: int, month: int, day: int) -> int:
@@ -192,12 +196,10 @@ class CronExpr:
     days_of_week: DowSpec
     canonical: str = field(init=False)
     _key: tuple[object, ...] = field(init=False, repr=False)
-    _croniter: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "canonical", self._render(_render_day_canonical))
         object.__setattr__(self, "_key", _meaning_key(self))
-        object.__setattr__(self, "_croniter", _croniter_form(self))
 
     @classmethod
     def parse(cls, text: str) -> CronExpr:
@@ -335,25 +337,36 @@ class CronExpr:
         return (wall - after).replace(tzinfo=UTC)
 
     def _walls(self, after: datetime) -> Iterator[datetime]:
-        """Naive wall times matching the expression, strictly after ``after``."""
-        if self.uses_extension_lists:
-            return self._walls_by_day(after)
-        return _walls(self._croniter, after)
-
-    def _walls_by_day(self, after: datetime) -> Iterator[datetime]:
-        """Wall times enumerated day by day, for the day predicates croniter
-        does not have (the list forms); at most 100 years ahead, as croniter."""
-        dom, dow = self.days_of_month, self.days_of_week
-        times = [time(h, m, s) for h, m, s in itertools.product(
-            sorted(self.hours), sorted(self.minutes), sorted(self.seconds))]
-        day, limit = after.date(), after.date() + timedelta(days=366 * 100)
-        first = bisect.bisect_right(times, after.time())
-        while day < limit:
-            if day.month in self.months and _day_matches(dom, day) and _day_matches(dow, day):
-                for moment in times[first:]:
-                    yield datetime.combine(day, moment)
-            day, first = day + timedelta(days=1), 0
+        """Naive wall times matching the expression, strictly after
+        ``after``, ascending; :class:`CronError` once none is left within
+        100 years (the parser refuses what never fires, but ``0 0 * 2 FRI#5``
+        fires once in 28 years) or before the end of year 9999."""
+        clock = (sorted(self.hours), sorted(self.minutes), sorted(self.seconds))
+        floor: tuple[int, ...] | None = (after.hour, after.minute, after.second)
+        ordinal = after.toordinal()
+        last = min(ordinal + 366 * 100, date.max.toordinal())
+        while ordinal <= last:
+            day = date.fromordinal(ordinal)
+            if day.month not in self.months:  # on to the next month's first day
+                ordinal += calendar.monthrange(day.year, day.month)[1] - day.day + 1
+                floor = None
+                continue
+            if self._fires_on(day):
+                for hour, minute, second in _later(clock, floor):
+                    yield datetime(day.year, day.month, day.day, hour, minute, second)
+            ordinal += 1
+            floor = None
         raise CronError(f"no fire time within 100 years after {after.isoformat()}")
+
+    def _fires_on(self, day: date) -> bool:
+        """Whether the expression fires on ``day`` (its month aside): each
+        restricted day field's days; when both are restricted, either's."""
+        dom, dow = self.days_of_month, self.days_of_week
+        if dom is None:
+            return dow is None or _dow_matches(dow, day)
+        if dow is None:
+            return _dom_matches(dom, day)
+        return _dom_matches(dom, day) or _dow_matches(dow, day)
 
     def _render(self, days: Callable[[Values], str]) -> str:
         dom = self.days_of_month
@@ -394,14 +407,30 @@ def _render_nth(item: NthWeekday, days: Callable[[Values], str]) -> str:
     return f"{day}L" if item.nth is None else f"{day}#{item.nth}"
 
 
-def _day_matches(spec: DomSpec | DowSpec, day: date) -> bool:
-    """Whether ``day`` matches one day field of a list-form expression
-    (there the other field is ``*``)."""
-    if spec is None:
-        return True
-    if isinstance(spec, DayList | WeekdaySet):
-        return spec.matches(day)
-    raise AssertionError(f"{spec!r} is evaluated by croniter")
+def _dom_matches(spec: Values | LastDay | NearestWeekday | DayList, day: date) -> bool:
+    return day.day in spec if isinstance(spec, frozenset) else spec.matches(day)
+
+
+def _dow_matches(spec: Values | NthWeekday | WeekdaySet, day: date) -> bool:
+    return _weekday(day) in spec if isinstance(spec, frozenset) else spec.matches(day)
+
+
+def _later(fields: tuple[list[int], ...], floor: tuple[int, ...] | None,
+           ) -> Iterator[tuple[int, ...]]:
+    """The tuples taking one value of each sorted field, ascending; with a
+    ``floor`` only those after it (bisected, not filtered: every second of
+    a day is 86,400 tuples)."""
+    if floor is None:
+        yield from itertools.product(*fields)
+        return
+    head, *rest = fields
+    for value in head[bisect.bisect_left(head, floor[0]):]:
+        if value > floor[0]:
+            for tail in itertools.product(*rest):
+                yield (value, *tail)
+        elif rest:
+            for tail in _later(tuple(rest), floor[1:]):
+                yield (value, *tail)
 
 
 # -- time zones --------------------------------------------------------------
@@ -430,21 +459,6 @@ def is_utc(timezone: str) -> bool:
 def _wall(dt: datetime, tz: Zone) -> datetime:
     """``dt``'s naive wall-clock time in ``tz``."""
     return dt.astimezone(tz).replace(tzinfo=None)
-
-
-def _walls(expr: str, after: datetime) -> Iterator[datetime]:
-    """Naive wall times matching the croniter ``expr``, strictly after ``after``."""
-    from croniter import croniter  # type: ignore[import-untyped, unused-ignore]  # 50 ms: lazily
-
-    it = croniter(expr, after, day_or=True, second_at_beginning=True,
-                  max_years_between_matches=100)
-    while True:
-        try:
-            wall: datetime = it.get_next(datetime)
-        except Exception as exc:  # CroniterBadDateError: croniter stops at 2099
-            raise CronError(f"no fire time after {after.isoformat()} within croniter's range "
-                            f"({exc})") from None
-        yield wall
 
 
 def _offset(tz: Zone, timestamp: int) -> timedelta:
@@ -720,17 +734,6 @@ def _meaning_key(expr: CronExpr) -> tuple[object, ...]:
         elif not dom:
             dom = None
     return (expr.seconds, expr.minutes, expr.hours, months, dom, dow)
-
-
-def _croniter_form(expr: CronExpr) -> str:
-    """Six fields, seconds first, in croniter's syntax (last weekday: ``L5``)."""
-    fields = expr.render(weekday_names=False).split()
-    if not expr.has_seconds:
-        fields.insert(0, "0")
-    dow = expr.days_of_week
-    if isinstance(dow, NthWeekday) and dow.nth is None:
-        fields[5] = f"L{dow.weekday}"
-    return " ".join(fields)
 
 
 # -- rendering of value sets ----------------------------------------------------

@@ -198,7 +198,7 @@ class Scheduler:
             try:
                 await self._timer(timer, since)
                 return
-            except CronError as exc:  # past croniter's last year (2099)
+            except CronError as exc:  # no fire left (within 100 years, or before 10000)
                 self.logger.error("cron=%r stops firing: %s", timer.expr.source, exc)
                 return
             except Exception:

@@ -219,6 +219,33 @@ def test_next_after_is_strictly_after_and_accepts_any_zone() -> None:
     assert expr.next_after(berlin) == datetime(2026, 1, 1, 13, tzinfo=UTC)
 
 
+def test_fires_after_2099_and_stops_at_the_end_of_9999() -> None:
+    """Fire times go on past 2099 (where cron's 7-field year ranges stop);
+    after the last day a datetime holds, a :class:`CronError` says no fire
+    is left (the scheduler logs it)."""
+    assert CronExpr.parse("0 0 1 1 *").next_after(datetime(2099, 6, 1, tzinfo=UTC)) == datetime(
+        2100, 1, 1, tzinfo=UTC)
+    assert CronExpr.parse("0 0 * 2 FRI#5").next_after(datetime(2099, 1, 1, tzinfo=UTC)) == (
+        datetime(2104, 2, 29, tzinfo=UTC))
+    end = datetime(9999, 12, 31, 12, tzinfo=UTC)
+    assert CronExpr.parse("30 12 * * *").next_after(end) == end.replace(minute=30)
+    with pytest.raises(CronError, match="no fire time"):
+        CronExpr.parse("0 0 * * *").next_after(end)
+
+
+def test_every_second_over_a_day_and_a_month_boundary() -> None:
+    """The first fires after a time mid-second, at the end of a day and of
+    a month skipped by the month field."""
+    every = CronExpr.parse("* * * * * *")
+    start = datetime(2026, 1, 31, 23, 59, 58, 500_000, tzinfo=UTC)
+    assert iso(list(islice(every.iter_after(start), 3))) == [
+        "2026-01-31T23:59:59Z", "2026-02-01T00:00:00Z", "2026-02-01T00:00:01Z"]
+    in_march = CronExpr.parse("*/20 59 23 * 3 *")
+    assert iso(list(islice(in_march.iter_after(start), 4))) == [
+        "2026-03-01T23:59:00Z", "2026-03-01T23:59:20Z", "2026-03-01T23:59:40Z",
+        "2026-03-02T23:59:00Z"]
+
+
 # -- DST at the real 2026 transitions --------------------------------------------
 
 NEW_YORK, BERLIN = "America/New_York", "Europe/Berlin"
