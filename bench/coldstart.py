@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/coldstart.py`` (``--sizes 10,1000``,
 ``--repeats 11``). For each size it generates a project (one schedule per 50
 tasks, task API on), builds it with the ``server`` preset, then measures,
 in fresh processes and with this interpreter (which has the bundle's
-requirements: uvicorn, croniter):
+requirements: httptools, uvloop):
 
 * **server**: from starting ``python index.py`` to the first successful
   ``POST /_nitro/tasks/<task>`` (polled every 2 ms): interpreter start,
