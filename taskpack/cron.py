@@ -340,7 +340,7 @@ class CronExpr:
         """Naive wall times matching the expression, strictly after
         ``after``, ascending; :class:`CronError` once none is left within
         100 years (the parser refuses what never fires, but ``0 0 * 2 FRI#5``
-        fires once in 28 years) or before the end of year 9999."""
+        fires once in 28 years) or by the end of year 9999."""
         clock = (sorted(self.hours), sorted(self.minutes), sorted(self.seconds))
         floor: tuple[int, ...] | None = (after.hour, after.minute, after.second)
         ordinal = after.toordinal()

@@ -357,7 +357,7 @@ def log_run(run: RunRecord, level: int, exc: BaseException | None = None,
     job's id): its structured fields (``record.taskpack``) and their
     ``logfmt`` as the message (see :func:`_run_message`)."""
     duration_ms = round(run.duration_ms, 3)
-    logs.log(run_logger, level, _run_message(run, duration_ms, more),
+    logs.log(run_logger, level, lambda: _run_message(run, duration_ms, more),
              lambda: _run_fields(run, duration_ms, more), exc)
 
 

@@ -481,3 +481,71 @@ def test_run_lines_keep_their_order_with_other_lines_and_threads() -> None:
     assert [line.split(": ", 1)[1][:8] for line in after.splitlines()] == [
         "before", "task=t:x", "after"]
     assert in_thread.count("\n") == 1 and " run: task=t:y " in in_thread
+
+
+def test_a_line_on_the_loop_is_made_when_written_with_the_time_it_was_logged(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Handed straight to taskpack's handler on an event loop, a line's
+    message and fields are made when the loop's iteration ends, with the
+    other lines of that iteration, and carry the time it was logged."""
+    made: list[str] = []
+
+    def message() -> str:
+        made.append("message")
+        return "task=t outcome=ok"
+
+    def fields() -> dict[str, Any]:
+        made.append("fields")
+        return {"task": "t", "outcome": "ok"}
+
+    clock = iter([1_700_000_000.25, 1_700_000_999.0])
+    monkeypatch.setattr(logs.time, "time", lambda: next(clock))
+
+    async def main(stream: io.StringIO) -> tuple[list[str], str]:
+        logs.log(RUN_LOG, logging.INFO, message, fields)
+        before = list(made)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return before, stream.getvalue()
+
+    with alone("json") as stream:
+        before, written = asyncio.run(main(stream))
+    assert before == [] and made == ["message", "fields"]
+    line = json.loads(written)
+    assert (line["time"], line["message"], line["task"]) == (
+        "2023-11-14T22:13:20.250Z", "task=t outcome=ok", "t")
+
+
+def test_a_line_that_cannot_be_made_is_reported_and_the_others_are_written(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def broken() -> str:
+        raise RuntimeError("no message")
+
+    async def main() -> None:
+        log_run(tricky_run("a", "ok"), logging.INFO)
+        logs.log(RUN_LOG, logging.INFO, broken, dict)
+        log_run(tricky_run("b", "ok"), logging.INFO)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    with alone() as stream:
+        asyncio.run(main())
+    assert [line.split(" run: ", 1)[1][:8] for line in stream.getvalue().splitlines()] == [
+        "task=t:a", "task=t:b"]
+    assert "--- Logging error ---" in capsys.readouterr().err
+
+
+def test_a_line_is_made_by_the_formatter_the_handler_has_when_it_is_written() -> None:
+    """A formatter set between the run's end and the write (not one of
+    taskpack's) formats the line as the record ``logger.log`` would make."""
+    async def main(stream: io.StringIO) -> str:
+        log_run(tricky_run("x", "ok"), logging.INFO)
+        handler = logs.direct_handler(RUN_LOG, logging.INFO)
+        assert handler is not None
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message).14s"))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return stream.getvalue()
+
+    with alone() as stream:
+        assert asyncio.run(main(stream)) == "INFO taskpack.run task=t:x trigg\n"
