@@ -50,7 +50,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from .jsonenc import encoder
 
@@ -225,10 +225,11 @@ class _Line:
     def render(self, formatter: logging.Formatter | None) -> str:
         """The line as ``formatter`` writes it (as the record it stands for,
         when ``formatter`` is not one of this module's)."""
-        if isinstance(formatter, TextFormatter | JsonFormatter):
-            return formatter.format_parts(
+        if type(formatter) in _FORMATTERS:  # exactly: a subclass may format otherwise
+            ours = cast(TextFormatter | JsonFormatter, formatter)
+            return ours.format_parts(
                 self.created, logging.getLevelName(self.level), self.name, self.message(),
-                self.fields() if formatter.SHOWS_FIELDS else None, self.exc)
+                self.fields() if ours.SHOWS_FIELDS else None, self.exc)
         return (formatter or logging.Formatter()).format(self.record())
 
     def record(self) -> logging.LogRecord:
@@ -237,7 +238,7 @@ class _Line:
         record = logging.LogRecord(self.name, self.level, "", 0, self.message(), None,
                                    (type(exc), exc, exc.__traceback__) if exc else None)
         record.created = self.created
-        record.msecs = self.created % 1 * 1000
+        record.msecs = int((self.created - int(self.created)) * 1000) + 0.0  # as LogRecord's
         setattr(record, FIELDS, self.fields())
         return record
 

@@ -535,14 +535,24 @@ def test_a_line_that_cannot_be_made_is_reported_and_the_others_are_written(
     assert "--- Logging error ---" in capsys.readouterr().err
 
 
-def test_a_line_is_made_by_the_formatter_the_handler_has_when_it_is_written() -> None:
-    """A formatter set between the run's end and the write (not one of
-    taskpack's) formats the line as the record ``logger.log`` would make."""
+class ShortLines(logs.TextFormatter):
+    """A user's subclass of taskpack's formatter, formatting records its own way."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname} {record.name} {record.getMessage()[:14]}"
+
+
+@pytest.mark.parametrize("formatter", [
+    logging.Formatter("%(levelname)s %(name)s %(message).14s"), ShortLines()])
+def test_a_line_is_made_by_the_formatter_the_handler_has_when_it_is_written(
+        formatter: logging.Formatter) -> None:
+    """A formatter set between the run's end and the write (not exactly one
+    of taskpack's) formats the line as the record ``logger.log`` would make."""
     async def main(stream: io.StringIO) -> str:
         log_run(tricky_run("x", "ok"), logging.INFO)
         handler = logs.direct_handler(RUN_LOG, logging.INFO)
         assert handler is not None
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message).14s"))
+        handler.setFormatter(formatter)
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         return stream.getvalue()
