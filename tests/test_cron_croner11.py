@@ -52,7 +52,7 @@ def test_fire_times_are_croner_11s(case: dict[str, object]) -> None:
 
 
 def test_single_forms_keep_their_types() -> None:
-    """One item is the form croniter evaluates, as before."""
+    """One item keeps its single form (what the platforms take), as before."""
     assert CronExpr.parse("0 0 * * FRIL").days_of_week == NthWeekday(5, None)
     assert CronExpr.parse("0 0 * * MON#2").days_of_week == NthWeekday(1, 2)
     assert not CronExpr.parse("0 0 L * *").uses_extension_lists
