@@ -96,7 +96,7 @@ class LastDay:
     """``L`` in day-of-month: the month's last day."""
 
     def matches(self, day: date) -> bool:
-        return day.day == calendar.monthrange(day.year, day.month)[1]
+        return _is_last_day(day)
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class NthWeekday:
         if _weekday(day) != self.weekday:
             return False
         if self.nth is None:
-            return day.day + 7 > calendar.monthrange(day.year, day.month)[1]
+            return day.day + 7 > _month_length(day)
         return (day.day - 1) // 7 + 1 == self.nth
 
 
@@ -136,9 +136,9 @@ class DayList:
     nearest: Values
 
     def matches(self, day: date) -> bool:
-        if day.day in self.days or (self.last and LastDay().matches(day)):
+        if day.day in self.days or (self.last and _is_last_day(day)):
             return True
-        return any(NearestWeekday(n).matches(day) for n in self.nearest)
+        return any(_nearest_weekday(day.year, day.month, n) == day.day for n in self.nearest)
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,14 @@ DomSpec = Values | LastDay | NearestWeekday | DayList | None
 """Day-of-month: ``None`` is ``*``."""
 DowSpec = Values | NthWeekday | WeekdaySet | None
 """Day-of-week (0-6, 0 = Sunday): ``None`` is ``*``."""
+
+
+def _month_length(day: date) -> int:
+    return calendar.monthrange(day.year, day.month)[1]
+
+
+def _is_last_day(day: date) -> bool:
+    return day.day == _month_length(day)
 
 
 def _weekday(day: date) -> int:
@@ -348,7 +356,7 @@ class CronExpr:
         while ordinal <= last:
             day = date.fromordinal(ordinal)
             if day.month not in self.months:  # on to the next month's first day
-                ordinal += calendar.monthrange(day.year, day.month)[1] - day.day + 1
+                ordinal += _month_length(day) - day.day + 1
                 floor = None
                 continue
             if self._fires_on(day):
