@@ -559,3 +559,41 @@ def test_a_line_is_made_by_the_formatter_the_handler_has_when_it_is_written(
 
     with alone() as stream:
         assert asyncio.run(main(stream)) == "INFO taskpack.run task=t:x trigg\n"
+
+
+class FullDisk(io.StringIO):
+    """A stream whose writes fail with ENOSPC while ``full`` is set."""
+
+    full = True
+
+    def write(self, text: str) -> int:
+        if self.full:
+            raise OSError(28, "No space left on device")
+        return super().write(text)
+
+
+def test_a_stream_that_refuses_writes_loses_only_those_lines() -> None:
+    """Lines made when written (a run's) go to a stream that refuses them
+    (a full disk): the run and the loop go on, nothing is raised into the
+    loop, and lines written once the stream takes them again arrive whole."""
+    stream = FullDisk()
+    failures: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: failures.append(ctx))
+        log_run(tricky_run("lost", "ok"), logging.INFO)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        stream.full = False
+        log_run(tricky_run("kept", "ok"), logging.INFO)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    with alone():
+        handler = logs.direct_handler(RUN_LOG, logging.INFO)
+        assert handler is not None
+        handler.setStream(stream)
+        asyncio.run(main())
+    assert failures == []
+    assert [line.split(" run: ", 1)[1][:11] for line in stream.getvalue().splitlines()] == [
+        "task=t:kept"]
