@@ -1,9 +1,13 @@
 """What ``taskpack dev`` watches, with the operating system's file events.
 
-:class:`ProjectWatcher` reports changes to the config candidates and to
-every ``*.py`` file under the project root, skipping folders that start
-with ``.``, ``__pycache__``, ``node_modules``, ``site-packages``,
-virtualenvs (a folder with ``pyvenv.cfg``) and the build output. It uses
+:class:`ProjectWatcher` reports changes to the config candidates, to
+every ``*.py`` file under the project root and to its folders, skipping
+folders that start with ``.``, ``__pycache__``, ``node_modules``,
+``site-packages``, virtualenvs (a folder with ``pyvenv.cfg``) and the
+build output. Folders count because a folder's own event may be all there
+is: the OS watches a new folder only once its creation has been read, so
+files written into it at once (``git checkout``, an unpacked archive) have
+no events, and a folder moved in or out is one event. It uses
 ``watchfiles`` (inotify, FSEvents, ReadDirectoryChangesW), so an idle dev
 server costs nothing however many files the project has; where events do
 not arrive (some network or container file systems), ``WATCHFILES_FORCE_POLLING=1``
@@ -44,16 +48,24 @@ class ProjectWatcher:
         self._next: asyncio.Future[set[tuple[Change, str]]] | None = None
 
     def wanted(self, change: Change, path: str) -> bool:
-        """Whether an event on ``path`` is one of the project's files."""
+        """Whether an event on ``path`` is one of the project's files or
+        folders. A path removed without a suffix counts as a folder: what it
+        was can no longer be seen."""
+        from watchfiles import Change  # taskpack[server], as in start()
+
         try:
             rel = Path(path).relative_to(self.root)
         except ValueError:
             return False
         if rel.as_posix() in CANDIDATES:
             return True
-        if rel.suffix != ".py":
+        if rel.suffix == ".py":
+            folders = rel.parents
+        elif rel.suffix == "" if change == Change.deleted else Path(path).is_dir():
+            folders = (rel, *rel.parents)
+        else:
             return False
-        return not any(self._skipped(folder) for folder in rel.parents if folder.parts)
+        return not any(self._skipped(folder) for folder in folders if folder.parts)
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019  (one watcher per dev server)
     def _skipped(self, folder: Path) -> bool:
