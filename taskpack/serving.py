@@ -18,6 +18,7 @@ address cannot be bound (one ``error:`` line, from :func:`bind`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -145,6 +146,11 @@ async def _serve(server: Server, sock: socket.socket, grace: float,
         loop.add_signal_handler(sig, stop)
     try:
         await server.serve(sock, BACKLOG)
+        # What startup made (modules, tasks, the registry) lives as long as
+        # the process: the cyclic collector need not scan it again. A full
+        # collection under load then costs what requests made, not 2.6 ms
+        # per 22,000 objects of a 1,000-task bundle (the p99 shows it).
+        gc.freeze()
         if on_serving is not None:  # before any request is read
             on_serving()
         await stopped.wait()

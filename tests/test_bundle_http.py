@@ -6,12 +6,13 @@ driver in-process. The server's own rules: tests/test_http1.py."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -191,10 +192,11 @@ def test_the_dashboard_live_stream_is_streamed(server: ServerProcess) -> None:
 
 
 def serve_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, startup_fails: bool = False,
-                     shutdown_fails: bool = False) -> tuple[int, list[str]]:
+                     shutdown_fails: bool = False, also: Callable[[], None] = lambda: None,
+                     ) -> tuple[int, list[str]]:
     """``serving.run`` on a real socket: the given startup and
-    shutdown, stopped by a SIGTERM as soon as it serves; its status and
-    what ran. The SIGTERM's time, which the process keeps for its shutdown
+    shutdown, stopped by a SIGTERM as soon as it serves (after calling
+    ``also``); its status and what ran. The SIGTERM's time, which the process keeps for its shutdown
     grace (``server.note_stop_signal``), is forgotten after the test."""
     monkeypatch.setattr(taskpack.server, "_stop_signalled", None)
     registry = Registry(tmp_path, {})
@@ -213,6 +215,7 @@ def serve_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, startup_fa
 
     def serving() -> None:
         done.append("serving")
+        also()
         os.kill(os.getpid(), signal.SIGTERM)
 
     sock = bind("127.0.0.1", 0)
@@ -225,6 +228,22 @@ def serve_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, startup_fa
 def test_startup_then_serving_then_shutdown(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     assert serve_in_process(tmp_path, monkeypatch) == (0, ["startup", "serving", "shutdown"])
+
+
+def test_what_startup_made_is_frozen_before_serving(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The collector leaves alone what startup made (modules, tasks, the
+    registry): a full collection under load then scans only what requests
+    made (2.6 ms for the 22,000 objects of a 1,000-task bundle, else)."""
+    gc.unfreeze()
+    frozen: list[int] = []
+    try:
+        status, done = serve_in_process(tmp_path, monkeypatch,
+                                        also=lambda: frozen.append(gc.get_freeze_count()))
+    finally:
+        gc.unfreeze()
+    assert (status, done) == (0, ["startup", "serving", "shutdown"])
+    assert frozen[0] > 1000  # this test process's objects, startup's among them
 
 
 def test_a_failed_startup_serves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
