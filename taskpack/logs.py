@@ -143,9 +143,10 @@ _HEADS: dict[tuple[str, str], str] = {}
 and logger name (a few of each; the first 256 pairs kept)."""
 
 
-class TextFormatter(logging.Formatter):
-    """``<UTC time> <level> <logger>: <message>``, escaped to one line; a
-    traceback follows as indented, escaped continuation lines."""
+class _PartsFormatter(logging.Formatter):
+    """A formatter that makes a line from a record's parts
+    (:meth:`format_parts`), so that a run's line can be made without a
+    :class:`logging.LogRecord` (see :func:`log`)."""
 
     SHOWS_FIELDS = False
     """Whether a line shows the record's structured fields (else
@@ -161,6 +162,15 @@ class TextFormatter(logging.Formatter):
         """The line of a record with these attributes (``created``,
         ``levelname``, ``name``, its message, ``record.taskpack`` and the
         exception of its ``exc_info``), without the record."""
+        raise NotImplementedError
+
+
+class TextFormatter(_PartsFormatter):
+    """``<UTC time> <level> <logger>: <message>``, escaped to one line; a
+    traceback follows as indented, escaped continuation lines."""
+
+    def format_parts(self, created: float, level: str, name: str, message: str,
+                     fields: Mapping[str, Any] | None, exc: BaseException | None) -> str:
         head = _HEADS.get((level, name))
         if head is None:
             head = f" {level.lower():<7} {_short(name)}: "
@@ -176,16 +186,11 @@ class TextFormatter(logging.Formatter):
 _JSON = encoder(ensure_ascii=False, default=str)  # json.dumps's options, built once
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(_PartsFormatter):
     """One JSON object per line: ``time``, ``level``, ``logger``,
     ``message``, the record's structured fields, ``traceback``."""
 
     SHOWS_FIELDS = True
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self.format_parts(record.created, record.levelname, record.name,
-                                 record.getMessage(), getattr(record, FIELDS, None),
-                                 _exception(record))
 
     def format_parts(self, created: float, level: str, name: str, message: str,
                      fields: Mapping[str, Any] | None, exc: BaseException | None) -> str:
@@ -226,7 +231,7 @@ class _Line:
         """The line as ``formatter`` writes it (as the record it stands for,
         when ``formatter`` is not one of this module's)."""
         if type(formatter) in _FORMATTERS:  # exactly: a subclass may format otherwise
-            ours = cast(TextFormatter | JsonFormatter, formatter)
+            ours = cast(_PartsFormatter, formatter)
             return ours.format_parts(
                 self.created, logging.getLevelName(self.level), self.name, self.message(),
                 self.fields() if ours.SHOWS_FIELDS else None, self.exc)
