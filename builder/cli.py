@@ -11,7 +11,7 @@ imports); :data:`COMMANDS` lists them.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -38,8 +38,9 @@ COMMANDS = {
 class TaskpackGroup(click.Group):
     """Loads the commands of :data:`COMMANDS` on first use, and reports
     :class:`TaskpackError` as ``error: <line>`` on stderr and exits with its
-    code (with ``--debug``, the traceback instead); click's usage errors of
-    a command's arguments are one ``error:`` line too, exit 2."""
+    code (with ``--debug``, the traceback instead); click's usage errors,
+    of ``taskpack``'s own options or of a command's, are one ``error:``
+    line too, exit 2."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
@@ -54,6 +55,12 @@ class TaskpackGroup(click.Group):
             self.add_command(command, cmd_name)
         return command
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # `taskpack --bogus`: before any command
+            _usage_error(ctx, exc)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -67,10 +74,14 @@ class TaskpackGroup(click.Group):
             click.echo((exc.ctx or ctx).get_help())
             ctx.exit(0)
         except click.UsageError as exc:
-            # click's own bad-argument errors, as one line like ours.
-            command = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
-            click.echo(f"error: {exc.format_message()} (see `{command} --help`)", err=True)
-            ctx.exit(exc.exit_code)
+            _usage_error(ctx, exc)
+
+
+def _usage_error(ctx: click.Context, exc: click.UsageError) -> NoReturn:
+    """click's own bad-argument errors, as one line like ours."""
+    command = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+    click.echo(f"error: {exc.format_message()} (see `{command} --help`)", err=True)
+    ctx.exit(exc.exit_code)
 
 
 @click.group(cls=TaskpackGroup, invoke_without_command=True,

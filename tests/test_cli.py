@@ -171,6 +171,9 @@ def test_payload_refused_by_the_schema_exits_2(make_project: MakeProject) -> Non
     (("runs", "--limit", "0"), "error: Invalid value for '--limit': 0 is not in the range x>=1. "
                                "(see `taskpack runs --help`)"),
     (("frobnicate",), "error: No such command 'frobnicate'. (see `taskpack --help`)"),
+    (("--bogus",), "error: No such option '--bogus'. (see `taskpack --help`)"),
+    (("--debu", "build"), "error: No such option '--debu'. Did you mean '--debug'? "
+                          "(see `taskpack --help`)"),
     (("task", "run"), "error: Missing argument 'NAME'. (see `taskpack task run --help`)"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
