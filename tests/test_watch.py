@@ -9,7 +9,7 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from builder.watch import ProjectWatcher
+from taskpack.builder.watch import ProjectWatcher
 
 TASK = "from taskpack import define_task\n\n@define_task\ndef run(event):\n    return 1\n"
 
