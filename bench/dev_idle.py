@@ -1,7 +1,7 @@
 """Idle CPU of ``taskpack dev`` on a large project (issue 11, item 19).
 
 Run: ``.venv/bin/python bench/dev_idle.py`` (``--tasks 10000``,
-``--seconds 20``, ``--limit 2``). It generates a project of ``--tasks``
+``--seconds 20``, ``--limit 5``). It generates a project of ``--tasks``
 task files (bench/projects.py), starts ``taskpack dev`` on it, waits until
 it serves and has settled, then reads the process's CPU time (user +
 system, from ``/proc/<pid>/stat``) across ``--seconds`` of idleness and
@@ -11,7 +11,12 @@ when the idle figure is above ``--limit`` percent, so ``make bench`` fails
 on a regression. Linux only (``/proc``).
 
 Before OS file events (a stat of every file every 0.3 s) this was about
-41 % of a core at 10,000 files.
+41 % of a core at 10,000 files. What is left is the dev server's own
+timers, whatever the project's size: uvicorn's tick and the watcher's
+check for a stop, each ten times a second, and the job queue's look at the
+SQLite store once a second (for jobs other processes enqueued): 0.75-2.15 %
+of a core over five runs on 2026-11-30, so the limit sits well above that
+and far below the poller it guards against.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--limit", type=float, default=2.0, help="percent of one core")
+    parser.add_argument("--limit", type=float, default=5.0, help="percent of one core")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="taskpack-dev-idle-") as folder:
         root = make_project(Path(folder) / "project", args.tasks)

@@ -34,6 +34,16 @@ SETTLE_MS = 100
 """How long a batch of changes must have been quiet before it is reported."""
 
 
+def _is_folder(change: Change, path: str) -> bool:
+    """Whether the event is on a folder. A path removed without a suffix
+    counts as one: what it was can no longer be seen."""
+    from watchfiles import Change  # taskpack[server], as in ProjectWatcher.start()
+
+    if change == Change.deleted:
+        return not Path(path).suffix
+    return Path(path).is_dir()
+
+
 class ProjectWatcher:
     """File events under ``root`` that matter to the project (see the
     module docstring). :meth:`start` begins watching; :meth:`batches`
@@ -49,10 +59,7 @@ class ProjectWatcher:
 
     def wanted(self, change: Change, path: str) -> bool:
         """Whether an event on ``path`` is one of the project's files or
-        folders. A path removed without a suffix counts as a folder: what it
-        was can no longer be seen."""
-        from watchfiles import Change  # taskpack[server], as in start()
-
+        folders."""
         try:
             rel = Path(path).relative_to(self.root)
         except ValueError:
@@ -61,7 +68,7 @@ class ProjectWatcher:
             return True
         if rel.suffix == ".py":
             folders = rel.parents
-        elif rel.suffix == "" if change == Change.deleted else Path(path).is_dir():
+        elif _is_folder(change, path):
             folders = (rel, *rel.parents)
         else:
             return False
