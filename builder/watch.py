@@ -66,13 +66,12 @@ class ProjectWatcher:
             return False
         if rel.as_posix() in CANDIDATES:
             return True
-        if rel.suffix == ".py":
-            folders = rel.parents
-        elif _is_folder(change, path):
-            folders = (rel, *rel.parents)
-        else:
+        # Skipped folders first: their events (.git, node_modules) cost no stat.
+        if any(self._skipped(folder) for folder in rel.parents if folder.parts):
             return False
-        return not any(self._skipped(folder) for folder in folders if folder.parts)
+        if rel.suffix == ".py":
+            return True
+        return _is_folder(change, path) and not (rel.parts and self._skipped(rel))
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019  (one watcher per dev server)
     def _skipped(self, folder: Path) -> bool:
